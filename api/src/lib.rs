@@ -1,0 +1,53 @@
+//! `berth-api`: the resource types of group `berth.dev/v1alpha1`, their
+//! defaults, and the resource arithmetic every other crate shares.
+//!
+//! The types derive `kube::CustomResource`, so the CRDs in `manifests/crds/`
+//! are generated from this crate (`berth crds`) and never edited by hand.
+//!
+//! Layout:
+//! - `quantity`: Kubernetes quantity strings (`500m`, `256Mi`) parsed and formatted.
+//! - `resources`: `Resources` (what a manifest says) and `ResourceVec` (what code adds up).
+//! - `condition`: the standard condition shape and helpers to set one.
+//! - `cluster`, `agent`, `framework`, `job`, `offer`, `placement`: one kind each.
+//! - `crds`: every CRD, as objects and as YAML.
+
+pub mod agent;
+pub mod cluster;
+pub mod condition;
+pub mod crds;
+pub mod framework;
+pub mod job;
+pub mod offer;
+pub mod placement;
+pub mod quantity;
+pub mod resources;
+
+pub use agent::{Agent, AgentSpec, AgentStatus, Claim, ClaimKind};
+pub use cluster::{Cluster, ClusterSpec, ClusterStatus};
+pub use condition::Condition;
+pub use framework::{Framework, FrameworkSpec, FrameworkStatus};
+pub use job::{Job, JobSpec, JobStatus, TaskGroup};
+pub use offer::{Offer, OfferSpec, OfferStatus};
+pub use placement::{Phase, Placement, PlacementSpec, PlacementStatus};
+pub use quantity::Quantity;
+pub use resources::{ResourceVec, Resources};
+
+/// The API group of every Berth kind.
+pub const GROUP: &str = "berth.dev";
+/// The served version of every Berth kind.
+pub const VERSION: &str = "v1alpha1";
+
+/// Label set on every placement: the name of the Job it runs a task of.
+pub const LABEL_JOB: &str = "berth.dev/job";
+/// Label set on every placement: its task group.
+pub const LABEL_TASK_GROUP: &str = "berth.dev/task-group";
+
+/// The current time as a Kubernetes timestamp (RFC 3339, whole seconds, UTC).
+pub fn now_rfc3339() -> String {
+    format_time(jiff::Timestamp::now())
+}
+
+/// A timestamp in the form Kubernetes writes (`2026-01-02T03:04:05Z`).
+pub fn format_time(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

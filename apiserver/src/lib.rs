@@ -1,0 +1,2 @@
+//! `berth-apiserver`: the versioned API store.
+pub mod storage;

@@ -1,0 +1,2 @@
+//! `berth-agent`: the node agent.
+pub mod runtime;

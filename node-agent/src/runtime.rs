@@ -1,0 +1,87 @@
+//! The container runtime as the agent sees it: one trait, one real
+//! implementation (`containerd`), and a recording fake for unit tests of
+//! the agent's decisions.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Registry credentials for one pull.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryAuth {
+    pub username: String,
+    pub password: String,
+}
+
+/// Everything needed to create and start one container.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ContainerSpec {
+    /// The container id in the runtime (unique; derived from the placement UID).
+    pub id: String,
+    /// Image reference, e.g. `localhost:5000/berth/demo:latest`.
+    pub image: String,
+    /// Replaces the image's entrypoint when non-empty.
+    pub command: Vec<String>,
+    /// Replaces the image's cmd when non-empty (or when `command` is set).
+    pub args: Vec<String>,
+    /// Added to (and overriding) the image's environment.
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+    /// CPU limit in thousandths of a core (0 = none): cgroup CFS quota.
+    pub cpu_millis: u64,
+    /// Memory limit in bytes (0 = none): cgroup memory limit, no swap.
+    pub memory_bytes: u64,
+    /// Labels stored on the container (the agent finds its containers by these).
+    pub labels: BTreeMap<String, String>,
+    /// stdout and stderr are appended here.
+    pub log_path: PathBuf,
+}
+
+/// How a container's process ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExitStatus {
+    pub code: i32,
+    /// True when the kernel's OOM killer ended it for exceeding its memory limit.
+    pub oom_killed: bool,
+    /// RFC 3339 time of exit.
+    pub finished_at: String,
+}
+
+/// A container the runtime knows about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub labels: BTreeMap<String, String>,
+    /// True while its process runs.
+    pub running: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The image could not be pulled; the message is the registry's.
+    #[error("pulling {image}: {message}")]
+    ImagePull { image: String, message: String },
+    #[error("container {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A container runtime. Every method is idempotent where it can be:
+/// pulling a present image, killing a dead container and removing a
+/// missing one succeed.
+pub trait Runtime: Send + Sync + 'static {
+    /// Makes `image` present and unpacked, pulling it if needed.
+    fn pull(&self, image: &str, auth: Option<&RegistryAuth>) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// Creates the container and starts its process.
+    fn start(&self, spec: &ContainerSpec) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// Waits for the container's process to exit (returns at once if it has).
+    fn wait(&self, id: &str) -> impl Future<Output = Result<ExitStatus, RuntimeError>> + Send;
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the container's process.
+    fn kill(&self, id: &str, signal: i32) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// Deletes the container, its task and its snapshot.
+    fn remove(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// Every container of this agent's namespace.
+    fn list(&self) -> impl Future<Output = Result<Vec<ContainerInfo>, RuntimeError>> + Send;
+    /// `name version`, e.g. `containerd 1.6.20`.
+    fn version(&self) -> impl Future<Output = Result<String, RuntimeError>> + Send;
+}
