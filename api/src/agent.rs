@@ -55,9 +55,15 @@ pub struct AgentStatus {
     /// The machine's hostname.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// Where the agent serves placement logs, e.g. `http://10.0.0.5:10250`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     /// The container runtime, e.g. `containerd 1.6.20`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
+    /// When the agent last reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat_time: Option<String>,
     /// `Ready` while the agent is alive and reporting.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
@@ -76,6 +82,10 @@ pub struct Claim {
     pub uid: String,
     /// The resources held.
     pub resources: Resources,
+    /// When the claim was made; a claim whose placement never appears is
+    /// released after a grace period measured from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
 }
 
 /// What a claim is for.

@@ -10,12 +10,14 @@
 //! - `condition`: the standard condition shape and helpers to set one.
 //! - `cluster`, `agent`, `framework`, `job`, `offer`, `placement`: one kind each.
 //! - `crds`: every CRD, as objects and as YAML.
+//! - `invariants`: DESIGN.md's invariants as checks tests call.
 
 pub mod agent;
 pub mod cluster;
 pub mod condition;
 pub mod crds;
 pub mod framework;
+pub mod invariants;
 pub mod job;
 pub mod offer;
 pub mod placement;

@@ -52,7 +52,7 @@ impl Quantity {
 
     /// Formats thousandths of a core as Kubernetes does: `1500m`, `2`.
     pub fn from_millis(m: u64) -> Self {
-        if m % 1000 == 0 { Quantity((m / 1000).to_string()) } else { Quantity(format!("{m}m")) }
+        if m.is_multiple_of(1000) { Quantity((m / 1000).to_string()) } else { Quantity(format!("{m}m")) }
     }
 
     /// Formats bytes with the largest binary suffix that divides them.
@@ -60,7 +60,7 @@ impl Quantity {
         const SUFFIXES: [(&str, u32); 5] = [("Pi", 50), ("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)];
         for (suffix, shift) in SUFFIXES {
             let unit = 1u64 << shift;
-            if b != 0 && b % unit == 0 {
+            if b != 0 && b.is_multiple_of(unit) {
                 return Quantity(format!("{}{suffix}", b / unit));
             }
         }
@@ -176,7 +176,8 @@ impl JsonSchema for Quantity {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "x-kubernetes-int-or-string": true,
-            "anyOf": [{"type": "integer"}, {"type": "string", "pattern": PATTERN}],
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": PATTERN,
         })
     }
 }

@@ -1,2 +1,42 @@
-//! `berth-apiserver`: the versioned API store.
+//! `berth-apiserver`: Berth's versioned API store — a Kubernetes-compatible
+//! REST and watch server over a revisioned key-value [`storage::Storage`],
+//! serving the kinds of the CRDs it is given (and any created later) plus
+//! the Kubernetes kinds Berth needs (`Namespace`, `Event`, `Secret`,
+//! `Lease`, `CustomResourceDefinition`). Real `kubectl` and kube-rs work
+//! against it unchanged.
+//!
+//! Start it with [`serve`] on a bound listener:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), berth_apiserver::Error> {
+//! let store = berth_apiserver::storage::Embedded::open(std::path::Path::new("/var/lib/berth/store.redb"))?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:6443").await?;
+//! berth_apiserver::serve(listener, store, vec![], std::future::pending()).await
+//! # }
+//! ```
+//!
+//! Layout:
+//! - `storage`: the `Storage` trait, its conformance suite, and the embedded (redb) backend.
+//! - `server`: routing, the request context and `serve`; one file per verb
+//!   (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`), plus
+//!   `discovery`, `openapi`, `table`, `admit`, `bootstrap`, `compactor`.
+//! - `registry`: the served kinds — built-in ones and those of each CRD.
+//! - `validation`: names and labels, and the CRD structural-schema validator.
+//! - `selector`: label and field selectors.
+//! - `jsonpath`: the JSONPath subset printer columns and selectable fields use.
+//! - `error`: the error type and its one mapping to `metav1.Status`.
+//! - `kubeconfig`: a kubeconfig pointing at a server.
+
+pub mod error;
+pub mod jsonpath;
+pub mod kubeconfig;
+pub mod registry;
+pub mod selector;
+pub mod server;
 pub mod storage;
+pub mod validation;
+
+pub use error::Error;
+pub use kubeconfig::kubeconfig;
+pub use server::{Options, serve, serve_with};
+pub use storage::{Embedded, Storage, StorageError};

@@ -1,1 +1,144 @@
-fn main() {}
+//! `berth`: the one binary. Each subcommand parses its flags and calls the
+//! library that does the work.
+
+mod client;
+mod logs;
+mod up;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "Berth: a cluster manager with offers and shared-state scheduling behind a Kubernetes API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole system on this machine: API server on an embedded store, controllers and one agent
+    Up(up::UpArgs),
+    /// Run the API server alone (Kubernetes-compatible API over the embedded store)
+    Apiserver(ApiserverArgs),
+    /// Run the controllers alone (Job scheduling, claim ledgers, garbage collection)
+    Controllers(ClientArgs),
+    /// Run a node agent alone: register this machine and run its placements in containerd
+    Agent(AgentArgs),
+    /// Print the CRDs of Berth's kinds as YAML, or write one file per CRD into a directory
+    Crds {
+        /// Write `<crd name>.yaml` files here instead of printing
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Print the output of a Job's tasks
+    Logs(logs::LogsArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct ClientArgs {
+    /// The kubeconfig to reach the API server with (default: $KUBECONFIG, then ~/.kube/config)
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ApiserverArgs {
+    /// Where the embedded store keeps its data file
+    #[arg(long, default_value = ".berth")]
+    data_dir: PathBuf,
+    /// Address to serve the API on
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+}
+
+#[derive(Args, Clone)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The Agent's name (default: this machine's hostname)
+    #[arg(long)]
+    name: Option<String>,
+    /// containerd's socket
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    containerd_socket: PathBuf,
+    /// The containerd namespace the agent's containers live in
+    #[arg(long, default_value = "berth")]
+    containerd_namespace: String,
+    /// Where logs of placements are kept
+    #[arg(long, default_value = ".berth/agent")]
+    data_dir: PathBuf,
+    /// CPU offered to placements (default: the machine's cores), e.g. `2` or `1500m`
+    #[arg(long)]
+    cpu: Option<String>,
+    /// Memory offered to placements (default: the machine's memory), e.g. `4Gi`
+    #[arg(long)]
+    memory: Option<String>,
+    /// Address the agent serves placement logs on
+    #[arg(long, default_value = "127.0.0.1:10250")]
+    logs_listen: SocketAddr,
+    /// Seconds between heartbeats
+    #[arg(long, default_value_t = 5)]
+    heartbeat_seconds: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| "info,kube=warn,tower=warn".into()),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up::up(args).await,
+            Command::Apiserver(args) => up::apiserver(&args.data_dir, args.listen, shutdown_signal()).await,
+            Command::Controllers(args) => {
+                let client = client::connect(args.kubeconfig.as_deref()).await?;
+                berth_controllers::run(client, shutdown_signal()).await.context("controllers")
+            }
+            Command::Agent(args) => {
+                let client = client::connect(args.client.kubeconfig.as_deref()).await?;
+                up::agent(client, &args, shutdown_signal()).await
+            }
+            Command::Crds { dir } => crds(dir),
+            Command::Logs(args) => logs::logs(args).await,
+        }
+    })
+}
+
+fn crds(dir: Option<PathBuf>) -> anyhow::Result<()> {
+    match dir {
+        None => print!("{}", berth_api::crds::to_yaml_stream()),
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            for (name, yaml) in berth_api::crds::files() {
+                let path = dir.join(name);
+                std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => futures::future::pending::<()>().await } } => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,1 +1,116 @@
-//! `berth-controllers`
+//! `berth-controllers`: the reconcilers that turn `Job`s into `Placement`s
+//! and keep agents' claim ledgers true. They talk to the store only
+//! through the Kubernetes API, so they run unchanged on kube-apiserver.
+//!
+//! Layout:
+//! - `scheduler::plan`: the pure planner (agents and demand in, a plan out).
+//! - `scheduler::claim`: the applier writing claims with resourceVersion preconditions.
+//! - `job`: the `builtin-batch` Job reconciler (shared-state mode).
+//! - `job_status`: a Job's status computed from its placements.
+//! - `ledger`: releases claims of finished or never-created placements.
+//! - `gc`: deletes placements whose Job is gone.
+
+pub mod gc;
+pub mod job;
+pub mod job_status;
+pub mod ledger;
+pub mod scheduler;
+
+use std::sync::Arc;
+
+use berth_api::resources::ResourceError;
+use berth_api::{Agent, Job, Placement};
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::{Client, ResourceExt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("task resources: {0}")]
+    Resources(#[from] ResourceError),
+    #[error("agent {0}'s ledger kept changing; giving up this round")]
+    Contended(String),
+}
+
+/// What every reconciler shares: the client and the caches.
+pub struct Context {
+    pub client: Client,
+    pub agents: Store<Agent>,
+    pub placements: Store<Placement>,
+    pub jobs: Store<Job>,
+}
+
+/// A cache of all objects of `K`, kept current by a watch in the background.
+fn cache<K>(api: Api<K>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api, watcher::Config::default())).default_backoff().applied_objects();
+    tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+    reader
+}
+
+/// Runs every controller until `shutdown` resolves.
+pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Result<(), Error> {
+    let agents = cache(Api::<Agent>::all(client.clone()));
+    let placements = cache(Api::<Placement>::all(client.clone()));
+    let jobs_controller = Controller::new(Api::<Job>::all(client.clone()), watcher::Config::default())
+        .owns(Api::<Placement>::all(client.clone()), watcher::Config::default());
+    let jobs = jobs_controller.store();
+    let (_, _, _) = tokio::join!(agents.wait_until_ready(), placements.wait_until_ready(), futures::future::ready(()));
+    let ctx = Arc::new(Context { client: client.clone(), agents, placements, jobs: jobs.clone() });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    // A change on any agent (capacity freed, agent ready) may let waiting Jobs place.
+    let waiting = jobs.clone();
+    let job_loop = jobs_controller
+        .watches(Api::<Agent>::all(client.clone()), watcher::Config::default(), move |_agent| {
+            waiting
+                .state()
+                .into_iter()
+                .filter(|j| !job_status::is_finished(j))
+                .map(|j| ObjectRef::from_obj(&*j))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(stopped())
+        .run(job::reconcile, job::error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    let ledger_loop = Controller::new(Api::<Agent>::all(client.clone()), watcher::Config::default())
+        .watches(Api::<Placement>::all(client.clone()), watcher::Config::default(), |p| {
+            Some(ObjectRef::<Agent>::new(&p.spec.agent))
+        })
+        .graceful_shutdown_on(stopped())
+        .run(ledger::reconcile, ledger::error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    let gc_loop = Controller::new(Api::<Placement>::all(client.clone()), watcher::Config::default())
+        .watches(Api::<Job>::all(client.clone()), watcher::Config::default(), |j| {
+            tracing::trace!(job = %j.name_any(), "job changed");
+            None::<ObjectRef<Placement>>
+        })
+        .graceful_shutdown_on(stopped())
+        .run(gc::reconcile, gc::error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    tracing::info!("controllers running");
+    tokio::join!(job_loop, ledger_loop, gc_loop);
+    Ok(())
+}

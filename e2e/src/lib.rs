@@ -1,1 +1,29 @@
-//! Harness for end-to-end tests.
+//! `berth-e2e`: the harness of Berth's end-to-end tests. It starts real
+//! processes in temporary directories — containerd with runc, a local OCI
+//! registry with a demo image built from busybox-static, `berth up` — and
+//! drives them with the real `kubectl`. Every server binds to loopback or a
+//! unix socket; every process is stopped by PID when its handle drops.
+//!
+//! Layout:
+//! - `containerd`: a containerd of the test's own.
+//! - `registry`: a local registry, and the demo image pushed to it.
+//! - `berth`: a `berth up` process, with kubectl and `berth` CLI helpers.
+//! - `poll`: waiting on a condition with a deadline, never a blind sleep.
+//! - `process`: running, describing and stopping child processes.
+
+pub mod berth;
+pub mod containerd;
+pub mod poll;
+pub mod process;
+pub mod registry;
+
+pub use containerd::Containerd;
+pub use process::{output_text, run_with_stdin, terminate};
+pub use registry::{Registry, build_demo_image};
+
+/// Panics with the Debian package to install when `tool` is not on PATH.
+pub fn require(tool: &str, package: &str) {
+    let found =
+        std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()));
+    assert!(found, "{tool} is not installed: run `make deps` (apt-get install {package})");
+}

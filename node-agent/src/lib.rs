@@ -1,2 +1,119 @@
-//! `berth-agent`: the node agent.
+//! `berth-agent`: the node agent. It registers its machine as an `Agent`,
+//! reports that it is alive, runs the placements bound to it through a
+//! container runtime (containerd), reports their phases, and serves their
+//! logs. It talks to the store only through the Kubernetes API.
+//!
+//! Layout:
+//! - `config`: the agent's settings and the machine's capacity.
+//! - `register`: creating the `Agent` and the heartbeat.
+//! - `watch`: the main loop over this agent's placements.
+//! - `supervisor`: one placement's life, pull to exit, as a state machine.
+//! - `logs`: the HTTP log server behind `berth logs`.
+//! - `runtime`: the container runtime trait.
+//! - `containerd`: the runtime on containerd.
+//! - `fake`: a recording runtime for tests of the agent's decisions.
+
+pub mod config;
+pub mod containerd;
+pub mod fake;
+pub mod logs;
+pub mod register;
 pub mod runtime;
+pub mod supervisor;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use berth_api::Agent;
+use berth_api::placement::IllegalTransition;
+use kube::Client;
+use kube::api::Api;
+use tokio::task::AbortHandle;
+
+pub use config::AgentConfig;
+use runtime::{Runtime, RuntimeError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Transition(#[from] IllegalTransition),
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+/// What the agent's tasks share.
+pub struct AgentContext<R> {
+    pub client: Client,
+    pub runtime: R,
+    pub config: AgentConfig,
+    /// Placement UID → (`namespace/name`, its supervisor).
+    running: Mutex<HashMap<String, (String, AbortHandle)>>,
+}
+
+impl<R> AgentContext<R> {
+    /// True while a supervisor runs for placement `namespace/name`.
+    pub fn is_running(&self, key: &str) -> bool {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).values().any(|(k, _)| k == key)
+    }
+}
+
+/// Runs the agent until `shutdown` resolves: registers, heartbeats, serves
+/// logs on `logs_listener`, and runs this agent's placements on `runtime`.
+pub async fn run<R: Runtime>(
+    client: Client,
+    runtime: R,
+    config: AgentConfig,
+    logs_listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    config.capacity().map_err(Error::Config)?;
+    let agents: Api<Agent> = Api::all(client.clone());
+    let version = runtime.version().await?;
+    let since = berth_api::now_rfc3339();
+    register::register(&agents, &config).await?;
+    register::heartbeat(&agents, &config, &version, &since).await?;
+    tracing::info!(agent = %config.name, runtime = %version, "agent ready");
+
+    let ctx = Arc::new(AgentContext { client, runtime, config, running: Mutex::new(HashMap::new()) });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let server = axum::serve(logs_listener, logs::router(ctx.clone())).with_graceful_shutdown(stopped());
+    let heartbeats = {
+        let ctx = ctx.clone();
+        let stop = stopped();
+        async move {
+            let mut tick = tokio::time::interval(ctx.config.heartbeat);
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => return,
+                    _ = tick.tick() => {
+                        if let Err(e) = register::heartbeat(&agents, &ctx.config, &version, &since).await {
+                            tracing::warn!(error = %e, "heartbeat failed");
+                        }
+                    }
+                }
+            }
+        }
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let (served, watched, ()) = tokio::join!(server, watch::watch_placements(ctx.clone(), stopped()), heartbeats);
+    served.map_err(|e| Error::Io("log server".into(), e))?;
+    watched
+}

@@ -85,3 +85,28 @@ pub trait Runtime: Send + Sync + 'static {
     /// `name version`, e.g. `containerd 1.6.20`.
     fn version(&self) -> impl Future<Output = Result<String, RuntimeError>> + Send;
 }
+
+/// A shared runtime is a runtime: tests keep a handle on the one the agent uses.
+impl<R: Runtime> Runtime for std::sync::Arc<R> {
+    async fn pull(&self, image: &str, auth: Option<&RegistryAuth>) -> Result<(), RuntimeError> {
+        (**self).pull(image, auth).await
+    }
+    async fn start(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        (**self).start(spec).await
+    }
+    async fn wait(&self, id: &str) -> Result<ExitStatus, RuntimeError> {
+        (**self).wait(id).await
+    }
+    async fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
+        (**self).kill(id, signal).await
+    }
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        (**self).remove(id).await
+    }
+    async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        (**self).list().await
+    }
+    async fn version(&self) -> Result<String, RuntimeError> {
+        (**self).version().await
+    }
+}

@@ -5,7 +5,10 @@
 //! object's JSON. Every write gets the next revision of one global counter;
 //! an object's `resourceVersion` is its `mod_revision`.
 
+pub mod conformance;
 pub mod embedded;
+
+pub use embedded::Embedded;
 
 use futures::stream::BoxStream;
 

@@ -1,0 +1,36 @@
+# The tasks a person runs. CI runs `make test` through .ci/run.
+CARGO ?= cargo
+BERTH := target/debug/berth
+
+.PHONY: up test e2e crds lint build deps unit
+
+## up: install what is missing, build, and run Berth here with a local containerd, registry and a demo job
+up: deps build
+	bash e2e/scripts/up.sh
+
+## test: lint, then every test (unit, integration, end-to-end with containerd and kubectl)
+test: deps lint
+	$(CARGO) test --workspace --no-fail-fast
+
+## e2e: only the end-to-end tests
+e2e: deps
+	$(CARGO) test -p berth-e2e --no-fail-fast
+
+## unit: tests that need no containerd or kubectl
+unit:
+	$(CARGO) test -p berth-api -p berth-controllers --lib
+
+## crds: regenerate manifests/crds from the types in api/
+crds:
+	$(CARGO) run -q --bin berth -- crds --dir manifests/crds
+
+## lint: formatting and clippy, warnings as errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+build:
+	$(CARGO) build --bin berth
+
+deps:
+	bash e2e/scripts/install-deps.sh

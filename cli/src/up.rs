@@ -1,0 +1,150 @@
+//! `berth up` and the parts it is made of: the API server on an embedded
+//! store, the controllers, and one agent on a local containerd.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use berth_agent::AgentConfig;
+use berth_agent::containerd::Containerd;
+use clap::Args;
+use futures::FutureExt;
+use futures::future::FusedFuture;
+
+use crate::AgentArgs;
+
+#[derive(Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    agent: AgentArgs,
+    /// Address to serve the API on
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Where the store, the kubeconfig and the logs are kept
+    #[arg(long = "state-dir", default_value = ".berth")]
+    state_dir: PathBuf,
+}
+
+/// Serves the API on `listen` from the embedded store in `data_dir`.
+pub async fn apiserver(
+    data_dir: &Path,
+    listen: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    serve_api(data_dir, listener, shutdown).await
+}
+
+async fn serve_api(
+    data_dir: &Path,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join("store.redb");
+    let store =
+        berth_apiserver::Embedded::open(&path).with_context(|| format!("opening the store {}", path.display()))?;
+    tracing::info!(addr = %listener.local_addr()?, store = %path.display(), "API server listening");
+    berth_apiserver::serve(listener, store, berth_api::crds::all(), shutdown).await.context("API server")
+}
+
+/// Runs one agent on the containerd at `args.containerd_socket`.
+pub async fn agent(
+    client: kube::Client,
+    args: &AgentArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let runtime = Containerd::connect(&args.containerd_socket, &args.containerd_namespace)
+        .await
+        .with_context(|| format!("connecting to containerd at {}", args.containerd_socket.display()))?;
+    let listener = tokio::net::TcpListener::bind(args.logs_listen)
+        .await
+        .with_context(|| format!("binding {}", args.logs_listen))?;
+    let data_dir = std::path::absolute(&args.data_dir)?;
+    let config = AgentConfig {
+        name: args.name.clone().unwrap_or_else(berth_agent::config::hostname),
+        data_dir,
+        cpu: args.cpu.as_deref().map(Into::into),
+        memory: args.memory.as_deref().map(Into::into),
+        endpoint: format!("http://{}", listener.local_addr()?),
+        heartbeat: Duration::from_secs(args.heartbeat_seconds),
+        kill_grace: Duration::from_secs(10),
+    };
+    berth_agent::run(client, runtime, config, listener, shutdown).await.context("agent")
+}
+
+pub async fn up(mut args: UpArgs) -> anyhow::Result<()> {
+    let state = std::path::absolute(&args.state_dir)?;
+    if args.agent.data_dir == Path::new(".berth/agent") {
+        args.agent.data_dir = state.join("agent");
+    }
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let kubeconfig = state.join("kubeconfig");
+    std::fs::create_dir_all(&state)?;
+    std::fs::write(&kubeconfig, berth_apiserver::kubeconfig(&url))
+        .with_context(|| format!("writing {}", kubeconfig.display()))?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let api = tokio::spawn({
+        let state = state.clone();
+        let stop = stopped();
+        async move { serve_api(&state, listener, stop).await }
+    });
+    let client = crate::client::connect(Some(&kubeconfig)).await?;
+    let controllers = tokio::spawn(berth_controllers::run(client.clone(), stopped()));
+    let agent_args = args.agent.clone();
+    let agent = tokio::spawn({
+        let stop = stopped();
+        async move { agent(client, &agent_args, stop).await }
+    });
+
+    println!("Berth is up: API server at {url}, state in {}", state.display());
+    println!();
+    println!("  export KUBECONFIG={}", kubeconfig.display());
+    println!("  kubectl apply -f manifests/examples/hello-job.yaml");
+    println!("  kubectl wait --for=condition=Complete jobs.berth.dev/hello");
+    println!("  kubectl get jobs.berth.dev,placements");
+    println!("  berth logs hello");
+    println!();
+    println!("Press Ctrl-C to stop.");
+
+    // Stop on Ctrl-C, or as soon as any part fails.
+    let mut api = api.fuse();
+    let mut agent = agent.fuse();
+    let failed: Option<anyhow::Error> = tokio::select! {
+        _ = crate::shutdown_signal() => None,
+        r = &mut api => Some(flatten(r).err().unwrap_or_else(|| anyhow::anyhow!("the API server stopped"))),
+        r = &mut agent => Some(flatten(r).err().unwrap_or_else(|| anyhow::anyhow!("the agent stopped"))),
+    };
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(15), async {
+        let _ = controllers.await;
+        if !agent.is_terminated() {
+            let _ = (&mut agent).await;
+        }
+        if !api.is_terminated() {
+            let _ = (&mut api).await;
+        }
+    })
+    .await;
+    match failed {
+        Some(e) => Err(e),
+        None => {
+            println!("Berth stopped.");
+            Ok(())
+        }
+    }
+}
+
+fn flatten(r: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    r.map_err(anyhow::Error::from).and_then(|r| r)
+}

@@ -1,0 +1,188 @@
+//! The `builtin-batch` Job reconciler in shared-state mode: every task
+//! instance without a placement is planned onto an agent, claimed on that
+//! agent's ledger with compare-and-swap, and given a `Placement`; the Job's
+//! status follows its placements.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::framework::{Mode, Scheduler};
+use berth_api::{Agent, Framework, Job, LABEL_JOB, LABEL_TASK_GROUP, Placement, PlacementSpec, TaskGroup};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use tracing::Instrument;
+
+use crate::job_status::{self, Observed};
+use crate::scheduler::claim::claim_on_agent;
+use crate::scheduler::plan::{AgentView, Demand, plan_binpack};
+use crate::{Context, Error};
+
+/// The name of instance `instance`'s attempt `attempt` of `group`.
+pub fn placement_name(job: &str, group: &str, instance: u32, attempt: u32) -> String {
+    format!("{job}-{group}-{instance}-{attempt}")
+}
+
+pub async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = job.namespace().unwrap_or_default();
+    let name = job.name_any();
+    if !is_ours(&job, &ctx, &ns).await? {
+        return Ok(Action::await_change());
+    }
+    let span = tracing::info_span!("job", job = format!("{ns}/{name}"));
+    reconcile_ours(job, ctx, ns, name).instrument(span).await
+}
+
+async fn reconcile_ours(job: Arc<Job>, ctx: Arc<Context>, ns: String, name: String) -> Result<Action, Error> {
+    let now = berth_api::now_rfc3339();
+
+    let uid = job.uid().unwrap_or_default();
+    let mut placements: BTreeMap<String, Placement> = ctx
+        .placements
+        .state()
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(&ns) && p.spec.job == name)
+        .filter(|p| p.owner_references().iter().any(|o| o.uid == uid))
+        .map(|p| (p.name_any(), (**p).clone()))
+        .collect();
+
+    let mut unschedulable = None;
+    if !job_status::is_finished(&job) {
+        let missing: Vec<(&TaskGroup, u32)> = job
+            .spec
+            .task_groups
+            .iter()
+            .flat_map(|g| (0..g.instances()).map(move |i| (g, i)))
+            .filter(|(g, i)| !placements.contains_key(&placement_name(&name, &g.name, *i, 0)))
+            .collect();
+        if !missing.is_empty() {
+            let created = place(&job, &ctx, &ns, &missing, &now).await?;
+            unschedulable = created.unplaced;
+            placements.extend(created.placements.into_iter().map(|p| (p.name_any(), p)));
+        }
+    }
+
+    let latest: Vec<&Placement> = placements.values().collect();
+    let status = job_status::compute(&job, &latest, Observed { unschedulable: unschedulable.as_deref() }, &now);
+    if job.status.as_ref() != Some(&status) {
+        let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+        let patch = serde_json::json!({ "status": status });
+        jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    }
+    Ok(match unschedulable {
+        Some(_) => Action::requeue(Duration::from_secs(5)),
+        None => Action::requeue(Duration::from_secs(60)),
+    })
+}
+
+pub fn error_policy(job: Arc<Job>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(job = %job.name_any(), %error, "reconcile failed");
+    Action::requeue(Duration::from_secs(2))
+}
+
+/// True when this Job is for the built-in batch scheduler in shared-state mode.
+async fn is_ours(job: &Job, ctx: &Context, ns: &str) -> Result<bool, Error> {
+    let Some(fw) = &job.spec.framework else { return Ok(true) };
+    let frameworks: Api<Framework> = Api::namespaced(ctx.client.clone(), ns);
+    Ok(match frameworks.get_opt(fw).await? {
+        Some(f) => f.spec.scheduler == Scheduler::BuiltinBatch && f.spec.mode == Mode::SharedState,
+        None => false,
+    })
+}
+
+struct Placed {
+    placements: Vec<Placement>,
+    unplaced: Option<String>,
+}
+
+/// Claims and creates placements for `missing` instances. A claim left in a
+/// ledger by an earlier round whose placement was never created is reused.
+async fn place(job: &Job, ctx: &Context, ns: &str, missing: &[(&TaskGroup, u32)], now: &str) -> Result<Placed, Error> {
+    let name = job.name_any();
+    let agents_api: Api<Agent> = Api::all(ctx.client.clone());
+    let agents: Vec<Arc<Agent>> = ctx.agents.state();
+    let by_name: BTreeMap<String, &TaskGroup> =
+        missing.iter().map(|(g, i)| (placement_name(&name, &g.name, *i, 0), *g)).collect();
+
+    let mut bound: Vec<(String, String)> = Vec::new();
+    let mut demands = Vec::new();
+    for (g, i) in missing {
+        let pname = placement_name(&name, &g.name, *i, 0);
+        let owner = format!("{ns}/{pname}");
+        let holder =
+            agents.iter().find(|a| a.status.as_ref().is_some_and(|s| s.claims.iter().any(|c| c.owner == owner)));
+        match holder {
+            Some(a) => bound.push((pname, a.name_any())),
+            None => demands.push(Demand { placement: pname, resources: g.resources.to_vec()? }),
+        }
+    }
+
+    let views: Vec<AgentView> = agents.iter().map(|a| AgentView::of(a)).collect();
+    let plan = plan_binpack(&views, &demands);
+    let mut unplaced: Option<String> = plan.unplaced.first().map(|(_, why)| why.clone());
+    for (agent, wanted) in &plan.assignments {
+        let cached = agents.iter().find(|a| &a.name_any() == agent).map(|a| (**a).clone());
+        let claimed = claim_on_agent(&agents_api, cached, agent, ns, wanted, now).await?;
+        if claimed.len() < wanted.len() {
+            unplaced.get_or_insert_with(|| format!("agent {agent} filled up while placing; retrying"));
+        }
+        bound.extend(claimed.into_iter().map(|d| (d.placement, agent.clone())));
+    }
+
+    let api: Api<Placement> = Api::namespaced(ctx.client.clone(), ns);
+    let mut placements = Vec::new();
+    for (pname, agent) in bound {
+        let group = by_name[&pname];
+        let instance = missing.iter().find(|(g, i)| placement_name(&name, &g.name, *i, 0) == pname).map_or(0, |m| m.1);
+        let p = new_placement(job, group, instance, &pname, &agent);
+        match api.create(&PostParams::default(), &p).await {
+            Ok(created) => {
+                tracing::info!(placement = %pname, %agent, "placed");
+                placements.push(created);
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => placements.push(api.get(&pname).await?),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Placed { placements, unplaced })
+}
+
+fn new_placement(job: &Job, g: &TaskGroup, instance: u32, name: &str, agent: &str) -> Placement {
+    let labels =
+        BTreeMap::from([(LABEL_JOB.to_string(), job.name_any()), (LABEL_TASK_GROUP.to_string(), g.name.clone())]);
+    let owner = OwnerReference {
+        api_version: Job::api_version(&()).into_owned(),
+        kind: Job::kind(&()).into_owned(),
+        name: job.name_any(),
+        uid: job.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    Placement {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: job.namespace(),
+            labels: Some(labels),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec: PlacementSpec {
+            agent: agent.to_string(),
+            job: job.name_any(),
+            task_group: g.name.clone(),
+            instance,
+            attempt: 0,
+            offer: None,
+            image: g.image.clone(),
+            command: g.command.clone(),
+            args: g.args.clone(),
+            env: g.env.clone(),
+            working_dir: g.working_dir.clone(),
+            resources: g.resources.clone(),
+            image_pull_secret: job.spec.image_pull_secret.clone(),
+        },
+        status: None,
+    }
+}

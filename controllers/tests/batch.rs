@@ -1,0 +1,184 @@
+//! The batch controller and an agent with the fake runtime, against a real
+//! in-process API server: Jobs are claimed, placed, run and reported, and
+//! no agent is ever overcommitted. (Real containers: see `e2e/`.)
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_agent::AgentConfig;
+use berth_agent::fake::Fake;
+use berth_agent::supervisor::container_id;
+use berth_api::invariants::assert_no_overcommit;
+use berth_api::job::EnvVar;
+use berth_api::{Agent, Condition, Job, JobSpec, Phase, Placement, Resources, TaskGroup};
+use kube::Client;
+use kube::api::{Api, ListParams, PostParams};
+use tokio::sync::watch;
+
+struct System {
+    client: Client,
+    fake: Arc<Fake>,
+    _stop: watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(hold: bool, cpu: &str, memory: &str) -> System {
+    let dir = tempfile::tempdir().unwrap();
+    let (stop, rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let store = berth_apiserver::Embedded::open(&dir.path().join("store.redb")).unwrap();
+    tokio::spawn(berth_apiserver::serve(listener, store, berth_api::crds::all(), stopped()));
+    let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    tokio::spawn(berth_controllers::run(client.clone(), stopped()));
+
+    let fake = Arc::new(Fake::new(hold));
+    let config = AgentConfig {
+        name: "agent-1".into(),
+        data_dir: dir.path().join("agent"),
+        cpu: Some(cpu.into()),
+        memory: Some(memory.into()),
+        endpoint: "http://127.0.0.1:1".into(),
+        heartbeat: Duration::from_secs(1),
+        kill_grace: Duration::from_secs(1),
+    };
+    let logs = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    tokio::spawn(berth_agent::run(client.clone(), fake.clone(), config, logs, stopped()));
+    let sys = System { client, fake, _stop: stop, _dir: dir };
+    let agents: Api<Agent> = Api::all(sys.client.clone());
+    eventually(&sys, "the agent to be ready", async || match agents.get_opt("agent-1").await {
+        Ok(Some(a)) if a.status.as_ref().is_some_and(|s| s.is_ready()) => Ok(()),
+        other => Err(format!("{other:?}")),
+    })
+    .await;
+    sys
+}
+
+fn job(name: &str, instances: u32, cpu: &str, memory: &str, exit: i32) -> Job {
+    Job::new(
+        name,
+        JobSpec {
+            task_groups: vec![TaskGroup {
+                name: "main".into(),
+                instances: Some(instances),
+                image: "registry.test/demo:1".into(),
+                env: vec![EnvVar { name: "FAKE_EXIT".into(), value: exit.to_string() }],
+                resources: Resources { cpu: Some(cpu.into()), memory: Some(memory.into()) },
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    )
+}
+
+/// Polls `check` until it returns `Ok`, checking the no-overcommit invariant
+/// at every look; panics with the last observation on timeout.
+async fn eventually<T>(sys: &System, what: &str, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let agents: Api<Agent> = Api::all(sys.client.clone());
+    loop {
+        if let Ok(list) = agents.list(&ListParams::default()).await {
+            assert_no_overcommit(&list.items);
+        }
+        match check().await {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > deadline => panic!("timed out waiting for {what}; last seen: {last}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+async fn condition(api: &Api<Job>, name: &str, type_: &str) -> Result<Condition, String> {
+    let j = api.get(name).await.map_err(|e| e.to_string())?;
+    let conds = j.status.map(|s| s.conditions).unwrap_or_default();
+    berth_api::condition::find(&conds, type_).cloned().ok_or_else(|| format!("no {type_} condition yet: {conds:?}"))
+}
+
+async fn true_condition(api: &Api<Job>, name: &str, type_: &str) -> Result<Condition, String> {
+    let c = condition(api, name, type_).await?;
+    if c.is_true() { Ok(c) } else { Err(format!("{c:?}")) }
+}
+
+#[tokio::test]
+async fn a_job_runs_to_complete_and_frees_its_claims() {
+    let sys = start(false, "1", "1Gi").await;
+    let jobs: Api<Job> = Api::namespaced(sys.client.clone(), "default");
+    jobs.create(&PostParams::default(), &job("ok", 2, "250m", "128Mi", 0)).await.unwrap();
+    let complete = eventually(&sys, "Complete", async || true_condition(&jobs, "ok", "Complete").await).await;
+    assert_eq!(complete.message, "2/2 tasks succeeded");
+    let j = jobs.get("ok").await.unwrap();
+    assert_eq!(j.status.as_ref().unwrap().observed_generation, j.metadata.generation);
+    let agents: Api<Agent> = Api::all(sys.client.clone());
+    eventually(&sys, "the ledger to be empty", async || {
+        let a = agents.get("agent-1").await.map_err(|e| e.to_string())?;
+        let claims = a.status.map(|s| s.claims).unwrap_or_default();
+        if claims.is_empty() { Ok(()) } else { Err(format!("{claims:?}")) }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_task_fails_the_job_with_its_exit_code() {
+    let sys = start(false, "1", "1Gi").await;
+    let jobs: Api<Job> = Api::namespaced(sys.client.clone(), "default");
+    jobs.create(&PostParams::default(), &job("bad", 1, "100m", "64Mi", 3)).await.unwrap();
+    let failed = eventually(&sys, "Failed", async || true_condition(&jobs, "bad", "Failed").await).await;
+    assert!(failed.message.contains("exit code 3 (Error)"), "{}", failed.message);
+}
+
+#[tokio::test]
+async fn a_job_too_big_for_any_agent_says_why() {
+    let sys = start(false, "1", "1Gi").await;
+    let jobs: Api<Job> = Api::namespaced(sys.client.clone(), "default");
+    jobs.create(&PostParams::default(), &job("huge", 1, "100m", "2Gi", 0)).await.unwrap();
+    let c = eventually(&sys, "an Unschedulable condition", async || {
+        let c = condition(&jobs, "huge", "Scheduled").await?;
+        if c.reason == "Unschedulable" { Ok(c) } else { Err(format!("{c:?}")) }
+    })
+    .await;
+    assert_eq!(c.message, "0/1 agents fit: 1 insufficient memory (need 2Gi, most free 1Gi)");
+}
+
+#[tokio::test]
+async fn tasks_that_do_not_fit_together_wait_and_never_overcommit() {
+    let sys = start(true, "1", "1Gi").await;
+    let jobs: Api<Job> = Api::namespaced(sys.client.clone(), "default");
+    jobs.create(&PostParams::default(), &job("a", 1, "600m", "64Mi", 0)).await.unwrap();
+    jobs.create(&PostParams::default(), &job("b", 1, "600m", "64Mi", 0)).await.unwrap();
+    let placements: Api<Placement> = Api::namespaced(sys.client.clone(), "default");
+    let first = eventually(&sys, "exactly one placement, running", async || {
+        let ps = placements.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
+        let running = ps.iter().filter(|p| p.status.as_ref().is_some_and(|s| s.phase == Phase::Running)).count();
+        match ps.as_slice() {
+            [p] if running == 1 => Ok(p.clone()),
+            _ => Err(format!("{} placements, {running} running", ps.len())),
+        }
+    })
+    .await;
+    let waiting = if first.spec.job == "a" { "b" } else { "a" };
+    eventually(&sys, "the other job to be unschedulable", async || {
+        let c = condition(&jobs, waiting, "Scheduled").await?;
+        if c.reason == "Unschedulable" && c.message.contains("insufficient cpu") {
+            Ok(())
+        } else {
+            Err(format!("{c:?}"))
+        }
+    })
+    .await;
+
+    sys.fake.release(&container_id(&first), 0);
+    eventually(&sys, "the other job to run and both to complete", async || {
+        if let Some(p) = placements.get_opt(&format!("{waiting}-main-0-0")).await.map_err(|e| e.to_string())? {
+            sys.fake.release(&container_id(&p), 0);
+        }
+        true_condition(&jobs, "a", "Complete").await?;
+        true_condition(&jobs, "b", "Complete").await
+    })
+    .await;
+}

@@ -1,0 +1,189 @@
+//! The walking skeleton, end to end: `kubectl apply` a Job → the API store
+//! → the batch controller's claim and placement → the agent pulls from a
+//! real registry and runs the container in containerd with runc → status
+//! back to `kubectl wait`. Each test starts its own containerd, registry and
+//! `berth up` in temporary directories.
+
+use std::time::Duration;
+
+use berth_e2e::berth::Berth;
+use berth_e2e::{Containerd, Registry, build_demo_image, output_text};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// Dropped in field order: berth first, then what it used.
+struct Env {
+    berth: Berth,
+    registry: Registry,
+    _containerd: Containerd,
+}
+
+impl Env {
+    fn start(cpu: &str, memory: &str) -> Env {
+        let containerd = Containerd::start();
+        let registry = Registry::start();
+        build_demo_image(&registry.host(), "berth/demo:latest");
+        let berth = Berth::up(containerd.socket(), cpu, memory);
+        Env { berth, registry, _containerd: containerd }
+    }
+
+    fn image(&self) -> String {
+        format!("{}/berth/demo:latest", self.registry.host())
+    }
+
+    fn apply(&self, yaml: &str) {
+        let out = self.berth.kubectl_stdin(&["apply", "-f", "-"], yaml);
+        assert!(out.status.success(), "kubectl apply failed: {}", output_text(&out));
+    }
+
+    /// Waits until the Job finishes, then checks it finished as `cond` with
+    /// `kubectl wait --for=condition=<cond>`; on failure shows what was seen.
+    fn wait_for(&self, job: &str, cond: &str) {
+        let object = format!("jobs.berth.dev/{job}");
+        let finished = berth_e2e::poll::poll(WAIT, || match self.berth.jsonpath(&object, ".status.phase").as_str() {
+            p @ ("Complete" | "Failed") => Ok(p.to_string()),
+            other => Err(format!("phase {other:?}")),
+        });
+        let out = self.berth.kubectl(&["wait", &format!("--for=condition={cond}"), "--timeout=20s", &object]);
+        if finished.as_deref() != Ok(cond) || !out.status.success() {
+            let yaml = self.berth.kubectl(&["get", "jobs.berth.dev,placements.berth.dev", "-o", "yaml"]);
+            panic!(
+                "job {job} did not become {cond} (saw {finished:?}); kubectl wait: {}\n{}\n--- berth log ---\n{}",
+                output_text(&out),
+                String::from_utf8_lossy(&yaml.stdout),
+                self.berth.log_tail()
+            );
+        }
+    }
+}
+
+fn job(name: &str, image: &str, script: &str, cpu: &str, memory: &str) -> String {
+    format!(
+        r#"apiVersion: berth.dev/v1alpha1
+kind: Job
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  taskGroups:
+    - name: main
+      image: {image}
+      command: ["/bin/sh", "-c"]
+      args: [{script:?}]
+      resources:
+        cpu: {cpu}
+        memory: {memory}
+"#
+    )
+}
+
+#[test]
+fn a_job_that_prints_succeeds_and_its_output_is_readable() {
+    let env = Env::start("1", "512Mi");
+    env.apply(&job("hello", &env.image(), "echo hello from the e2e test; echo second line", "100m", "32Mi"));
+    env.wait_for("hello", "Complete");
+
+    let logs = env.berth.berth(&["logs", "hello"]);
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert!(text.contains("hello from the e2e test\nsecond line"), "berth logs: {}", output_text(&logs));
+
+    let table = env.berth.kubectl(&["get", "jobs.berth.dev"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let header = table.lines().next().unwrap_or_default();
+    for column in ["NAME", "STATUS", "SUCCEEDED", "RUNNING", "FAILED", "AGE"] {
+        assert!(header.contains(column), "column {column} missing from:\n{table}");
+    }
+    assert!(table.lines().any(|l| l.starts_with("hello") && l.contains("Complete")), "{table}");
+    assert_eq!(env.berth.jsonpath("jobs.berth.dev/hello", ".status.tasks.succeeded"), "1");
+    assert_eq!(env.berth.jsonpath("placements.berth.dev/hello-main-0-0", ".status.exitCode"), "0");
+}
+
+#[test]
+fn a_job_that_exits_3_fails_with_the_exit_code_in_its_status() {
+    let env = Env::start("1", "512Mi");
+    env.apply(&job("three", &env.image(), "echo about to fail; exit 3", "100m", "32Mi"));
+    env.wait_for("three", "Failed");
+    assert_eq!(env.berth.jsonpath("placements.berth.dev/three-main-0-0", ".status.exitCode"), "3");
+    assert_eq!(env.berth.jsonpath("placements.berth.dev/three-main-0-0", ".status.phase"), "Failed");
+    let message = env.berth.jsonpath("jobs.berth.dev/three", r#".status.conditions[?(@.type=="Failed")].message"#);
+    assert!(message.contains("exit code 3"), "Failed condition says: {message}");
+}
+
+#[test]
+fn a_job_over_its_memory_limit_is_oom_killed() {
+    let env = Env::start("1", "512Mi");
+    // `tail` keeps the last line of a newline-free stream in memory: 200 MiB against a 16 MiB limit.
+    env.apply(&job("hog", &env.image(), "head -c 200m /dev/zero | tail >/dev/null", "100m", "16Mi"));
+    env.wait_for("hog", "Failed");
+    assert_eq!(env.berth.jsonpath("placements.berth.dev/hog-main-0-0", ".status.reason"), "OOMKilled");
+}
+
+#[test]
+fn jobs_that_do_not_fit_together_run_one_after_the_other() {
+    let mut env = Env::start("1", "100Mi");
+    env.apply(&job("first", &env.image(), "sleep 6; echo first done", "100m", "64Mi"));
+    env.berth.wait("the first job to run", WAIT, |b| {
+        let phase = b.jsonpath("placements.berth.dev/first-main-0-0", ".status.phase");
+        if phase == "Running" { Ok(()) } else { Err(format!("first is {phase:?}")) }
+    });
+    env.apply(&job("second", &env.image(), "echo second done", "100m", "64Mi"));
+
+    // While the first runs, the second waits and says why, in numbers.
+    let why = env.berth.wait("the second job to report it does not fit", WAIT, |b| {
+        let status = b.jsonpath("jobs.berth.dev/second", r#".status.conditions[?(@.type=="Scheduled")].status"#);
+        let message = b.jsonpath("jobs.berth.dev/second", r#".status.conditions[?(@.type=="Scheduled")].message"#);
+        if status == "False" && message.contains("insufficient memory") {
+            Ok(message)
+        } else {
+            Err(format!("{status} {message}"))
+        }
+    });
+    assert!(why.contains("need 64Mi"), "{why}");
+    let first_phase = env.berth.jsonpath("placements.berth.dev/first-main-0-0", ".status.phase");
+    assert_eq!(first_phase, "Running", "the second job must be refused while the first runs");
+
+    env.wait_for("first", "Complete");
+    env.wait_for("second", "Complete");
+    let first_end = env.berth.jsonpath("placements.berth.dev/first-main-0-0", ".status.finishedAt");
+    let second_start = env.berth.jsonpath("placements.berth.dev/second-main-0-0", ".status.startedAt");
+    assert!(second_start >= first_end, "second started at {second_start}, before first finished at {first_end}");
+    let allocated = env.berth.jsonpath("agents.berth.dev/agent-1", ".status.allocated.memory");
+    assert!(allocated == "0" || allocated.is_empty(), "claims left on the ledger after both finished: {allocated}");
+}
+
+#[test]
+fn an_invalid_manifest_is_refused_naming_the_field_and_nothing_is_stored() {
+    let env = Env::start("1", "512Mi");
+    let bad = job("bad", &env.image(), "true", "100m", "12x");
+    let out = env.berth.kubectl_stdin(&["apply", "-f", "-"], &bad);
+    assert!(!out.status.success(), "an invalid memory quantity was accepted: {}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("spec.taskGroups[0].resources.memory"), "kubectl said: {stderr}");
+
+    let no_image = job("bad", "", "true", "100m", "32Mi").replace("      image: \n", "");
+    let out = env.berth.kubectl_stdin(&["apply", "-f", "-"], &no_image);
+    assert!(!out.status.success(), "a task group without an image was accepted: {}", output_text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spec.taskGroups[0].image"), "{}", output_text(&out));
+
+    let get = env.berth.kubectl(&["get", "jobs.berth.dev", "bad"]);
+    assert!(
+        !get.status.success() && String::from_utf8_lossy(&get.stderr).contains("NotFound"),
+        "{}",
+        output_text(&get)
+    );
+}
+
+#[test]
+fn a_missing_image_is_reported_as_image_pull_failed() {
+    let env = Env::start("1", "512Mi");
+    let image = format!("{}/berth/does-not-exist:latest", env.registry.host());
+    env.apply(&job("nope", &image, "true", "100m", "32Mi"));
+    env.wait_for("nope", "Failed");
+    let p = "placements.berth.dev/nope-main-0-0";
+    assert_eq!(env.berth.jsonpath(p, ".status.reason"), "ImagePullFailed");
+    let message = env.berth.jsonpath(p, ".status.message");
+    assert!(
+        message.contains("does-not-exist"),
+        "the message should name the image and the registry's answer: {message}"
+    );
+}

@@ -1,0 +1,89 @@
+//! The agent's settings, and the machine's capacity when none is given.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_api::{Quantity, ResourceVec, Resources};
+
+/// How one agent runs.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The `Agent` object's name; the machine's hostname by default.
+    pub name: String,
+    /// Logs and state live under this directory.
+    pub data_dir: PathBuf,
+    /// CPU offered to placements; the machine's cores when unset.
+    pub cpu: Option<Quantity>,
+    /// Memory offered to placements; the machine's memory when unset.
+    pub memory: Option<Quantity>,
+    /// The URL others reach this agent's log server at.
+    pub endpoint: String,
+    /// How often the agent reports it is alive.
+    pub heartbeat: Duration,
+    /// How long a killed container gets between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+}
+
+impl AgentConfig {
+    /// The machine's capacity, with the configured overrides applied.
+    pub fn capacity(&self) -> Result<Resources, String> {
+        let machine = machine_capacity();
+        let cpu = self.cpu.clone().unwrap_or_else(|| Quantity::from_millis(machine.cpu_millis));
+        let memory = self.memory.clone().unwrap_or_else(|| Quantity::from_bytes(machine.memory_bytes));
+        let r = Resources { cpu: Some(cpu), memory: Some(memory) };
+        r.to_vec().map_err(|e| e.to_string())?;
+        Ok(r)
+    }
+
+    /// Where a placement's stdout and stderr go.
+    pub fn log_path(&self, namespace: &str, name: &str) -> PathBuf {
+        self.data_dir.join("logs").join(namespace).join(format!("{name}.log"))
+    }
+}
+
+/// The cores and memory this machine has.
+pub fn machine_capacity() -> ResourceVec {
+    let cores = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(0);
+    ResourceVec::new(cores * 1000, memory)
+}
+
+/// The machine's hostname.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_machine_has_cores_and_memory() {
+        let m = machine_capacity();
+        assert!(m.cpu_millis >= 1000 && m.memory_bytes > 0, "{m}");
+    }
+
+    #[test]
+    fn flags_override_the_machine() {
+        let cfg = AgentConfig {
+            name: "a".into(),
+            data_dir: "/tmp".into(),
+            cpu: Some("500m".into()),
+            memory: Some("12x".into()),
+            endpoint: String::new(),
+            heartbeat: Duration::from_secs(1),
+            kill_grace: Duration::from_secs(1),
+        };
+        assert!(cfg.capacity().unwrap_err().contains("memory"));
+    }
+}

@@ -1,0 +1,111 @@
+//! A recording runtime with no containers, for tests of the agent's and the
+//! controllers' decisions only. A container "exits" with the code in its
+//! `FAKE_EXIT` environment variable (default 0) once released; images whose
+//! reference contains `missing` fail to pull.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use tokio::sync::watch;
+
+use crate::runtime::{ContainerInfo, ContainerSpec, ExitStatus, RegistryAuth, Runtime, RuntimeError};
+
+/// What the fake was asked to do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    Pull(String),
+    Start(String),
+    Kill(String, i32),
+    Remove(String),
+}
+
+struct Container {
+    labels: BTreeMap<String, String>,
+    exit: watch::Sender<Option<i32>>,
+}
+
+/// The fake runtime. With `hold`, containers run until [`Fake::release`].
+#[derive(Default)]
+pub struct Fake {
+    pub hold: bool,
+    calls: Mutex<Vec<Call>>,
+    containers: Mutex<HashMap<String, Container>>,
+}
+
+impl Fake {
+    /// A fake whose containers exit at once (`hold = false`) or wait for [`Fake::release`].
+    pub fn new(hold: bool) -> Self {
+        Fake { hold, ..Default::default() }
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Lets a held container exit with `code`.
+    pub fn release(&self, id: &str, code: i32) {
+        if let Some(c) = self.containers.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            let _ = c.exit.send(Some(code));
+        }
+    }
+
+    fn record(&self, call: Call) {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).push(call);
+    }
+}
+
+impl Runtime for Fake {
+    async fn pull(&self, image: &str, _auth: Option<&RegistryAuth>) -> Result<(), RuntimeError> {
+        self.record(Call::Pull(image.to_string()));
+        if image.contains("missing") {
+            return Err(RuntimeError::ImagePull { image: image.into(), message: "manifest unknown".into() });
+        }
+        Ok(())
+    }
+
+    async fn start(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        self.record(Call::Start(spec.id.clone()));
+        let code = spec.env.iter().find(|(k, _)| k == "FAKE_EXIT").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+        let (exit, _) = watch::channel(if self.hold { None } else { Some(code) });
+        let labels = spec.labels.clone();
+        self.containers.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.id.clone(), Container { labels, exit });
+        Ok(())
+    }
+
+    async fn wait(&self, id: &str) -> Result<ExitStatus, RuntimeError> {
+        let mut rx = match self.containers.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            Some(c) => c.exit.subscribe(),
+            None => return Err(RuntimeError::NotFound(id.into())),
+        };
+        let code = rx.wait_for(Option::is_some).await.map_err(|_| RuntimeError::NotFound(id.into()))?.unwrap_or(0);
+        Ok(ExitStatus { code, oom_killed: false, finished_at: berth_api::now_rfc3339() })
+    }
+
+    async fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
+        self.record(Call::Kill(id.into(), signal));
+        self.release(id, 128 + signal);
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        self.record(Call::Remove(id.into()));
+        self.containers.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        let containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(containers
+            .iter()
+            .map(|(id, c)| ContainerInfo {
+                id: id.clone(),
+                labels: c.labels.clone(),
+                running: c.exit.borrow().is_none(),
+            })
+            .collect())
+    }
+
+    async fn version(&self) -> Result<String, RuntimeError> {
+        Ok("fake 0".into())
+    }
+}

@@ -1,0 +1,104 @@
+//! The agent's main loop: watch the placements bound to this agent (field
+//! selector `spec.agent`), start a supervisor for each new one, stop the
+//! container of each deleted one, and after every (re)list stop containers
+//! whose placement is gone.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use berth_api::Placement;
+use futures::StreamExt;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+
+use crate::runtime::Runtime;
+use crate::supervisor::{LABEL_PLACEMENT_UID, supervise};
+use crate::{AgentContext, Error};
+
+/// Follows this agent's placements until `shutdown` resolves.
+pub async fn watch_placements<R: Runtime>(
+    ctx: Arc<AgentContext<R>>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    let api: Api<Placement> = Api::all(ctx.client.clone());
+    let wc = watcher::Config::default().fields(&format!("spec.agent={}", ctx.config.name));
+    let mut events = watcher(api, wc).default_backoff().boxed();
+    let mut listed: HashSet<String> = HashSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let event = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            e = events.next() => match e { Some(e) => e, None => return Ok(()) },
+        };
+        match event {
+            Ok(watcher::Event::Init) => listed.clear(),
+            Ok(watcher::Event::InitApply(p)) => {
+                listed.insert(p.uid().unwrap_or_default());
+                ensure_supervised(&ctx, p);
+            }
+            Ok(watcher::Event::InitDone) => sweep(&ctx, &listed).await,
+            Ok(watcher::Event::Apply(p)) => ensure_supervised(&ctx, p),
+            Ok(watcher::Event::Delete(p)) => stop(&ctx, &p.uid().unwrap_or_default()),
+            Err(e) => tracing::warn!(error = %e, "watching placements failed; retrying"),
+        }
+    }
+}
+
+/// Starts a supervisor for `p` unless one runs or it has ended.
+fn ensure_supervised<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: Placement) {
+    let uid = p.uid().unwrap_or_default();
+    if p.status.as_ref().is_some_and(|s| s.phase.is_terminal()) || p.metadata.deletion_timestamp.is_some() {
+        return;
+    }
+    let mut running = ctx.running.lock().unwrap_or_else(|e| e.into_inner());
+    if running.contains_key(&uid) {
+        return;
+    }
+    let key = format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any());
+    let task_ctx = ctx.clone();
+    let task_uid = uid.clone();
+    let handle = tokio::spawn(async move {
+        let name = p.name_any();
+        if let Err(e) = supervise(p, task_ctx.clone()).await {
+            tracing::warn!(placement = %name, error = %e, "supervising the placement failed");
+        }
+        task_ctx.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&task_uid);
+    });
+    running.insert(uid, (key, handle.abort_handle()));
+}
+
+/// Stops the placement `uid`: SIGTERM, SIGKILL after the grace period, then removal.
+fn stop<R: Runtime>(ctx: &Arc<AgentContext<R>>, uid: &str) {
+    if let Some((_, handle)) = ctx.running.lock().unwrap_or_else(|e| e.into_inner()).remove(uid) {
+        handle.abort();
+    }
+    let ctx = ctx.clone();
+    let id = format!("berth-{uid}");
+    tokio::spawn(async move {
+        let _ = ctx.runtime.kill(&id, libc::SIGTERM).await;
+        if tokio::time::timeout(ctx.config.kill_grace, ctx.runtime.wait(&id)).await.is_err() {
+            let _ = ctx.runtime.kill(&id, libc::SIGKILL).await;
+            let _ = ctx.runtime.wait(&id).await;
+        }
+        match ctx.runtime.remove(&id).await {
+            Ok(()) => tracing::info!(container = %id, "stopped the container of a deleted placement"),
+            Err(e) => tracing::warn!(container = %id, error = %e, "removing container failed"),
+        }
+    });
+}
+
+/// Stops every container of this agent whose placement was not in the last list.
+async fn sweep<R: Runtime>(ctx: &Arc<AgentContext<R>>, listed: &HashSet<String>) {
+    let containers = match ctx.runtime.list().await {
+        Ok(c) => c,
+        Err(e) => return tracing::warn!(error = %e, "listing containers failed"),
+    };
+    for c in containers {
+        if let Some(uid) = c.labels.get(LABEL_PLACEMENT_UID)
+            && !listed.contains(uid)
+        {
+            stop(ctx, uid);
+        }
+    }
+}
