@@ -9,11 +9,11 @@ up: deps build
 	bash e2e/scripts/up.sh
 
 ## test: lint, then every test (unit, integration, end-to-end with containerd and kubectl)
-test: deps lint
+test: deps lint build
 	$(CARGO) test --workspace --no-fail-fast
 
 ## e2e: only the end-to-end tests
-e2e: deps
+e2e: deps build
 	$(CARGO) test -p berth-e2e --no-fail-fast
 
 ## unit: tests that need no containerd or kubectl
@@ -29,6 +29,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+## build: the berth binary (target/debug/berth); the e2e tests run it
 build:
 	$(CARGO) build --bin berth
 
