@@ -1,6 +1,6 @@
 # The tasks a person runs. CI runs `make test` through .ci/run.
 CARGO ?= cargo
-BERTH := target/debug/berth
+SHELL := /bin/bash
 
 .PHONY: up test e2e crds lint build deps unit
 
@@ -10,7 +10,10 @@ up: deps build
 
 ## test: lint, then every test (unit, integration, end-to-end with containerd and kubectl)
 test: deps lint build
-	$(CARGO) test --workspace --no-fail-fast
+	@mkdir -p target
+	set -o pipefail; $(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test.log; rc=$$?; \
+	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log; \
+	exit $$rc
 
 ## e2e: only the end-to-end tests
 e2e: deps build

@@ -1,11 +1,13 @@
 //! The ledger reconciler: releases an agent's claims whose placement has
-//! finished, that runs on another agent, or that never appeared within a grace period (a scheduler that
-//! claimed and then died before creating its placement).
+//! finished, was deleted, runs on another agent, or never appeared within
+//! a grace period (a scheduler that claimed and then died before creating
+//! its placement).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_api::{Agent, ClaimKind};
+use berth_api::{Agent, AgentStatus, ClaimKind, Placement};
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
@@ -18,28 +20,11 @@ pub const ORPHAN_GRACE: Duration = Duration::from_secs(30);
 
 pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = agent.name_any();
-    let now = jiff::Timestamp::now();
     let Some(status) = &agent.status else { return Ok(Action::await_change()) };
-    let placements = ctx.placements.state();
-    let release: Vec<String> = status
-        .claims
-        .iter()
-        .filter(|c| c.kind == ClaimKind::Placement)
-        .filter(|c| {
-            let live = placements
-                .iter()
-                .find(|p| format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()) == c.owner);
-            match live {
-                // Finished, or bound elsewhere (a claim left by a retried round).
-                Some(p) => p.status.as_ref().is_some_and(|s| s.phase.is_terminal()) || p.spec.agent != name,
-                None => {
-                    let made: Option<jiff::Timestamp> = c.created_at.as_deref().and_then(|t| t.parse().ok());
-                    made.is_none_or(|t| now.duration_since(t).unsigned_abs() > ORPHAN_GRACE)
-                }
-            }
-        })
-        .map(|c| c.owner.clone())
-        .collect();
+    let release = {
+        let mut seen = ctx.seen_placements.lock().unwrap_or_else(|e| e.into_inner());
+        to_release(&name, status, &ctx.placements.state(), &mut seen, jiff::Timestamp::now())
+    };
     if release.is_empty() {
         return Ok(Action::requeue(ORPHAN_GRACE));
     }
@@ -52,7 +37,82 @@ pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, E
     Ok(Action::requeue(ORPHAN_GRACE))
 }
 
+/// The owners of `agent`'s placement claims that should be released.
+/// `seen` remembers placements observed before, so one that is gone now is
+/// known to be deleted rather than not yet created.
+fn to_release(
+    agent: &str,
+    status: &AgentStatus,
+    placements: &[Arc<Placement>],
+    seen: &mut HashSet<String>,
+    now: jiff::Timestamp,
+) -> Vec<String> {
+    let key = |p: &Placement| format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any());
+    seen.extend(placements.iter().map(|p| key(p)));
+    let release: Vec<String> = status
+        .claims
+        .iter()
+        .filter(|c| c.kind == ClaimKind::Placement)
+        .filter(|c| match placements.iter().find(|p| key(p) == c.owner) {
+            // Finished, or bound elsewhere (a claim left by a retried round).
+            Some(p) => p.status.as_ref().is_some_and(|s| s.phase.is_terminal()) || p.spec.agent != agent,
+            None if seen.contains(&c.owner) => true,
+            None => {
+                let made: Option<jiff::Timestamp> = c.created_at.as_deref().and_then(|t| t.parse().ok());
+                made.is_none_or(|t| now.duration_since(t).unsigned_abs() > ORPHAN_GRACE)
+            }
+        })
+        .map(|c| c.owner.clone())
+        .collect();
+    for owner in &release {
+        seen.remove(owner);
+    }
+    release
+}
+
 pub fn error_policy(agent: Arc<Agent>, error: &Error, _ctx: Arc<Context>) -> Action {
     tracing::debug!(agent = %agent.name_any(), %error, "ledger reconcile failed; retrying");
     Action::requeue(Duration::from_millis(500))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::{Claim, PlacementSpec, Resources};
+
+    fn claim(owner: &str, created_at: &str) -> Claim {
+        Claim {
+            kind: ClaimKind::Placement,
+            owner: owner.into(),
+            uid: String::new(),
+            resources: Resources::default(),
+            created_at: Some(created_at.into()),
+        }
+    }
+
+    fn placement(name: &str) -> Arc<Placement> {
+        let mut p = Placement::new(name, PlacementSpec { agent: "a1".into(), ..Default::default() });
+        p.metadata.namespace = Some("default".into());
+        Arc::new(p)
+    }
+
+    #[test]
+    fn an_unborn_placement_keeps_its_claim_for_the_grace_period() {
+        let now: jiff::Timestamp = "2026-01-01T00:00:10Z".parse().unwrap();
+        let status = AgentStatus {
+            claims: vec![claim("default/new", "2026-01-01T00:00:00Z"), claim("default/old", "2025-01-01T00:00:00Z")],
+            ..Default::default()
+        };
+        let released = to_release("a1", &status, &[], &mut HashSet::new(), now);
+        assert_eq!(released, ["default/old"]);
+    }
+
+    #[test]
+    fn a_deleted_placement_releases_its_claim_at_once() {
+        let now: jiff::Timestamp = "2026-01-01T00:00:01Z".parse().unwrap();
+        let status = AgentStatus { claims: vec![claim("default/p", "2026-01-01T00:00:00Z")], ..Default::default() };
+        let mut seen = HashSet::new();
+        assert!(to_release("a1", &status, &[placement("p")], &mut seen, now).is_empty());
+        assert_eq!(to_release("a1", &status, &[], &mut seen, now), ["default/p"]);
+    }
 }

@@ -44,6 +44,9 @@ pub struct Context {
     pub agents: Store<Agent>,
     pub placements: Store<Placement>,
     pub jobs: Store<Job>,
+    /// `namespace/name` of every placement the ledger reconciler has seen,
+    /// so a claim whose placement is gone is known to be deleted, not unborn.
+    pub seen_placements: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A cache of all objects of `K`, kept current by a watch in the background.
@@ -65,7 +68,13 @@ pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + Syn
         .owns(Api::<Placement>::all(client.clone()), watcher::Config::default());
     let jobs = jobs_controller.store();
     let (_, _, _) = tokio::join!(agents.wait_until_ready(), placements.wait_until_ready(), futures::future::ready(()));
-    let ctx = Arc::new(Context { client: client.clone(), agents, placements, jobs: jobs.clone() });
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        agents,
+        placements,
+        jobs: jobs.clone(),
+        seen_placements: Default::default(),
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -97,10 +106,17 @@ pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + Syn
         .run(ledger::reconcile, ledger::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
 
+    // A Job's deletion touches its placements, so the collector looks at them.
+    let owned = ctx.placements.clone();
     let gc_loop = Controller::new(Api::<Placement>::all(client.clone()), watcher::Config::default())
-        .watches(Api::<Job>::all(client.clone()), watcher::Config::default(), |j| {
-            tracing::trace!(job = %j.name_any(), "job changed");
-            None::<ObjectRef<Placement>>
+        .watches(Api::<Job>::all(client.clone()), watcher::Config::default(), move |j| {
+            let (ns, name) = (j.namespace(), j.name_any());
+            owned
+                .state()
+                .into_iter()
+                .filter(|p| p.namespace() == ns && p.spec.job == name)
+                .map(|p| ObjectRef::from_obj(&*p))
+                .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stopped())
         .run(gc::reconcile, gc::error_policy, ctx.clone())

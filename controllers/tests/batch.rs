@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_agent::AgentConfig;
-use berth_agent::fake::Fake;
+use berth_agent::fake::{Call, Fake};
 use berth_agent::supervisor::container_id;
 use berth_api::invariants::assert_no_overcommit;
 use berth_api::job::EnvVar;
 use berth_api::{Agent, Condition, Job, JobSpec, Phase, Placement, Resources, TaskGroup};
 use kube::Client;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use tokio::sync::watch;
 
 struct System {
@@ -179,6 +179,41 @@ async fn tasks_that_do_not_fit_together_wait_and_never_overcommit() {
         }
         true_condition(&jobs, "a", "Complete").await?;
         true_condition(&jobs, "b", "Complete").await
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_a_job_stops_its_running_tasks_and_frees_their_claims() {
+    let sys = start(true, "1", "1Gi").await;
+    let jobs: Api<Job> = Api::namespaced(sys.client.clone(), "default");
+    jobs.create(&PostParams::default(), &job("doomed", 1, "500m", "64Mi", 0)).await.unwrap();
+    let placements: Api<Placement> = Api::namespaced(sys.client.clone(), "default");
+    let running = eventually(&sys, "the task to run", async || {
+        let p = placements.get("doomed-main-0-0").await.map_err(|e| e.to_string())?;
+        if p.status.as_ref().is_some_and(|s| s.phase == Phase::Running) {
+            Ok(p)
+        } else {
+            Err(format!("{:?}", p.status))
+        }
+    })
+    .await;
+    jobs.delete("doomed", &DeleteParams::default()).await.unwrap();
+
+    let id = container_id(&running);
+    eventually(&sys, "the container to be killed and removed", async || {
+        let calls = sys.fake.calls();
+        let killed = calls.iter().any(|c| matches!(c, Call::Kill(k, _) if *k == id));
+        let removed = calls.iter().any(|c| matches!(c, Call::Remove(r) if *r == id));
+        if killed && removed { Ok(()) } else { Err(format!("{calls:?}")) }
+    })
+    .await;
+    let agents: Api<Agent> = Api::all(sys.client.clone());
+    eventually(&sys, "the placement and its claim to be gone", async || {
+        let left = placements.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items.len();
+        let claims =
+            agents.get("agent-1").await.map_err(|e| e.to_string())?.status.map(|s| s.claims).unwrap_or_default();
+        if left == 0 && claims.is_empty() { Ok(()) } else { Err(format!("{left} placements, claims {claims:?}")) }
     })
     .await;
 }

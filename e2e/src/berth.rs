@@ -12,6 +12,8 @@ pub struct Berth {
     child: Child,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
+    /// The containerd namespace the agent's containers live in.
+    pub containerd_namespace: String,
     log: PathBuf,
 }
 
@@ -35,13 +37,15 @@ impl Berth {
         let state = dir.path().join("state");
         let log = dir.path().join("berth.log");
         let out = std::fs::File::create(&log).expect("log file");
+        let containerd_namespace =
+            format!("berth-e2e-{}", dir.path().file_name().unwrap_or_default().to_string_lossy());
         let child = Command::new(binary())
             .args(["up", "--listen", "127.0.0.1:0", "--logs-listen", "127.0.0.1:0", "--heartbeat-seconds", "2"])
             .arg("--state-dir")
             .arg(&state)
             .arg("--containerd-socket")
             .arg(containerd_socket)
-            .args(["--containerd-namespace", &format!("berth-e2e-{}", std::process::id())])
+            .args(["--containerd-namespace", &containerd_namespace])
             .args(["--name", "agent-1", "--cpu", cpu, "--memory", memory])
             .env("BERTH_LOG", "info")
             .stdin(Stdio::null())
@@ -49,7 +53,7 @@ impl Berth {
             .stderr(out)
             .spawn()
             .expect("starting berth up");
-        let mut berth = Berth { child, kubeconfig: state.join("kubeconfig"), dir, log };
+        let mut berth = Berth { child, kubeconfig: state.join("kubeconfig"), containerd_namespace, dir, log };
         berth.wait("the kubeconfig", Duration::from_secs(60), |b| {
             if b.kubeconfig.exists() { Ok(()) } else { Err("not written yet".into()) }
         });

@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(120);
 struct Env {
     berth: Berth,
     registry: Registry,
-    _containerd: Containerd,
+    containerd: Containerd,
 }
 
 impl Env {
@@ -24,7 +24,7 @@ impl Env {
         let registry = Registry::start();
         build_demo_image(&registry.host(), "berth/demo:latest");
         let berth = Berth::up(containerd.socket(), cpu, memory);
-        Env { berth, registry, _containerd: containerd }
+        Env { berth, registry, containerd }
     }
 
     fn image(&self) -> String {
@@ -121,7 +121,7 @@ fn a_job_over_its_memory_limit_is_oom_killed() {
 #[test]
 fn jobs_that_do_not_fit_together_run_one_after_the_other() {
     let mut env = Env::start("1", "100Mi");
-    env.apply(&job("first", &env.image(), "sleep 6; echo first done", "100m", "64Mi"));
+    env.apply(&job("first", &env.image(), "echo first started; sleep 6; echo first done", "100m", "64Mi"));
     env.berth.wait("the first job to run", WAIT, |b| {
         let phase = b.jsonpath("placements.berth.dev/first-main-0-0", ".status.phase");
         if phase == "Running" { Ok(()) } else { Err(format!("first is {phase:?}")) }
@@ -141,6 +141,10 @@ fn jobs_that_do_not_fit_together_run_one_after_the_other() {
     assert!(why.contains("need 64Mi"), "{why}");
     let first_phase = env.berth.jsonpath("placements.berth.dev/first-main-0-0", ".status.phase");
     assert_eq!(first_phase, "Running", "the second job must be refused while the first runs");
+
+    // `berth logs -f` follows the running task to its end.
+    let followed = env.berth.berth(&["logs", "first", "-f"]);
+    assert!(String::from_utf8_lossy(&followed.stdout).contains("first done"), "{}", output_text(&followed));
 
     env.wait_for("first", "Complete");
     env.wait_for("second", "Complete");
@@ -186,4 +190,36 @@ fn a_missing_image_is_reported_as_image_pull_failed() {
         message.contains("does-not-exist"),
         "the message should name the image and the registry's answer: {message}"
     );
+}
+
+#[test]
+fn deleting_a_job_stops_its_container() {
+    let mut env = Env::start("1", "512Mi");
+    env.apply(&job("forever", &env.image(), "echo up; sleep 100000", "100m", "32Mi"));
+    env.berth.wait("the task to run", WAIT, |b| {
+        let phase = b.jsonpath("placements.berth.dev/forever-main-0-0", ".status.phase");
+        if phase == "Running" { Ok(()) } else { Err(format!("phase {phase:?}")) }
+    });
+    let socket = env.containerd.socket().to_path_buf();
+    let namespace = env.berth.containerd_namespace.clone();
+    let containers = move || {
+        let out = std::process::Command::new("ctr")
+            .arg("--address")
+            .arg(&socket)
+            .args(["-n", &namespace, "containers", "ls", "-q"])
+            .output()
+            .expect("running ctr");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert!(containers().starts_with("berth-"), "no container in containerd: {:?}", containers());
+
+    let out = env.berth.kubectl(&["delete", "jobs.berth.dev", "forever"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    // `sleep` ignores SIGTERM as PID 1: this also covers SIGKILL after the grace period.
+    env.berth.wait("the container to be stopped and removed", WAIT, |_| {
+        let left = containers();
+        if left.is_empty() { Ok(()) } else { Err(format!("containers left: {left}")) }
+    });
+    let placements = env.berth.kubectl(&["get", "placements.berth.dev", "-o", "name"]);
+    assert_eq!(String::from_utf8_lossy(&placements.stdout).trim(), "", "placements left after the job was deleted");
 }

@@ -45,7 +45,7 @@ impl Fake {
     /// Lets a held container exit with `code`.
     pub fn release(&self, id: &str, code: i32) {
         if let Some(c) = self.containers.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
-            let _ = c.exit.send(Some(code));
+            c.exit.send_replace(Some(code));
         }
     }
 
