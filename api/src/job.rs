@@ -51,6 +51,16 @@ pub struct TaskGroup {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 10000))]
     pub instances: Option<u32>,
+    /// The container each instance runs.
+    #[serde(flatten)]
+    pub container: Container,
+}
+
+/// The container a task runs: image, process and resources. A Job's task
+/// group and each of its placements carry the same fields.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
     /// The OCI image, e.g. `localhost:5000/berth/demo:latest`.
     #[schemars(length(min = 1))]
     pub image: String,

@@ -28,7 +28,7 @@ pub use agent::{Agent, AgentSpec, AgentStatus, Claim, ClaimKind};
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus};
 pub use condition::Condition;
 pub use framework::{Framework, FrameworkSpec, FrameworkStatus};
-pub use job::{Job, JobSpec, JobStatus, TaskGroup};
+pub use job::{Container, Job, JobSpec, JobStatus, TaskGroup};
 pub use offer::{Offer, OfferSpec, OfferStatus};
 pub use placement::{Phase, Placement, PlacementSpec, PlacementStatus};
 pub use quantity::Quantity;

@@ -6,8 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::job::EnvVar;
-use crate::resources::Resources;
+use crate::job::Container;
 
 /// One attempt of one task instance on one agent.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -46,19 +45,9 @@ pub struct PlacementSpec {
     /// The offer this placement accepts, for `Offers` frameworks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offer: Option<String>,
-    /// The container to run.
-    pub image: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub command: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env: Vec<EnvVar>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub working_dir: Option<String>,
-    /// Claimed on the agent's ledger; the container's limits.
-    #[serde(default)]
-    pub resources: Resources,
+    /// The container to run; its resources are claimed on the agent's ledger.
+    #[serde(flatten)]
+    pub container: Container,
     /// Secret with registry credentials, in this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_secret: Option<String>,

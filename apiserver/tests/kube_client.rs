@@ -124,7 +124,7 @@ fn placement(name: &str, agent: &str, job: &str) -> Placement {
             agent: agent.into(),
             job: job.into(),
             task_group: "main".into(),
-            image: "img".into(),
+            container: berth_api::Container { image: "img".into(), ..Default::default() },
             ..Default::default()
         },
     );

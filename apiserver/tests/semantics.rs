@@ -54,7 +54,7 @@ async fn json_patch_works_and_apply_patch_is_415() {
     let (code, _, body) = server.raw("PATCH", &format!("{JOBS}/a"), &ctype, &ops.to_string()).await;
     assert_eq!(code, 200, "{body}");
     let patched: Job = serde_json::from_str(&body).expect("job");
-    assert_eq!(patched.spec.task_groups[0].image, "other:1");
+    assert_eq!(patched.spec.task_groups[0].container.image, "other:1");
     assert_eq!(patched.metadata.generation, Some(2));
     let bad = json!([{"op": "replace", "path": "/spec/taskGroups/0/image", "value": ""}]);
     let (code, _, body) = server.raw("PATCH", &format!("{JOBS}/a"), &ctype, &bad.to_string()).await;

@@ -115,7 +115,7 @@ async fn place(job: &Job, ctx: &Context, ns: &str, missing: &[(&TaskGroup, u32)]
             agents.iter().find(|a| a.status.as_ref().is_some_and(|s| s.claims.iter().any(|c| c.owner == owner)));
         match holder {
             Some(a) => bound.push((pname, a.name_any())),
-            None => demands.push(Demand { placement: pname, resources: g.resources.to_vec()? }),
+            None => demands.push(Demand { placement: pname, resources: g.container.resources.to_vec()? }),
         }
     }
 
@@ -175,12 +175,7 @@ fn new_placement(job: &Job, g: &TaskGroup, instance: u32, name: &str, agent: &st
             instance,
             attempt: 0,
             offer: None,
-            image: g.image.clone(),
-            command: g.command.clone(),
-            args: g.args.clone(),
-            env: g.env.clone(),
-            working_dir: g.working_dir.clone(),
-            resources: g.resources.clone(),
+            container: g.container.clone(),
             image_pull_secret: job.spec.image_pull_secret.clone(),
         },
         status: None,

@@ -99,12 +99,7 @@ mod tests {
         let mut j = Job::new(
             "j",
             JobSpec {
-                task_groups: vec![TaskGroup {
-                    name: "main".into(),
-                    instances: Some(instances),
-                    image: "img".into(),
-                    ..Default::default()
-                }],
+                task_groups: vec![TaskGroup { name: "main".into(), instances: Some(instances), ..Default::default() }],
                 ..Default::default()
             },
         );

@@ -10,7 +10,7 @@ use berth_agent::fake::{Call, Fake};
 use berth_agent::supervisor::container_id;
 use berth_api::invariants::assert_no_overcommit;
 use berth_api::job::EnvVar;
-use berth_api::{Agent, Condition, Job, JobSpec, Phase, Placement, Resources, TaskGroup};
+use berth_api::{Agent, Condition, Container, Job, JobSpec, Phase, Placement, Resources, TaskGroup};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use tokio::sync::watch;
@@ -67,10 +67,12 @@ fn job(name: &str, instances: u32, cpu: &str, memory: &str, exit: i32) -> Job {
             task_groups: vec![TaskGroup {
                 name: "main".into(),
                 instances: Some(instances),
-                image: "registry.test/demo:1".into(),
-                env: vec![EnvVar { name: "FAKE_EXIT".into(), value: exit.to_string() }],
-                resources: Resources { cpu: Some(cpu.into()), memory: Some(memory.into()) },
-                ..Default::default()
+                container: Container {
+                    image: "registry.test/demo:1".into(),
+                    env: vec![EnvVar { name: "FAKE_EXIT".into(), value: exit.to_string() }],
+                    resources: Resources { cpu: Some(cpu.into()), memory: Some(memory.into()) },
+                    ..Default::default()
+                },
             }],
             ..Default::default()
         },

@@ -37,7 +37,7 @@ pub async fn supervise<R: Runtime>(p: Placement, ctx: Arc<AgentContext<R>>) -> R
             return reporter.fail(None, "ContainerLost", "its container no longer exists on the agent").await;
         }
         reporter.set(Phase::Staging, |_| {}).await?;
-        if let Err(e) = ctx.runtime.pull(&p.spec.image, None).await {
+        if let Err(e) = ctx.runtime.pull(&p.spec.container.image, None).await {
             let reason = if matches!(e, RuntimeError::ImagePull { .. }) { "ImagePullFailed" } else { "Error" };
             return reporter.fail(None, reason, &e.to_string()).await;
         }
@@ -93,15 +93,15 @@ async fn report_exit(r: &mut Reporter, exit: &ExitStatus) -> Result<(), Error> {
 
 /// The container a placement asks for.
 pub fn container_spec<R: Runtime>(p: &Placement, id: &str, ctx: &AgentContext<R>) -> Result<ContainerSpec, Error> {
-    let res = p.spec.resources.to_vec().map_err(|e| Error::Config(format!("spec.resources.{e}")))?;
+    let res = p.spec.container.resources.to_vec().map_err(|e| Error::Config(format!("spec.resources.{e}")))?;
     let ns = p.namespace().unwrap_or_default();
     Ok(ContainerSpec {
         id: id.to_string(),
-        image: p.spec.image.clone(),
-        command: p.spec.command.clone(),
-        args: p.spec.args.clone(),
-        env: p.spec.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect(),
-        working_dir: p.spec.working_dir.clone(),
+        image: p.spec.container.image.clone(),
+        command: p.spec.container.command.clone(),
+        args: p.spec.container.args.clone(),
+        env: p.spec.container.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect(),
+        working_dir: p.spec.container.working_dir.clone(),
         cpu_millis: res.cpu_millis,
         memory_bytes: res.memory_bytes,
         labels: [

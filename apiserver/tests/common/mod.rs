@@ -113,11 +113,14 @@ pub fn job(name: &str, memory: &str) -> berth_api::Job {
         berth_api::JobSpec {
             task_groups: vec![berth_api::TaskGroup {
                 name: "main".into(),
-                image: "localhost:5000/berth/demo:latest".into(),
-                command: vec!["/bin/sh".into(), "-c".into(), "echo hello".into()],
-                resources: berth_api::Resources {
-                    cpu: Some(berth_api::Quantity::new("100m")),
-                    memory: Some(berth_api::Quantity::new(memory)),
+                container: berth_api::Container {
+                    image: "localhost:5000/berth/demo:latest".into(),
+                    command: vec!["/bin/sh".into(), "-c".into(), "echo hello".into()],
+                    resources: berth_api::Resources {
+                        cpu: Some(berth_api::Quantity::new("100m")),
+                        memory: Some(berth_api::Quantity::new(memory)),
+                    },
+                    ..Default::default()
                 },
                 ..Default::default()
             }],
