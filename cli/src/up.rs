@@ -26,14 +26,26 @@ pub struct UpArgs {
     state_dir: PathBuf,
 }
 
-/// Serves the API on `listen` from the embedded store in `data_dir`.
+/// Serves the API on `listen` from the embedded store in `data_dir`, and
+/// writes a kubeconfig for it to `<data_dir>/kubeconfig`.
 pub async fn apiserver(
     data_dir: &Path,
     listen: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let kubeconfig = write_kubeconfig(data_dir, &listener)?;
+    tracing::info!(kubeconfig = %kubeconfig.display(), "wrote a kubeconfig for this API server");
     serve_api(data_dir, listener, shutdown).await
+}
+
+/// Writes `<dir>/kubeconfig` pointing at `listener`'s address.
+fn write_kubeconfig(dir: &Path, listener: &tokio::net::TcpListener) -> anyhow::Result<PathBuf> {
+    let url = format!("http://{}", listener.local_addr()?);
+    let path = std::path::absolute(dir.join("kubeconfig"))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(&path, berth_apiserver::kubeconfig(&url)).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 async fn serve_api(
@@ -82,10 +94,7 @@ pub async fn up(mut args: UpArgs) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let url = format!("http://{}", listener.local_addr()?);
-    let kubeconfig = state.join("kubeconfig");
-    std::fs::create_dir_all(&state)?;
-    std::fs::write(&kubeconfig, berth_apiserver::kubeconfig(&url))
-        .with_context(|| format!("writing {}", kubeconfig.display()))?;
+    let kubeconfig = write_kubeconfig(&state, &listener)?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {

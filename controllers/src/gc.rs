@@ -16,14 +16,12 @@ pub async fn reconcile(placement: Arc<Placement>, ctx: Arc<Context>) -> Result<A
     let Some(owner) = placement.owner_references().iter().find(|o| o.kind == "Job").cloned() else {
         return Ok(Action::await_change());
     };
-    let in_cache = ctx.jobs.state().iter().any(|j| j.uid().as_deref() == Some(owner.uid.as_str()));
-    if in_cache {
-        return Ok(Action::await_change());
-    }
-    // The cache may lag: ask the store before deleting anything.
+    // Ask the store, not the cache: the Job's deletion may not have reached
+    // the cache when this placement is looked at, and nothing else would
+    // bring it back here.
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     if jobs.get_opt(&owner.name).await?.is_some_and(|j| j.uid().as_deref() == Some(owner.uid.as_str())) {
-        return Ok(Action::requeue(Duration::from_secs(30)));
+        return Ok(Action::await_change());
     }
     let api: Api<Placement> = Api::namespaced(ctx.client.clone(), &ns);
     match api.delete(&placement.name_any(), &DeleteParams::default()).await {

@@ -43,7 +43,6 @@ pub struct Context {
     pub client: Client,
     pub agents: Store<Agent>,
     pub placements: Store<Placement>,
-    pub jobs: Store<Job>,
     /// `namespace/name` of every placement the ledger reconciler has seen,
     /// so a claim whose placement is gone is known to be deleted, not unborn.
     pub seen_placements: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -66,15 +65,9 @@ pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + Syn
     let placements = cache(Api::<Placement>::all(client.clone()));
     let jobs_controller = Controller::new(Api::<Job>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Placement>::all(client.clone()), watcher::Config::default());
-    let jobs = jobs_controller.store();
-    let (_, _, _) = tokio::join!(agents.wait_until_ready(), placements.wait_until_ready(), futures::future::ready(()));
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        agents,
-        placements,
-        jobs: jobs.clone(),
-        seen_placements: Default::default(),
-    });
+    let waiting = jobs_controller.store();
+    let _ = tokio::join!(agents.wait_until_ready(), placements.wait_until_ready());
+    let ctx = Arc::new(Context { client: client.clone(), agents, placements, seen_placements: Default::default() });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -84,7 +77,6 @@ pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + Syn
     };
 
     // A change on any agent (capacity freed, agent ready) may let waiting Jobs place.
-    let waiting = jobs.clone();
     let job_loop = jobs_controller
         .watches(Api::<Agent>::all(client.clone()), watcher::Config::default(), move |_agent| {
             waiting

@@ -1,5 +1,6 @@
-//! A `berth up` process for a test: its own state directory, a free API
-//! port, and the containerd it is given. Stopped (SIGTERM, then SIGKILL) on drop.
+//! Berth for a test: one `berth up` process, or the API server, controllers
+//! and agent as separate processes; its own state directory, free ports, and
+//! the containerd it is given. Stopped (SIGTERM, then SIGKILL) on drop.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -7,14 +8,14 @@ use std::time::Duration;
 
 use crate::poll::poll;
 
-/// A running `berth up`.
+/// A running Berth.
 pub struct Berth {
-    child: Child,
+    /// Started in this order, stopped in reverse; each with its log file.
+    children: Vec<(Child, PathBuf)>,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     /// The containerd namespace the agent's containers live in.
     pub containerd_namespace: String,
-    log: PathBuf,
 }
 
 /// The `berth` binary built by `cargo build --bin berth` (or `$BERTH_BIN`).
@@ -33,36 +34,79 @@ impl Berth {
     /// Starts `berth up` with an agent offering `cpu` and `memory`, and waits
     /// until the API answers and the agent is registered.
     pub fn up(containerd_socket: &Path, cpu: &str, memory: &str) -> Berth {
+        let mut berth = Berth::new();
+        let state = berth.dir.path().join("state");
+        let mut up = Command::new(binary());
+        up.args(["up", "--listen", "127.0.0.1:0"]).arg("--state-dir").arg(&state);
+        berth.agent_flags(&mut up, containerd_socket, cpu, memory);
+        berth.spawn("berth-up", &mut up);
+        berth.kubeconfig = state.join("kubeconfig");
+        berth.wait_until_ready();
+        berth
+    }
+
+    /// Starts `berth apiserver`, `berth controllers` and `berth agent` as
+    /// three processes, as a multi-machine installation runs them.
+    pub fn parts(containerd_socket: &Path, cpu: &str, memory: &str) -> Berth {
+        let mut berth = Berth::new();
+        let api_dir = berth.dir.path().join("apiserver");
+        berth.spawn(
+            "apiserver",
+            Command::new(binary()).args(["apiserver", "--listen", "127.0.0.1:0"]).arg("--data-dir").arg(&api_dir),
+        );
+        berth.kubeconfig = api_dir.join("kubeconfig");
+        berth.wait("the API server's kubeconfig", Duration::from_secs(60), |b| {
+            if b.kubeconfig.exists() { Ok(()) } else { Err("not written yet".into()) }
+        });
+        let kubeconfig = berth.kubeconfig.clone();
+        berth.spawn("controllers", Command::new(binary()).arg("controllers").arg("--kubeconfig").arg(&kubeconfig));
+        let mut agent = Command::new(binary());
+        agent.arg("agent").arg("--kubeconfig").arg(&kubeconfig);
+        berth.agent_flags(&mut agent, containerd_socket, cpu, memory);
+        berth.spawn("agent", &mut agent);
+        berth.wait_until_ready();
+        berth
+    }
+
+    fn new() -> Berth {
         let dir = tempfile::Builder::new().prefix("berth-e2e-").tempdir().expect("tempdir");
-        let state = dir.path().join("state");
-        let log = dir.path().join("berth.log");
-        let out = std::fs::File::create(&log).expect("log file");
         let containerd_namespace =
             format!("berth-e2e-{}", dir.path().file_name().unwrap_or_default().to_string_lossy());
-        let child = Command::new(binary())
-            .args(["up", "--listen", "127.0.0.1:0", "--logs-listen", "127.0.0.1:0", "--heartbeat-seconds", "2"])
-            .arg("--state-dir")
-            .arg(&state)
+        Berth { children: Vec::new(), kubeconfig: PathBuf::new(), containerd_namespace, dir }
+    }
+
+    fn agent_flags(&self, cmd: &mut Command, containerd_socket: &Path, cpu: &str, memory: &str) {
+        cmd.args(["--logs-listen", "127.0.0.1:0", "--heartbeat-seconds", "2"])
             .arg("--containerd-socket")
             .arg(containerd_socket)
-            .args(["--containerd-namespace", &containerd_namespace])
-            .args(["--name", "agent-1", "--cpu", cpu, "--memory", memory])
+            .args(["--containerd-namespace", &self.containerd_namespace])
+            .arg("--data-dir")
+            .arg(self.dir.path().join("agent"))
+            .args(["--name", "agent-1", "--cpu", cpu, "--memory", memory]);
+    }
+
+    fn spawn(&mut self, name: &str, cmd: &mut Command) {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = cmd
             .env("BERTH_LOG", "info")
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log file"))
             .stderr(out)
             .spawn()
-            .expect("starting berth up");
-        let mut berth = Berth { child, kubeconfig: state.join("kubeconfig"), containerd_namespace, dir, log };
-        berth.wait("the kubeconfig", Duration::from_secs(60), |b| {
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        self.children.push((child, log));
+    }
+
+    fn wait_until_ready(&mut self) {
+        self.wait("the kubeconfig", Duration::from_secs(60), |b| {
             if b.kubeconfig.exists() { Ok(()) } else { Err("not written yet".into()) }
         });
-        berth.wait("the API server and agent", Duration::from_secs(60), |b| {
+        self.wait("the API server and agent", Duration::from_secs(60), |b| {
             let out = b.kubectl(&["get", "agents.berth.dev", "-o", "name"]);
             let text = String::from_utf8_lossy(&out.stdout).to_string();
             if out.status.success() && text.contains("agent-1") { Ok(()) } else { Err(crate::output_text(&out)) }
         });
-        berth
     }
 
     /// Runs kubectl against this Berth.
@@ -87,30 +131,41 @@ impl Berth {
     }
 
     /// Polls `check` until it is `Ok` or `timeout` passes; on timeout panics
-    /// with the last observation and the end of berth's log.
+    /// with the last observation and the end of Berth's logs.
     pub fn wait<T>(&mut self, what: &str, timeout: Duration, mut check: impl FnMut(&Self) -> Result<T, String>) -> T {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("berth up exited ({status}):\n{}", self.log_tail());
+        for (child, log) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                let text = std::fs::read_to_string(&*log).unwrap_or_default();
+                panic!("{} exited ({status}):\n{text}", log.display());
+            }
         }
         let this = &*self;
         match poll(timeout, || check(this)) {
             Ok(v) => v,
-            Err(last) => {
-                panic!("timed out waiting for {what}; last seen: {last}\n--- berth log ---\n{}", this.log_tail())
-            }
+            Err(last) => panic!("timed out waiting for {what}; last seen: {last}\n{}", this.log_tail()),
         }
     }
 
-    /// The last lines berth logged.
+    /// The last lines each Berth process logged.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        let mut out = String::new();
+        for (_, log) in &self.children {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!(
+                "--- {} ---\n{}\n",
+                log.display(),
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            ));
+        }
+        out
     }
 }
 
 impl Drop for Berth {
     fn drop(&mut self) {
-        crate::terminate(&mut self.child, Duration::from_secs(20));
+        for (child, _) in self.children.iter_mut().rev() {
+            crate::terminate(child, Duration::from_secs(20));
+        }
     }
 }

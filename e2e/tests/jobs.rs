@@ -57,6 +57,14 @@ impl Env {
     }
 }
 
+/// `Ok` once the placement runs; otherwise its status, for the timeout message.
+fn running(b: &Berth, placement: &str) -> Result<(), String> {
+    match b.jsonpath(placement, ".status.phase").as_str() {
+        "Running" => Ok(()),
+        _ => Err(b.jsonpath(placement, ".status")),
+    }
+}
+
 fn job(name: &str, image: &str, script: &str, cpu: &str, memory: &str) -> String {
     format!(
         r#"apiVersion: berth.dev/v1alpha1
@@ -122,10 +130,7 @@ fn a_job_over_its_memory_limit_is_oom_killed() {
 fn jobs_that_do_not_fit_together_run_one_after_the_other() {
     let mut env = Env::start("1", "100Mi");
     env.apply(&job("first", &env.image(), "echo first started; sleep 6; echo first done", "100m", "64Mi"));
-    env.berth.wait("the first job to run", WAIT, |b| {
-        let phase = b.jsonpath("placements.berth.dev/first-main-0-0", ".status.phase");
-        if phase == "Running" { Ok(()) } else { Err(format!("first is {phase:?}")) }
-    });
+    env.berth.wait("the first job to run", WAIT, |b| running(b, "placements.berth.dev/first-main-0-0"));
     env.apply(&job("second", &env.image(), "echo second done", "100m", "64Mi"));
 
     // While the first runs, the second waits and says why, in numbers.
@@ -196,10 +201,7 @@ fn a_missing_image_is_reported_as_image_pull_failed() {
 fn deleting_a_job_stops_its_container() {
     let mut env = Env::start("1", "512Mi");
     env.apply(&job("forever", &env.image(), "echo up; sleep 100000", "100m", "32Mi"));
-    env.berth.wait("the task to run", WAIT, |b| {
-        let phase = b.jsonpath("placements.berth.dev/forever-main-0-0", ".status.phase");
-        if phase == "Running" { Ok(()) } else { Err(format!("phase {phase:?}")) }
-    });
+    env.berth.wait("the task to run", WAIT, |b| running(b, "placements.berth.dev/forever-main-0-0"));
     let socket = env.containerd.socket().to_path_buf();
     let namespace = env.berth.containerd_namespace.clone();
     let containers = move || {
@@ -222,4 +224,17 @@ fn deleting_a_job_stops_its_container() {
     });
     let placements = env.berth.kubectl(&["get", "placements.berth.dev", "-o", "name"]);
     assert_eq!(String::from_utf8_lossy(&placements.stdout).trim(), "", "placements left after the job was deleted");
+}
+
+#[test]
+fn the_parts_run_as_separate_processes() {
+    let containerd = Containerd::start();
+    let registry = Registry::start();
+    build_demo_image(&registry.host(), "berth/demo:latest");
+    let berth = Berth::parts(containerd.socket(), "1", "512Mi");
+    let env = Env { berth, registry, containerd };
+    env.apply(&job("apart", &env.image(), "echo from three processes", "100m", "32Mi"));
+    env.wait_for("apart", "Complete");
+    let logs = env.berth.berth(&["logs", "apart"]);
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("from three processes"), "{}", output_text(&logs));
 }

@@ -33,24 +33,8 @@ pub(super) async fn start(c: &Containerd, spec: &ContainerSpec) -> Result<(), Ru
     let (_, config) = image_config(c, &image).await?;
     let top = config.top_chain_id().ok_or_else(|| RuntimeError::Other(format!("image {image} has no layers")))?;
 
-    let mut snapshots = SnapshotsClient::new(c.channel.clone());
-    let prepared = snapshots
-        .prepare(c.request(PrepareSnapshotRequest {
-            snapshotter: SNAPSHOTTER.into(),
-            key: spec.id.clone(),
-            parent: top,
-            labels: HashMap::new(),
-        }))
-        .await;
-    let mounts = match prepared {
-        Ok(r) => r.into_inner().mounts,
-        Err(s) if s.code() == tonic::Code::AlreadyExists => {
-            let req = MountsRequest { snapshotter: SNAPSHOTTER.into(), key: spec.id.clone() };
-            snapshots.mounts(c.request(req)).await.map_err(grpc("reading the container's mounts"))?.into_inner().mounts
-        }
-        Err(s) => return Err(grpc("preparing the container's snapshot")(s)),
-    };
-
+    // The container record comes first: it references the snapshot, so
+    // containerd's garbage collector keeps the snapshot once it exists.
     let oci = runtime_spec(spec, &config, &cgroup_path(&spec.id));
     let container = Container {
         id: spec.id.clone(),
@@ -73,6 +57,24 @@ pub(super) async fn start(c: &Containerd, spec: &ContainerSpec) -> Result<(), Ru
         Err(s) if s.code() == tonic::Code::AlreadyExists => {}
         Err(s) => return Err(grpc("creating the container")(s)),
     }
+
+    let mut snapshots = SnapshotsClient::new(c.channel.clone());
+    let prepared = snapshots
+        .prepare(c.request(PrepareSnapshotRequest {
+            snapshotter: SNAPSHOTTER.into(),
+            key: spec.id.clone(),
+            parent: top,
+            labels: HashMap::new(),
+        }))
+        .await;
+    let mounts = match prepared {
+        Ok(r) => r.into_inner().mounts,
+        Err(s) if s.code() == tonic::Code::AlreadyExists => {
+            let req = MountsRequest { snapshotter: SNAPSHOTTER.into(), key: spec.id.clone() };
+            snapshots.mounts(c.request(req)).await.map_err(grpc("reading the container's mounts"))?.into_inner().mounts
+        }
+        Err(s) => return Err(grpc("preparing the container's snapshot")(s)),
+    };
 
     let log = format!("file://{}", spec.log_path.display());
     let mut tasks = TasksClient::new(c.channel.clone());
