@@ -4,9 +4,11 @@
 //! client-side ([`pull`]): the registry is read with `oci-client`, blobs are
 //! written into containerd's content store, the image record is created, and
 //! each layer is unpacked into a committed snapshot named by its chain ID.
-//! Containers get an OCI runtime spec built here ([`spec`]) and run as
-//! tasks under runc, with stdout and stderr appended to a file ([`task`]).
+//! Manifests and configs are read by [`image`]. Containers get an OCI
+//! runtime spec built here ([`spec`]) and run as tasks under runc, with
+//! stdout and stderr appended to a file ([`task`]).
 
+mod image;
 mod pull;
 mod spec;
 mod task;

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::pull::ImageConfig;
+use super::image::ImageConfig;
 use crate::runtime::ContainerSpec;
 
 /// The CFS period CPU quotas are expressed against.
@@ -145,7 +145,7 @@ pub(super) fn runtime_spec(spec: &ContainerSpec, image: &ImageConfig, cgroup: &s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::containerd::pull::ExecConfig;
+    use crate::containerd::image::ExecConfig;
 
     fn image() -> ImageConfig {
         ImageConfig {

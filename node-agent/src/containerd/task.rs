@@ -14,7 +14,7 @@ use containerd_client::services::v1::{
     ListContainersRequest, ListTasksRequest, StartRequest, WaitRequest,
 };
 
-use super::pull::image_config;
+use super::image::image_config;
 use super::spec::runtime_spec;
 use super::{Containerd, RUNTIME, SNAPSHOTTER, grpc, is_not_found};
 use crate::runtime::{ContainerInfo, ContainerSpec, ExitStatus, RuntimeError};
