@@ -30,8 +30,6 @@ use kube::{Client, ResourceExt};
 pub enum Error {
     #[error(transparent)]
     Kube(#[from] kube::Error),
-    #[error(transparent)]
-    Json(#[from] serde_json::Error),
     #[error("task resources: {0}")]
     Resources(#[from] ResourceError),
     #[error("agent {0}'s ledger kept changing; giving up this round")]
