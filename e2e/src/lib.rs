@@ -21,9 +21,16 @@ pub use containerd::Containerd;
 pub use process::{output_text, run_with_stdin, terminate};
 pub use registry::{Registry, build_demo_image};
 
+/// True when the program `tool` is on PATH (or is an existing absolute path).
+pub fn tool_available(tool: &str) -> bool {
+    let path = std::path::Path::new(tool);
+    if path.is_absolute() {
+        return path.is_file();
+    }
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
+}
+
 /// Panics with the Debian package to install when `tool` is not on PATH.
 pub fn require(tool: &str, package: &str) {
-    let found =
-        std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()));
-    assert!(found, "{tool} is not installed: run `make deps` (apt-get install {package})");
+    assert!(tool_available(tool), "{tool} is not installed: run `make deps` (apt-get install {package})");
 }

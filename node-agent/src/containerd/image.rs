@@ -1,13 +1,14 @@
 //! OCI images as Berth reads them: manifests, indexes and configs, chain
 //! IDs, and an image's config read back from containerd's content store.
 
-use containerd_client::services::v1::content_client::ContentClient;
+use containerd_client::services::v1::GetImageRequest;
 use containerd_client::services::v1::images_client::ImagesClient;
-use containerd_client::services::v1::{GetImageRequest, ReadContentRequest};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use super::{Containerd, grpc};
+use super::Containerd;
+use super::connect::{grpc, is_not_found};
+use super::content::read_content;
 use crate::runtime::RuntimeError;
 
 /// What Berth reads of an image manifest or index.
@@ -94,36 +95,23 @@ pub(super) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     }
     out
 }
-/// Reads a blob from the content store.
-pub(super) async fn read_content(c: &Containerd, digest: &str) -> Result<Vec<u8>, RuntimeError> {
-    let mut stream = ContentClient::new(c.channel.clone())
-        .read(c.request(ReadContentRequest { digest: digest.to_string(), offset: 0, size: 0 }))
-        .await
-        .map_err(grpc(format!("reading {digest}")))?
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.message().await.map_err(grpc(format!("reading {digest}")))? {
-        out.extend_from_slice(&chunk.data);
-    }
-    Ok(out)
-}
 
-/// The manifest target and config of the image record `name`.
-pub(super) async fn image_config(c: &Containerd, name: &str) -> Result<(Desc, ImageConfig), RuntimeError> {
-    let image = ImagesClient::new(c.channel.clone())
-        .get(c.request(GetImageRequest { name: name.to_string() }))
-        .await
-        .map_err(grpc(format!("image {name}")))?
-        .into_inner()
-        .image
-        .and_then(|i| i.target)
-        .ok_or_else(|| RuntimeError::Other(format!("image {name} has no target")))?;
-    let manifest: Manifest = serde_json::from_slice(&read_content(c, &image.digest).await?)
+/// The config of the image record `name`, read back from the content
+/// store; `None` when there is no such record.
+pub(super) async fn local_image(c: &Containerd, name: &str) -> Result<Option<ImageConfig>, RuntimeError> {
+    let found = ImagesClient::new(c.channel.clone()).get(c.request(GetImageRequest { name: name.to_string() })).await;
+    let target = match found {
+        Ok(resp) => resp.into_inner().image.and_then(|i| i.target),
+        Err(s) if is_not_found(&s) => return Ok(None),
+        Err(s) => return Err(grpc(format!("looking up image {name}"))(s)),
+    };
+    let target = target.ok_or_else(|| RuntimeError::Other(format!("image {name} has no target")))?;
+    let manifest: Manifest = serde_json::from_slice(&read_content(c, &target.digest).await?)
         .map_err(|e| RuntimeError::Other(format!("image {name}'s manifest: {e}")))?;
     let config_desc = manifest.config.ok_or_else(|| RuntimeError::Other(format!("image {name} has no config")))?;
     let config = serde_json::from_slice(&read_content(c, &config_desc.digest).await?)
         .map_err(|e| RuntimeError::Other(format!("image {name}'s config: {e}")))?;
-    Ok((config_desc, config))
+    Ok(Some(config))
 }
 
 #[cfg(test)]

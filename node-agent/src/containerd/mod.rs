@@ -1,79 +1,81 @@
 //! The container runtime on containerd (1.6 and later), over its gRPC API.
 //!
 //! Debian's containerd 1.6 has no Transfer service, so images are pulled
-//! client-side ([`pull`]): the registry is read with `oci-client`, blobs are
-//! written into containerd's content store, the image record is created, and
-//! each layer is unpacked into a committed snapshot named by its chain ID.
-//! Manifests and configs are read by [`image`]. Containers get an OCI
-//! runtime spec built here ([`spec`]) and run as tasks under runc, with
-//! stdout and stderr appended to a file ([`task`]).
+//! client-side: the registry is read with `oci-client`, blobs are written
+//! into containerd's content store under a lease, the image record is
+//! created, and each layer is unpacked into a committed snapshot named by
+//! its chain ID. Containers get an OCI runtime spec built from the image's
+//! config and the placement, and run as tasks under runc with stdout and
+//! stderr appended to a file.
+//!
+//! Layout:
+//! - `connect`: the channel, the namespace and lease headers, gRPC errors.
+//! - `image`: manifests, configs and chain IDs; an image's config read back.
+//! - `registry`: fetching manifests and blobs from an OCI registry.
+//! - `content`: writing and reading blobs in the content store; leases.
+//! - `pull`: the pull, once per image however many ask at once.
+//! - `unpack`: layers into committed snapshots.
+//! - `spec`: the OCI runtime spec of a container.
+//! - `logs`: where a container's stdout and stderr go.
+//! - `task`: create, start, kill, remove, list.
+//! - `exit`: waiting for the exit, and telling an OOM kill from others.
 
+mod connect;
+mod content;
+mod exit;
 mod image;
+mod logs;
 mod pull;
+mod registry;
 mod spec;
 mod task;
+mod unpack;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use containerd_client::services::v1::version_client::VersionClient;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
+
+pub use connect::DEFAULT_SNAPSHOTTER;
 
 use crate::runtime::{ContainerInfo, ContainerSpec, ExitStatus, RegistryAuth, Runtime, RuntimeError};
 
-/// containerd's namespace header: every call names the namespace it acts in.
-const NAMESPACE_HEADER: &str = "containerd-namespace";
-/// The snapshotter images are unpacked into and containers run on.
-pub const SNAPSHOTTER: &str = "overlayfs";
 /// The runtime shim containers run under.
 const RUNTIME: &str = "io.containerd.runc.v2";
 
-/// A connection to containerd, acting in one namespace.
+/// A connection to containerd, acting in one namespace. Cheap to share
+/// behind an `Arc`; every method may be called concurrently.
 pub struct Containerd {
     channel: Channel,
-    namespace: String,
+    /// The namespace, ready to go into each request's metadata.
+    namespace_header: MetadataValue<Ascii>,
+    snapshotter: String,
     /// One lock per image reference, so concurrent placements pull it once.
-    pulls: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pulls: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Pulls that went to a registry (not answered from the local store).
+    registry_pulls: AtomicU64,
 }
 
 impl Containerd {
-    /// Connects to containerd's socket; `namespace` keeps this agent's
-    /// images and containers apart from anything else on the machine.
-    pub async fn connect(socket: &Path, namespace: &str) -> Result<Self, RuntimeError> {
-        let channel = containerd_client::connect(socket)
-            .await
-            .map_err(|e| RuntimeError::Other(format!("connecting to containerd at {}: {e}", socket.display())))?;
-        let c = Containerd { channel, namespace: namespace.to_string(), pulls: Default::default() };
-        // Fail now, not at the first placement, if nothing answers.
-        c.version().await?;
-        Ok(c)
+    /// How many pulls fetched from a registry since connecting; a pull of
+    /// an image already unpacked does not count.
+    pub fn registry_pulls(&self) -> u64 {
+        self.registry_pulls.load(Ordering::Relaxed)
     }
 
-    /// `msg` as a request in this agent's namespace.
-    fn request<T>(&self, msg: T) -> tonic::Request<T> {
-        let mut req = tonic::Request::new(msg);
-        if let Ok(ns) = self.namespace.parse() {
-            req.metadata_mut().insert(NAMESPACE_HEADER, ns);
-        }
-        req
+    /// The lock held while `image` is pulled.
+    fn pull_lock(&self, image: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.pulls.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(image.to_string()).or_default().clone()
     }
-}
-
-/// A gRPC error as a runtime error, naming what was being done.
-fn grpc(what: impl std::fmt::Display) -> impl FnOnce(tonic::Status) -> RuntimeError {
-    move |s| RuntimeError::Other(format!("{what}: {}", s.message()))
-}
-
-fn is_not_found(s: &tonic::Status) -> bool {
-    s.code() == tonic::Code::NotFound
 }
 
 impl Runtime for Containerd {
     async fn pull(&self, image: &str, auth: Option<&RegistryAuth>) -> Result<(), RuntimeError> {
-        let lock = self.pulls.lock().await.entry(image.to_string()).or_default().clone();
-        let _held = lock.lock().await;
-        pull::ensure_image(self, image, auth).await
+        pull::pull(self, image, auth).await
     }
 
     async fn start(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
@@ -81,7 +83,7 @@ impl Runtime for Containerd {
     }
 
     async fn wait(&self, id: &str) -> Result<ExitStatus, RuntimeError> {
-        task::wait(self, id).await
+        exit::wait(self, id).await
     }
 
     async fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
@@ -98,9 +100,9 @@ impl Runtime for Containerd {
 
     async fn version(&self) -> Result<String, RuntimeError> {
         let v = VersionClient::new(self.channel.clone())
-            .version(tonic::Request::new(()))
+            .version(self.request(()))
             .await
-            .map_err(grpc("asking containerd's version"))?
+            .map_err(connect::grpc("asking containerd's version"))?
             .into_inner();
         Ok(format!("containerd {}", v.version))
     }

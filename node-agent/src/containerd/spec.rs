@@ -1,35 +1,52 @@
-//! The OCI runtime spec of a Berth container: the image's defaults under
-//! the placement's command, environment and limits, with its own PID,
-//! mount, IPC and UTS namespaces, a cgroup with CPU, memory and pids
-//! limits, no new privileges, and Docker's default capabilities less
-//! `CAP_NET_RAW`. The network is the host's (no CNI yet).
+//! The OCI runtime spec of a Berth container (built with `oci-spec`): the
+//! image's entrypoint, cmd, environment, working directory and user under
+//! the placement's command, args, environment and working directory; its
+//! own PID, IPC, UTS and mount namespaces, and the host's network (there is
+//! no CNI yet, and a service's allocated `$PORT` is a host port); a cgroup
+//! (`/berth/<id>`) with CPU, memory (no swap) and pids limits; no new
+//! privileges; Docker's default capabilities less `CAP_NET_RAW`.
 
-use serde_json::{Value, json};
+use std::path::Path;
+
+use oci_spec::OciSpecError;
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount,
+    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    get_default_maskedpaths, get_default_mounts, get_default_readonly_paths,
+};
 
 use super::image::ImageConfig;
-use crate::runtime::ContainerSpec;
+use crate::runtime::{ContainerSpec, RuntimeError};
 
 /// The CFS period CPU quotas are expressed against.
 const CPU_PERIOD: u64 = 100_000;
 /// Processes one container may have.
 const PIDS_LIMIT: i64 = 1024;
+/// `PATH` when the image sets none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Docker's default capability set, without `CAP_NET_RAW`.
-const CAPABILITIES: [&str; 13] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
+const CAPABILITIES: [Capability; 13] = [
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
 ];
+
+/// The container's cgroup, relative to each controller's root.
+pub(super) fn cgroup_path(id: &str) -> String {
+    format!("/berth/{id}")
+}
 
 /// The process arguments: the placement's command replaces the image's
 /// entrypoint (and then its args replace the image's cmd), as in Kubernetes.
@@ -58,7 +75,7 @@ pub(super) fn env(spec: &ContainerSpec, image: &ImageConfig) -> Vec<String> {
         })
         .collect();
     if !out.iter().any(|(k, _)| k == "PATH") {
-        out.push(("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()));
+        out.push(("PATH".into(), DEFAULT_PATH.into()));
     }
     for (k, v) in &spec.env {
         match out.iter_mut().find(|(name, _)| name == k) {
@@ -69,77 +86,118 @@ pub(super) fn env(spec: &ContainerSpec, image: &ImageConfig) -> Vec<String> {
     out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
-/// `uid[:gid]` from the image's `User`; names are not resolved yet, so a
-/// non-numeric user runs as root.
-fn user(image: &ImageConfig) -> (u32, u32) {
-    let u = image.config.as_ref().and_then(|c| c.user.clone()).unwrap_or_default();
-    let (uid, gid) = u.split_once(':').unwrap_or((&u, ""));
-    let uid = uid.parse().unwrap_or(0);
-    (uid, gid.parse().unwrap_or(uid))
+/// `uid[:gid]` from the image's `User`. Only numbers (and `root`) are
+/// understood: names would need the image's `/etc/passwd`, and running a
+/// named user as root instead would be a silent escalation.
+fn user(image: &ImageConfig) -> Result<(u32, u32), RuntimeError> {
+    let text = image.config.as_ref().and_then(|c| c.user.clone()).unwrap_or_default();
+    let (u, g) = text.split_once(':').unwrap_or((&text, ""));
+    let id = |s: &str| match s {
+        "" | "root" => Some(0),
+        n => n.parse().ok(),
+    };
+    let uid =
+        id(u).ok_or_else(|| RuntimeError::Other(format!("image user {text:?}: only numeric users are supported")))?;
+    let gid = if g.is_empty() {
+        uid
+    } else {
+        id(g).ok_or_else(|| RuntimeError::Other(format!("image group {g:?}: only numeric groups are supported")))?
+    };
+    Ok((uid, gid))
 }
 
-/// The complete runtime spec, as JSON.
-pub(super) fn runtime_spec(spec: &ContainerSpec, image: &ImageConfig, cgroup: &str) -> Value {
-    let (uid, gid) = user(image);
+/// The complete runtime spec.
+pub(super) fn runtime_spec(spec: &ContainerSpec, image: &ImageConfig) -> Result<Spec, RuntimeError> {
+    let (uid, gid) = user(image)?;
     let cwd = spec
         .working_dir
         .clone()
         .or_else(|| image.config.as_ref().and_then(|c| c.working_dir.clone()))
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| "/".into());
-    let mut resources = json!({
-        "devices": [{"allow": false, "access": "rwm"}],
-        "pids": {"limit": PIDS_LIMIT},
-    });
+    build(spec, image, uid, gid, cwd).map_err(|e| RuntimeError::Other(format!("runtime spec of {}: {e}", spec.id)))
+}
+
+fn build(spec: &ContainerSpec, image: &ImageConfig, uid: u32, gid: u32, cwd: String) -> Result<Spec, OciSpecError> {
+    let caps: Capabilities = CAPABILITIES.into_iter().collect();
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .user(UserBuilder::default().uid(uid).gid(gid).build()?)
+        .args(args(spec, image))
+        .env(env(spec, image))
+        .cwd(cwd)
+        .capabilities(
+            LinuxCapabilitiesBuilder::default()
+                .bounding(caps.clone())
+                .effective(caps.clone())
+                .permitted(caps)
+                .build()?,
+        )
+        .rlimits(vec![
+            PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitNofile).hard(1024u64).soft(1024u64).build()?,
+        ])
+        .no_new_privileges(true)
+        .build()?;
+
+    let mut resources = LinuxResourcesBuilder::default()
+        .devices(vec![LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build()?])
+        .pids(LinuxPidsBuilder::default().limit(PIDS_LIMIT).build()?);
     if spec.memory_bytes > 0 {
-        resources["memory"] = json!({"limit": spec.memory_bytes, "swap": spec.memory_bytes});
+        let limit = i64::try_from(spec.memory_bytes).unwrap_or(i64::MAX);
+        // memory+swap equal to memory: no swap.
+        resources = resources.memory(LinuxMemoryBuilder::default().limit(limit).swap(limit).build()?);
     }
     if spec.cpu_millis > 0 {
-        let quota = (spec.cpu_millis * CPU_PERIOD / 1000).max(1000);
-        resources["cpu"] =
-            json!({"quota": quota, "period": CPU_PERIOD, "shares": (spec.cpu_millis * 1024 / 1000).max(2)});
+        let quota = (spec.cpu_millis.saturating_mul(CPU_PERIOD) / 1000).max(1000);
+        let shares = (spec.cpu_millis.saturating_mul(1024) / 1000).max(2);
+        resources = resources.cpu(
+            LinuxCpuBuilder::default()
+                .quota(i64::try_from(quota).unwrap_or(i64::MAX))
+                .period(CPU_PERIOD)
+                .shares(shares)
+                .build()?,
+        );
     }
-    json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {"uid": uid, "gid": gid},
-            "args": args(spec, image),
-            "env": env(spec, image),
-            "cwd": cwd,
-            "capabilities": {
-                "bounding": CAPABILITIES,
-                "effective": CAPABILITIES,
-                "permitted": CAPABILITIES,
-            },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024u64, "soft": 1024u64}],
-            "noNewPrivileges": true,
-        },
-        "root": {"path": "rootfs", "readonly": false},
-        "hostname": spec.id.chars().take(63).collect::<String>(),
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-            {"destination": "/etc/resolv.conf", "type": "bind", "source": "/etc/resolv.conf", "options": ["rbind", "ro"]},
-        ],
-        "linux": {
-            "resources": resources,
-            "cgroupsPath": cgroup,
-            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
-            "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
-            ],
-            "readonlyPaths": [
-                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-            ],
-        },
-    })
+    let namespaces =
+        [LinuxNamespaceType::Pid, LinuxNamespaceType::Ipc, LinuxNamespaceType::Uts, LinuxNamespaceType::Mount]
+            .into_iter()
+            .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
+            .collect::<Result<Vec<_>, _>>()?;
+    let linux = LinuxBuilder::default()
+        .resources(resources.build()?)
+        .cgroups_path(cgroup_path(&spec.id))
+        .namespaces(namespaces)
+        .masked_paths(get_default_maskedpaths())
+        .readonly_paths(get_default_readonly_paths())
+        .build()?;
+
+    SpecBuilder::default()
+        .version("1.0.2")
+        .root(RootBuilder::default().path("rootfs").readonly(false).build()?)
+        .hostname(spec.id.chars().take(63).collect::<String>())
+        .mounts(mounts()?)
+        .process(process)
+        .linux(linux)
+        .build()
+}
+
+/// /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys (ro), the cgroup
+/// hierarchy (ro); and, as the network is the host's, its name resolution.
+fn mounts() -> Result<Vec<Mount>, OciSpecError> {
+    let mut mounts = get_default_mounts();
+    for file in ["/etc/resolv.conf", "/etc/hosts"] {
+        if Path::new(file).is_file() {
+            mounts.push(
+                MountBuilder::default()
+                    .destination(file)
+                    .typ("bind")
+                    .source(file)
+                    .options(vec!["rbind".to_string(), "ro".to_string(), "nosuid".to_string(), "nodev".to_string()])
+                    .build()?,
+            );
+        }
+    }
+    Ok(mounts)
 }
 
 #[cfg(test)]
@@ -177,12 +235,40 @@ mod tests {
 
     #[test]
     fn limits_become_cgroup_settings() {
-        let s = ContainerSpec { cpu_millis: 500, memory_bytes: 64 << 20, ..Default::default() };
-        let spec = runtime_spec(&s, &image(), "/berth/x");
-        assert_eq!(spec["linux"]["resources"]["memory"]["limit"], 64u64 << 20);
-        assert_eq!(spec["linux"]["resources"]["cpu"]["quota"], 50_000);
+        let s = ContainerSpec { id: "x".into(), cpu_millis: 500, memory_bytes: 64 << 20, ..Default::default() };
+        let spec = serde_json::to_value(runtime_spec(&s, &image()).expect("spec")).expect("json");
+        let r = &spec["linux"]["resources"];
+        assert_eq!(r["memory"]["limit"], 64u64 << 20);
+        assert_eq!(r["memory"]["swap"], 64u64 << 20);
+        assert_eq!(r["cpu"]["quota"], 50_000);
+        assert_eq!(r["cpu"]["period"], 100_000);
+        assert_eq!(r["pids"]["limit"], 1024);
+        assert_eq!(spec["linux"]["cgroupsPath"], "/berth/x");
         assert_eq!(spec["process"]["noNewPrivileges"], true);
-        let caps = spec["process"]["capabilities"]["bounding"].as_array().unwrap();
-        assert!(!caps.iter().any(|c| c == "CAP_NET_RAW"));
+        let caps = spec["process"]["capabilities"]["bounding"].as_array().expect("caps");
+        assert_eq!(caps.len(), 13);
+        assert!(caps.iter().any(|c| c == "CAP_CHOWN") && !caps.iter().any(|c| c == "CAP_NET_RAW"));
+        let namespaces: Vec<&str> =
+            spec["linux"]["namespaces"].as_array().expect("ns").iter().filter_map(|n| n["type"].as_str()).collect();
+        assert_eq!(namespaces, ["pid", "ipc", "uts", "mount"]);
+    }
+
+    #[test]
+    fn no_limits_means_no_cpu_or_memory_section() {
+        let spec =
+            serde_json::to_value(runtime_spec(&ContainerSpec::default(), &image()).expect("spec")).expect("json");
+        assert!(spec["linux"]["resources"]["memory"].is_null() && spec["linux"]["resources"]["cpu"].is_null());
+    }
+
+    #[test]
+    fn numeric_users_are_used_and_names_refused() {
+        let with_user = |u: &str| ImageConfig {
+            config: Some(ExecConfig { user: Some(u.into()), ..Default::default() }),
+            ..Default::default()
+        };
+        assert_eq!(user(&with_user("")).ok(), Some((0, 0)));
+        assert_eq!(user(&with_user("1000")).ok(), Some((1000, 1000)));
+        assert_eq!(user(&with_user("1000:50")).ok(), Some((1000, 50)));
+        assert!(user(&with_user("nobody")).is_err());
     }
 }

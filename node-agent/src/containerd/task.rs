@@ -1,6 +1,8 @@
-//! Containers and their tasks: create from a snapshot and a runtime spec,
-//! start, wait (with OOM detection from the container's memory cgroup),
-//! kill, remove, list.
+//! A container's life in containerd: the container record (runtime spec,
+//! labels, snapshot key), its read-write snapshot on the image's top layer,
+//! and its task (the runc process) — created, started, signalled, deleted
+//! and listed. Each step tolerates having been done already, so a retry
+//! after a crash converges.
 
 use std::collections::HashMap;
 
@@ -11,31 +13,34 @@ use containerd_client::services::v1::snapshots::{MountsRequest, PrepareSnapshotR
 use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::{
     Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest, DeleteTaskRequest, KillRequest,
-    ListContainersRequest, ListTasksRequest, StartRequest, WaitRequest,
+    ListContainersRequest, ListTasksRequest, StartRequest,
 };
+use containerd_client::types::Mount;
+use containerd_client::types::v1::Status;
 
-use super::image::image_config;
+use super::connect::{grpc, ignore_not_found, is_not_found};
+use super::image::local_image;
+use super::logs::log_uri;
 use super::spec::runtime_spec;
-use super::{Containerd, RUNTIME, SNAPSHOTTER, grpc, is_not_found};
-use crate::runtime::{ContainerInfo, ContainerSpec, ExitStatus, RuntimeError};
+use super::{Containerd, RUNTIME};
+use crate::runtime::{ContainerInfo, ContainerSpec, RuntimeError};
 
+/// The type containerd (and its shim) expects of a container's spec.
 const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 
-/// The container's cgroup, relative to each controller's root.
-fn cgroup_path(id: &str) -> String {
-    format!("/berth/{id}")
-}
-
+/// Creates the container from its pulled image and starts its process.
 pub(super) async fn start(c: &Containerd, spec: &ContainerSpec) -> Result<(), RuntimeError> {
     let reference: oci_client::Reference =
         spec.image.parse().map_err(|e| RuntimeError::Other(format!("{}: not an image reference: {e}", spec.image)))?;
     let image = reference.whole();
-    let (_, config) = image_config(c, &image).await?;
+    let config =
+        local_image(c, &image).await?.ok_or_else(|| RuntimeError::Other(format!("image {image} is not pulled")))?;
     let top = config.top_chain_id().ok_or_else(|| RuntimeError::Other(format!("image {image} has no layers")))?;
+    let oci = runtime_spec(spec, &config)?;
+    let log = log_uri(&spec.log_path)?;
 
     // The container record comes first: it references the snapshot, so
     // containerd's garbage collector keeps the snapshot once it exists.
-    let oci = runtime_spec(spec, &config, &cgroup_path(&spec.id));
     let container = Container {
         id: spec.id.clone(),
         labels: spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -43,101 +48,73 @@ pub(super) async fn start(c: &Containerd, spec: &ContainerSpec) -> Result<(), Ru
         runtime: Some(ContainerRuntime { name: RUNTIME.into(), options: None }),
         spec: Some(prost_types::Any {
             type_url: SPEC_TYPE_URL.into(),
-            value: serde_json::to_vec(&oci).map_err(|e| RuntimeError::Other(e.to_string()))?,
+            value: serde_json::to_vec(&oci).map_err(|e| RuntimeError::Other(format!("runtime spec: {e}")))?,
         }),
-        snapshotter: SNAPSHOTTER.into(),
+        snapshotter: c.snapshotter.clone(),
         snapshot_key: spec.id.clone(),
         ..Default::default()
     };
-    match ContainersClient::new(c.channel.clone())
+    let created = ContainersClient::new(c.channel.clone())
         .create(c.request(CreateContainerRequest { container: Some(container) }))
-        .await
-    {
+        .await;
+    match created {
         Ok(_) => {}
         Err(s) if s.code() == tonic::Code::AlreadyExists => {}
-        Err(s) => return Err(grpc("creating the container")(s)),
+        Err(s) => return Err(grpc(format!("creating container {}", spec.id))(s)),
     }
+    let rootfs = prepare_rootfs(c, &spec.id, &top).await?;
 
-    let mut snapshots = SnapshotsClient::new(c.channel.clone());
-    let prepared = snapshots
-        .prepare(c.request(PrepareSnapshotRequest {
-            snapshotter: SNAPSHOTTER.into(),
-            key: spec.id.clone(),
-            parent: top,
-            labels: HashMap::new(),
-        }))
-        .await;
-    let mounts = match prepared {
-        Ok(r) => r.into_inner().mounts,
-        Err(s) if s.code() == tonic::Code::AlreadyExists => {
-            let req = MountsRequest { snapshotter: SNAPSHOTTER.into(), key: spec.id.clone() };
-            snapshots.mounts(c.request(req)).await.map_err(grpc("reading the container's mounts"))?.into_inner().mounts
-        }
-        Err(s) => return Err(grpc("preparing the container's snapshot")(s)),
-    };
-
-    let log = format!("file://{}", spec.log_path.display());
     let mut tasks = TasksClient::new(c.channel.clone());
-    tasks
-        .create(c.request(CreateTaskRequest {
-            container_id: spec.id.clone(),
-            rootfs: mounts,
-            stdout: log.clone(),
-            stderr: log,
-            ..Default::default()
-        }))
-        .await
-        .map_err(grpc("creating the task"))?;
+    let create = CreateTaskRequest {
+        container_id: spec.id.clone(),
+        rootfs,
+        stdout: log.clone(),
+        stderr: log,
+        ..Default::default()
+    };
+    tasks.create(c.request(create)).await.map_err(grpc(format!("creating the task of {}", spec.id)))?;
     tasks
         .start(c.request(StartRequest { container_id: spec.id.clone(), exec_id: String::new() }))
         .await
-        .map_err(grpc("starting the task"))?;
+        .map_err(grpc(format!("starting the task of {}", spec.id)))?;
+    tracing::debug!(container = %spec.id, "started");
     Ok(())
 }
 
-pub(super) async fn wait(c: &Containerd, id: &str) -> Result<ExitStatus, RuntimeError> {
-    let resp = TasksClient::new(c.channel.clone())
-        .wait(c.request(WaitRequest { container_id: id.to_string(), exec_id: String::new() }))
-        .await
-        .map_err(
-            |s| if is_not_found(&s) { RuntimeError::NotFound(id.into()) } else { grpc("waiting for the task")(s) },
-        )?
-        .into_inner();
-    let finished =
-        resp.exited_at.and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok()).unwrap_or_else(jiff::Timestamp::now);
-    Ok(ExitStatus {
-        code: resp.exit_status as i32,
-        oom_killed: oom_killed(id),
-        finished_at: berth_api::format_time(finished),
-    })
+/// The container's read-write snapshot on `parent`, prepared if missing.
+async fn prepare_rootfs(c: &Containerd, id: &str, parent: &str) -> Result<Vec<Mount>, RuntimeError> {
+    let mut snapshots = SnapshotsClient::new(c.channel.clone());
+    let prepare = PrepareSnapshotRequest {
+        snapshotter: c.snapshotter.clone(),
+        key: id.to_string(),
+        parent: parent.to_string(),
+        labels: HashMap::new(),
+    };
+    match snapshots.prepare(c.request(prepare)).await {
+        Ok(r) => Ok(r.into_inner().mounts),
+        Err(s) if s.code() == tonic::Code::AlreadyExists => {
+            let req = MountsRequest { snapshotter: c.snapshotter.clone(), key: id.to_string() };
+            let mounts = snapshots.mounts(c.request(req)).await.map_err(grpc(format!("reading the mounts of {id}")))?;
+            Ok(mounts.into_inner().mounts)
+        }
+        Err(s) => Err(grpc(format!("preparing the snapshot of {id}"))(s)),
+    }
 }
 
-/// True when the kernel's OOM killer acted in the container's memory cgroup
-/// (cgroup v1 `memory.oom_control`, or v2 `memory.events`). Read before the
-/// task is deleted, while the cgroup still exists.
-fn oom_killed(id: &str) -> bool {
-    let path = cgroup_path(id);
-    let candidates = [
-        (format!("/sys/fs/cgroup/memory{path}/memory.oom_control"), "oom_kill "),
-        (format!("/sys/fs/cgroup{path}/memory.events"), "oom_kill "),
-    ];
-    candidates.iter().any(|(file, key)| {
-        std::fs::read_to_string(file).is_ok_and(|text| {
-            text.lines().any(|l| l.strip_prefix(key).and_then(|n| n.trim().parse::<u64>().ok()).is_some_and(|n| n > 0))
-        })
-    })
-}
-
+/// Sends `signal` to every process of the container; a container without
+/// a running process has nothing to signal, and that is success.
 pub(super) async fn kill(c: &Containerd, id: &str, signal: i32) -> Result<(), RuntimeError> {
-    let req = KillRequest { container_id: id.to_string(), exec_id: String::new(), signal: signal as u32, all: true };
+    let signal = u32::try_from(signal).map_err(|_| RuntimeError::Other(format!("signal {signal} is not valid")))?;
+    let req = KillRequest { container_id: id.to_string(), exec_id: String::new(), signal, all: true };
     match TasksClient::new(c.channel.clone()).kill(c.request(req)).await {
         Ok(_) => Ok(()),
-        // Already gone, or already exited: the goal is reached.
         Err(s) if is_not_found(&s) || s.code() == tonic::Code::FailedPrecondition => Ok(()),
         Err(s) => Err(grpc(format!("killing {id}"))(s)),
     }
 }
 
+/// Deletes the task (killing it first if it still runs), the container
+/// record and its snapshot. Whatever is already gone is skipped.
 pub(super) async fn remove(c: &Containerd, id: &str) -> Result<(), RuntimeError> {
     let mut tasks = TasksClient::new(c.channel.clone());
     let delete = || c.request(DeleteTaskRequest { container_id: id.to_string() });
@@ -145,33 +122,22 @@ pub(super) async fn remove(c: &Containerd, id: &str) -> Result<(), RuntimeError>
         Ok(_) => {}
         Err(s) if is_not_found(&s) => {}
         Err(s) if s.code() == tonic::Code::FailedPrecondition => {
-            // Still running: stop it first.
+            // Still running: stop it, wait for the exit, then delete.
             kill(c, id, libc::SIGKILL).await?;
-            let _ = wait(c, id).await;
-            match tasks.delete(delete()).await {
-                Ok(_) => {}
-                Err(s) if is_not_found(&s) => {}
-                Err(s) => return Err(grpc(format!("deleting the task of {id}"))(s)),
-            }
+            super::exit::wait(c, id).await?;
+            ignore_not_found(tasks.delete(delete()).await, format!("deleting the task of {id}"))?;
         }
         Err(s) => return Err(grpc(format!("deleting the task of {id}"))(s)),
     }
-    match ContainersClient::new(c.channel.clone())
-        .delete(c.request(DeleteContainerRequest { id: id.to_string() }))
-        .await
-    {
-        Ok(_) => {}
-        Err(s) if is_not_found(&s) => {}
-        Err(s) => return Err(grpc(format!("deleting container {id}"))(s)),
-    }
-    let req = RemoveSnapshotRequest { snapshotter: SNAPSHOTTER.into(), key: id.to_string() };
-    match SnapshotsClient::new(c.channel.clone()).remove(c.request(req)).await {
-        Ok(_) => Ok(()),
-        Err(s) if is_not_found(&s) => Ok(()),
-        Err(s) => Err(grpc(format!("removing the snapshot of {id}"))(s)),
-    }
+    let deleted =
+        ContainersClient::new(c.channel.clone()).delete(c.request(DeleteContainerRequest { id: id.to_string() })).await;
+    ignore_not_found(deleted, format!("deleting container {id}"))?;
+    let req = RemoveSnapshotRequest { snapshotter: c.snapshotter.clone(), key: id.to_string() };
+    let removed = SnapshotsClient::new(c.channel.clone()).remove(c.request(req)).await;
+    ignore_not_found(removed, format!("removing the snapshot of {id}"))
 }
 
+/// Every container in the namespace, running or not.
 pub(super) async fn list(c: &Containerd) -> Result<Vec<ContainerInfo>, RuntimeError> {
     let containers = ContainersClient::new(c.channel.clone())
         .list(c.request(ListContainersRequest { filters: Vec::new() }))
@@ -185,13 +151,11 @@ pub(super) async fn list(c: &Containerd) -> Result<Vec<ContainerInfo>, RuntimeEr
         .map_err(grpc("listing tasks"))?
         .into_inner()
         .tasks;
-    const RUNNING: i32 = containerd_client::types::v1::Status::Running as i32;
-    Ok(containers
+    let running = |id: &str| tasks.iter().any(|t| t.id == id && t.status == Status::Running as i32);
+    let mut out: Vec<ContainerInfo> = containers
         .into_iter()
-        .map(|ct| ContainerInfo {
-            running: tasks.iter().any(|t| t.id == ct.id && t.status == RUNNING),
-            labels: ct.labels.into_iter().collect(),
-            id: ct.id,
-        })
-        .collect())
+        .map(|ct| ContainerInfo { running: running(&ct.id), labels: ct.labels.into_iter().collect(), id: ct.id })
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
 }

@@ -1,0 +1,224 @@
+//! The containerd runtime against the real thing: each test starts its own
+//! containerd (with runc) and a local registry holding the busybox demo
+//! image, and drives `berth_agent::containerd::Containerd` through the
+//! `Runtime` trait. Needs root and the Debian packages `containerd`, `runc`,
+//! `docker-registry`, `skopeo`, `umoci` and `busybox-static`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_agent::containerd::Containerd;
+use berth_agent::runtime::{ContainerSpec, ExitStatus, Runtime, RuntimeError};
+use berth_e2e::{Registry, build_demo_image};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// One test's world. Dropped in field order: the client, then containerd
+/// (which stops its containers), then the registry.
+struct Env {
+    runtime: Containerd,
+    containerd: berth_e2e::Containerd,
+    registry: Registry,
+    logs: tempfile::TempDir,
+    namespace: String,
+}
+
+impl Env {
+    async fn start() -> Env {
+        assert!(
+            berth_e2e::tool_available("containerd"),
+            "containerd is not installed: run `make deps` (apt-get install containerd runc)"
+        );
+        let containerd = berth_e2e::Containerd::start();
+        let registry = Registry::start();
+        build_demo_image(&registry.host(), "berth/demo:latest");
+        // runc keeps state per namespace and id outside containerd's root:
+        // a namespace of its own keeps concurrent tests apart.
+        let logs = tempfile::Builder::new().prefix("berth-test-").tempdir().expect("tempdir");
+        let namespace = logs.path().file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let runtime = Containerd::connect(containerd.socket(), &namespace).await.expect("connecting to containerd");
+        Env { runtime, containerd, registry, logs, namespace }
+    }
+
+    fn image(&self) -> String {
+        format!("{}/berth/demo:latest", self.registry.host())
+    }
+
+    /// A spec running `sh -c script` in the demo image.
+    fn spec(&self, id: &str, script: &str) -> ContainerSpec {
+        ContainerSpec {
+            id: id.to_string(),
+            image: self.image(),
+            command: vec!["/bin/sh".into(), "-c".into()],
+            args: vec![script.into()],
+            labels: BTreeMap::from([("berth.dev/test".to_string(), id.to_string())]),
+            log_path: self.log_path(id),
+            ..Default::default()
+        }
+    }
+
+    fn log_path(&self, id: &str) -> PathBuf {
+        self.logs.path().join(format!("{id}.log"))
+    }
+
+    fn log(&self, id: &str) -> String {
+        std::fs::read_to_string(self.log_path(id)).unwrap_or_default()
+    }
+
+    /// Pulls, starts and waits for `spec` to exit, with a deadline.
+    async fn run(&self, spec: &ContainerSpec) -> ExitStatus {
+        self.runtime.pull(&spec.image, None).await.expect("pulling the demo image");
+        self.runtime.start(spec).await.expect("starting the container");
+        self.wait(&spec.id).await
+    }
+
+    async fn wait(&self, id: &str) -> ExitStatus {
+        match tokio::time::timeout(DEADLINE, self.runtime.wait(id)).await {
+            Ok(Ok(exit)) => exit,
+            Ok(Err(e)) => panic!("waiting for {id}: {e}\n--- log ---\n{}", self.log(id)),
+            Err(_) => panic!(
+                "{id} did not exit within {DEADLINE:?}; containers: {:?}\n--- log ---\n{}\n--- containerd ---\n{}",
+                self.runtime.list().await,
+                self.log(id),
+                self.containerd.log()
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn concurrent_pulls_of_one_image_fetch_it_once() {
+    let env = Env::start().await;
+    let image = env.image();
+    let (a, b) = tokio::join!(env.runtime.pull(&image, None), env.runtime.pull(&image, None));
+    a.expect("first pull");
+    b.expect("second pull");
+    assert_eq!(env.runtime.registry_pulls(), 1, "two concurrent pulls of {image} went to the registry");
+    env.runtime.pull(&image, None).await.expect("pulling a present image");
+    assert_eq!(env.runtime.registry_pulls(), 1, "a present image was pulled again");
+}
+
+#[tokio::test]
+async fn echo_hello_exits_zero_and_logs_hello() {
+    let env = Env::start().await;
+    let spec = env.spec("hello", "echo hello; echo to-stderr >&2");
+    let exit = env.run(&spec).await;
+    assert_eq!((exit.code, exit.oom_killed), (0, false), "{exit:?}; log: {}", env.log("hello"));
+    let log = env.log("hello");
+    assert!(log.contains("hello") && log.contains("to-stderr"), "stdout and stderr are not in the log: {log:?}");
+    assert!(exit.finished_at.parse::<jiff::Timestamp>().is_ok(), "finished_at {:?} is not RFC 3339", exit.finished_at);
+}
+
+#[tokio::test]
+async fn env_working_dir_and_limits_reach_the_process() {
+    let env = Env::start().await;
+    let mut spec = env.spec("envdir", "echo FOO=$FOO; pwd; cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us");
+    spec.env = vec![("FOO".into(), "bar".into())];
+    spec.working_dir = Some("/tmp".into());
+    spec.cpu_millis = 500;
+    spec.memory_bytes = 64 << 20;
+    let exit = env.run(&spec).await;
+    let log = env.log("envdir");
+    assert_eq!(exit.code, 0, "{exit:?}; log: {log}");
+    assert!(log.contains("FOO=bar"), "env not set: {log:?}");
+    assert!(log.lines().any(|l| l == "/tmp"), "working dir not /tmp: {log:?}");
+    assert!(log.lines().any(|l| l == "50000"), "CFS quota is not 50000 for 500m: {log:?}");
+}
+
+#[tokio::test]
+async fn exit_code_three_is_reported_as_three() {
+    let env = Env::start().await;
+    let exit = env.run(&env.spec("three", "exit 3")).await;
+    assert_eq!((exit.code, exit.oom_killed), (3, false), "{exit:?}");
+}
+
+#[tokio::test]
+async fn exceeding_the_memory_limit_is_reported_as_oom_killed() {
+    let env = Env::start().await;
+    let mut spec = env.spec("oom", "dd if=/dev/zero of=/dev/null bs=64M count=1");
+    spec.memory_bytes = 16 << 20;
+    let exit = env.run(&spec).await;
+    assert!(exit.oom_killed, "not reported as OOM-killed: {exit:?}; log: {}", env.log("oom"));
+    assert_ne!(exit.code, 0, "{exit:?}");
+}
+
+#[tokio::test]
+async fn sigkill_without_memory_pressure_is_not_oom() {
+    let env = Env::start().await;
+    let mut spec = env.spec("selfkill", "sh -c 'kill -9 $$'; exit $?");
+    spec.memory_bytes = 16 << 20;
+    let exit = env.run(&spec).await;
+    assert_eq!((exit.code, exit.oom_killed), (137, false), "{exit:?}");
+}
+
+#[tokio::test]
+async fn a_missing_image_fails_with_the_registry_message() {
+    let env = Env::start().await;
+    let image = format!("{}/berth/missing:latest", env.registry.host());
+    match env.runtime.pull(&image, None).await {
+        Err(RuntimeError::ImagePull { image: i, message }) => {
+            assert_eq!(i, image);
+            assert!(message.to_lowercase().contains("unknown"), "not the registry's message: {message:?}");
+        }
+        other => panic!("pulling {image} gave {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn kill_ends_a_sleeping_container_and_remove_cleans_up() {
+    let env = Env::start().await;
+    let spec = env.spec("sleeper", "touch /left-behind; sleep 1000");
+    env.runtime.pull(&spec.image, None).await.expect("pull");
+    env.runtime.start(&spec).await.expect("start");
+
+    let listed = env.runtime.list().await.expect("list");
+    let me = listed.iter().find(|c| c.id == "sleeper").unwrap_or_else(|| panic!("not listed: {listed:?}"));
+    assert!(me.running, "not running: {me:?}");
+    assert_eq!(me.labels.get("berth.dev/test").map(String::as_str), Some("sleeper"), "{me:?}");
+
+    env.runtime.kill("sleeper", libc::SIGKILL).await.expect("kill");
+    let exit = env.wait("sleeper").await;
+    assert_eq!((exit.code, exit.oom_killed), (137, false), "{exit:?}");
+    let listed = env.runtime.list().await.expect("list");
+    assert!(listed.iter().any(|c| c.id == "sleeper" && !c.running), "after kill: {listed:?}");
+    env.runtime.kill("sleeper", libc::SIGKILL).await.expect("killing a dead container succeeds");
+
+    env.runtime.remove("sleeper").await.expect("remove");
+    let listed = env.runtime.list().await.expect("list");
+    assert!(!listed.iter().any(|c| c.id == "sleeper"), "still listed after remove: {listed:?}");
+    env.runtime.remove("sleeper").await.expect("removing a missing container succeeds");
+    assert!(matches!(env.runtime.wait("sleeper").await, Err(RuntimeError::NotFound(_))));
+
+    // The id is free again: a new container with it runs from a fresh snapshot.
+    let again = env.spec("sleeper", "test ! -e /left-behind && touch /left-behind");
+    let exit = env.run(&again).await;
+    assert_eq!(exit.code, 0, "{exit:?}; log: {}", env.log("sleeper"));
+}
+
+#[tokio::test]
+async fn a_running_container_is_adopted_by_a_new_client_and_its_log_kept() {
+    let env = Env::start().await;
+    let spec = env.spec("adopted", "echo before; sleep 1000");
+    env.runtime.pull(&spec.image, None).await.expect("pull");
+    env.runtime.start(&spec).await.expect("start");
+    let logged = berth_e2e::poll::poll(DEADLINE, || {
+        let log = env.log("adopted");
+        if log.contains("before") { Ok(()) } else { Err(format!("log so far: {log:?}")) }
+    });
+    logged.expect("the container's output in its log");
+
+    // The agent restarts: a new connection finds the container and can end it.
+    let again = Containerd::connect(env.containerd.socket(), &env.namespace).await.expect("reconnecting");
+    let listed = again.list().await.expect("list");
+    assert!(listed.iter().any(|c| c.id == "adopted" && c.running), "not adopted: {listed:?}");
+    again.kill("adopted", libc::SIGKILL).await.expect("kill");
+    let exit = tokio::time::timeout(DEADLINE, again.wait("adopted")).await.expect("exit in time").expect("wait");
+    assert_eq!(exit.code, 137, "{exit:?}");
+    assert!(env.log("adopted").starts_with("before"), "log lost: {:?}", env.log("adopted"));
+    again.remove("adopted").await.expect("remove");
+
+    // Another namespace sees none of it.
+    let other = Containerd::connect(env.containerd.socket(), "someone-else").await.expect("connect");
+    assert_eq!(other.list().await.expect("list"), vec![]);
+}
