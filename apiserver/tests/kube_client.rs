@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use berth_api::{Condition, Job, JobStatus, Placement, PlacementSpec};
 use berth_apiserver::Storage;
-use common::{Server, job};
+use common::{Server, api_error, job};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
@@ -18,13 +18,6 @@ use kube::runtime::watcher;
 use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(10);
-
-fn api_error(e: kube::Error) -> kube::core::Status {
-    match e {
-        kube::Error::Api(s) => *s,
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_go_through_create_get_list_patch_replace_and_delete() {

@@ -8,20 +8,13 @@ use std::time::Duration;
 
 use berth_api::Job;
 use berth_apiserver::Options;
-use common::{Server, job};
+use common::{Server, api_error, job};
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions, WatchEvent, WatchParams};
 use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(10);
 const JOBS: &str = "/apis/berth.dev/v1alpha1/namespaces/default/jobs";
-
-fn status_of(e: kube::Error) -> kube::core::Status {
-    match e {
-        kube::Error::Api(s) => *s,
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_that_allow_bookmarks_get_them() {
@@ -63,7 +56,7 @@ async fn json_patch_works_and_apply_patch_is_415() {
     let (code, _, _) = server.raw("PATCH", &format!("{JOBS}/a"), &ctype, &missing.to_string()).await;
     assert!(code >= 400, "a failing test op is refused");
     let apply = jobs.patch("a", &PatchParams::apply("test"), &Patch::Apply(json!({"spec": {}}))).await;
-    assert_eq!(status_of(apply.expect_err("apply")).code, 415);
+    assert_eq!(api_error(apply.expect_err("apply")).code, 415);
     server.stop().await;
 }
 
@@ -76,12 +69,12 @@ async fn deletes_honour_preconditions_and_finalizers() {
         preconditions: Some(Preconditions { uid: Some("nope".into()), resource_version: None }),
         ..Default::default()
     };
-    assert_eq!(status_of(jobs.delete("a", &wrong_uid).await.expect_err("uid")).code, 409);
+    assert_eq!(api_error(jobs.delete("a", &wrong_uid).await.expect_err("uid")).code, 409);
     let stale = DeleteParams {
         preconditions: Some(Preconditions { uid: None, resource_version: Some("1".into()) }),
         ..Default::default()
     };
-    assert_eq!(status_of(jobs.delete("a", &stale).await.expect_err("rv")).code, 409);
+    assert_eq!(api_error(jobs.delete("a", &stale).await.expect_err("rv")).code, 409);
     let right = DeleteParams {
         preconditions: Some(Preconditions {
             uid: created.metadata.uid.clone(),
@@ -100,7 +93,7 @@ async fn deletes_honour_preconditions_and_finalizers() {
     jobs.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
         .await
         .expect("remove finalizer");
-    assert_eq!(status_of(jobs.get("held").await.expect_err("gone")).code, 404);
+    assert_eq!(api_error(jobs.get("held").await.expect_err("gone")).code, 404);
     server.stop().await;
 }
 

@@ -130,3 +130,11 @@ pub fn job(name: &str, memory: &str) -> berth_api::Job {
     j.metadata.namespace = Some("default".into());
     j
 }
+
+/// The `Status` of a request the server refused; panics on any other error.
+pub fn api_error(e: kube::Error) -> kube::core::Status {
+    match e {
+        kube::Error::Api(s) => *s,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
