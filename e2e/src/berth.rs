@@ -68,6 +68,26 @@ impl Berth {
         berth
     }
 
+    /// Starts `berth apiserver` alone (no controllers, no agent): the API
+    /// store as kubectl and other clients see it.
+    pub fn apiserver() -> Berth {
+        let mut berth = Berth::new();
+        let api_dir = berth.dir.path().join("apiserver");
+        berth.spawn(
+            "apiserver",
+            Command::new(binary()).args(["apiserver", "--listen", "127.0.0.1:0"]).arg("--data-dir").arg(&api_dir),
+        );
+        berth.kubeconfig = api_dir.join("kubeconfig");
+        berth.wait("the API server", Duration::from_secs(60), |b| {
+            if !b.kubeconfig.exists() {
+                return Err("no kubeconfig yet".into());
+            }
+            let out = b.kubectl(&["get", "--raw", "/readyz"]);
+            if out.status.success() { Ok(()) } else { Err(crate::output_text(&out)) }
+        });
+        berth
+    }
+
     fn new() -> Berth {
         let dir = tempfile::Builder::new().prefix("berth-e2e-").tempdir().expect("tempdir");
         let containerd_namespace =

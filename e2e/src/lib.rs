@@ -8,11 +8,13 @@
 //! - `containerd`: a containerd of the test's own.
 //! - `registry`: a local registry, and the demo image pushed to it.
 //! - `berth`: a `berth up` process, with kubectl and `berth` CLI helpers.
+//! - `kubectl`: the kubectl binaries of the verb matrix, run with a deadline.
 //! - `poll`: waiting on a condition with a deadline, never a blind sleep.
 //! - `process`: running, describing and stopping child processes.
 
 pub mod berth;
 pub mod containerd;
+pub mod kubectl;
 pub mod poll;
 pub mod process;
 pub mod registry;

@@ -31,17 +31,43 @@ pub fn before_write(kind: &Kind, obj: &mut Value) -> Result<()> {
         }
         crd::set_status(obj, &object::now());
     }
-    if kind.builtin
-        && kind.group.is_empty()
-        && kind.plural == "secrets"
-        && obj.get("type").and_then(Value::as_str).is_none_or(str::is_empty)
-    {
-        obj["type"] = json!("Opaque");
+    if kind.builtin && kind.group.is_empty() && kind.plural == "secrets" {
+        secret_defaults(kind, obj)?;
     }
     if is_namespace(kind) && obj.pointer("/status/phase").is_none() {
         obj["status"] = json!({"phase": "Active"});
     }
     Ok(())
+}
+
+/// A Secret's `type` defaults to `Opaque`; its write-only `stringData` is
+/// folded into `data` (base64), winning over a `data` key of the same name.
+fn secret_defaults(kind: &Kind, obj: &mut Value) -> Result<()> {
+    use base64::Engine;
+    if obj.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
+        obj["type"] = json!("Opaque");
+    }
+    let Some(strings) = obj.as_object_mut().and_then(|o| o.remove("stringData")) else {
+        return Ok(());
+    };
+    let Value::Object(strings) = strings else {
+        return Err(type_invalid(kind, obj, "stringData".into(), "must be a map of strings"));
+    };
+    let mut data = obj.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
+    for (key, value) in strings {
+        let Value::String(text) = value else {
+            return Err(type_invalid(kind, obj, format!("stringData.{key}"), "must be a string"));
+        };
+        data.insert(key, json!(base64::engine::general_purpose::STANDARD.encode(text)));
+    }
+    obj["data"] = Value::Object(data);
+    Ok(())
+}
+
+fn type_invalid(kind: &Kind, obj: &Value, field: String, message: &str) -> Error {
+    let name = object::name(obj).unwrap_or_default().to_string();
+    let cause = crate::error::Cause { reason: "FieldValueTypeInvalid", field, message: message.into() };
+    Error::Invalid(object::invalid_subject(kind, &name), vec![cause])
 }
 
 /// After a write is durable.
