@@ -15,6 +15,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::Instrument;
 
+use crate::events;
 use crate::job_status::{self, Observed};
 use crate::scheduler::claim::claim_on_agent;
 use crate::scheduler::plan::{AgentView, Demand, plan_binpack};
@@ -70,6 +71,9 @@ async fn reconcile_ours(job: Arc<Job>, ctx: Arc<Context>, ns: String, name: Stri
         let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
         let patch = serde_json::json!({ "status": status });
         jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        for note in events::job_notes(job.status.as_ref(), &status) {
+            events::record(&ctx.client, &*job, &note).await;
+        }
     }
     Ok(match unschedulable {
         Some(_) => Action::requeue(Duration::from_secs(5)),

@@ -8,8 +8,10 @@
 //! - `job`: the `builtin-batch` Job reconciler (shared-state mode).
 //! - `job_status`: a Job's status computed from its placements.
 //! - `ledger`: releases claims of finished or never-created placements.
+//! - `events`: what is worth an Event, and writing it.
 //! - `gc`: deletes placements whose Job is gone.
 
+pub mod events;
 pub mod gc;
 pub mod job;
 pub mod job_status;

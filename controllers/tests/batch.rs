@@ -114,6 +114,13 @@ async fn a_job_runs_to_complete_and_frees_its_claims() {
     jobs.create(&PostParams::default(), &job("ok", 2, "250m", "128Mi", 0)).await.unwrap();
     let complete = eventually(&sys, "Complete", async || true_condition(&jobs, "ok", "Complete").await).await;
     assert_eq!(complete.message, "2/2 tasks succeeded");
+    let reasons = eventually(&sys, "Scheduled and Completed events", async || {
+        let seen = events_of(&sys, "ok").await?;
+        let reasons: Vec<String> = seen.iter().map(|(_, r, _)| r.clone()).collect();
+        if reasons.contains(&"Completed".to_string()) { Ok(reasons) } else { Err(format!("{seen:?}")) }
+    })
+    .await;
+    assert_eq!(reasons, ["Scheduled", "Completed"], "each decision once, in order");
     let j = jobs.get("ok").await.unwrap();
     assert_eq!(j.status.as_ref().unwrap().observed_generation, j.metadata.generation);
     let agents: Api<Agent> = Api::all(sys.client.clone());
@@ -145,6 +152,21 @@ async fn a_job_too_big_for_any_agent_says_why() {
     })
     .await;
     assert_eq!(c.message, "0/1 agents fit: 1 insufficient memory (need 2Gi, most free 1Gi)");
+    let seen = eventually(&sys, "a FailedScheduling event", async || events_of(&sys, "huge").await).await;
+    assert_eq!(seen, [("Warning".to_string(), "FailedScheduling".to_string(), c.message.clone())]);
+}
+
+/// The Events about Job `name` once one is recorded: (type, reason, message), oldest first.
+async fn events_of(sys: &System, name: &str) -> Result<Vec<(String, String, String)>, String> {
+    let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(sys.client.clone(), "default");
+    let lp = ListParams::default().fields(&format!("involvedObject.kind=Job,involvedObject.name={name}"));
+    let mut list = api.list(&lp).await.map_err(|e| e.to_string())?.items;
+    list.sort_by_key(|e| e.metadata.name.clone());
+    let seen: Vec<_> = list
+        .into_iter()
+        .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect();
+    if seen.is_empty() { Err("no events yet".into()) } else { Ok(seen) }
 }
 
 #[tokio::test]

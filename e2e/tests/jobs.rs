@@ -104,6 +104,13 @@ fn a_job_that_prints_succeeds_and_its_output_is_readable() {
     assert!(table.lines().any(|l| l.starts_with("hello") && l.contains("Complete")), "{table}");
     assert_eq!(env.berth.jsonpath("jobs.berth.dev/hello", ".status.tasks.succeeded"), "1");
     assert_eq!(env.berth.jsonpath("placements.berth.dev/hello-main-0-0", ".status.exitCode"), "0");
+
+    let describe = env.berth.kubectl(&["describe", "jobs.berth.dev/hello"]);
+    let text = String::from_utf8_lossy(&describe.stdout);
+    let events = text.split("Events:").nth(1).unwrap_or_default();
+    for reason in ["Scheduled", "Completed"] {
+        assert!(events.contains(reason), "describe lists the {reason} event:\n{text}");
+    }
 }
 
 #[test]
