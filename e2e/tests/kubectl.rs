@@ -332,3 +332,56 @@ fn discovery_verbs() {
         }
     }
 }
+
+#[test]
+fn diff_shows_a_change_without_writing_it() {
+    let m = Matrix::start();
+    for (k, ns) in &m.runs {
+        let before = job(ns, "df", "", "  priority: 1\n");
+        k.ok_stdin(&["apply", "-f", "-"], &before);
+        let out = k.run_with(&["diff", "-f", "-"], Some(&before), &[]);
+        assert!(out.ok && out.stdout.is_empty(), "{}: no change, no diff, exit 0: {out:?}", k.version);
+        let after = job(ns, "df", "", "  priority: 2\n");
+        let out = k.run_with(&["diff", "-f", "-"], Some(&after), &[]);
+        assert_eq!(out.code, Some(1), "{}: a change exits 1: {out:?}", k.version);
+        assert!(out.stdout.contains("-  priority: 1") && out.stdout.contains("+  priority: 2"), "{}", out.stdout);
+        let live = k.ok(&["get", "job.berth.dev/df", "-n", ns, "-o", "jsonpath={.spec.priority}"]);
+        assert_eq!(live, "1", "{}: diff is a dry run; nothing is written", k.version);
+    }
+}
+
+#[test]
+fn builtin_kinds_secret_lease_namespace() {
+    let m = Matrix::start();
+    for (k, ns) in &m.runs {
+        k.ok(&["create", "secret", "generic", "creds", "-n", ns, "--from-literal=user=admin"]);
+        assert_eq!(k.ok(&["get", "secret", "creds", "-n", ns, "-o", "jsonpath={.data.user}"]), "YWRtaW4=");
+        assert_eq!(k.ok(&["get", "secret", "creds", "-n", ns, "-o", "jsonpath={.type}"]), "Opaque");
+        let lease = format!(
+            "apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {{name: agent-1, namespace: {ns}}}
+spec: {{holderIdentity: agent-1, leaseDurationSeconds: 40}}
+"
+        );
+        k.ok_stdin(&["apply", "-f", "-"], &lease);
+        let holder =
+            k.ok(&["get", "leases.coordination.k8s.io", "agent-1", "-n", ns, "-o", "jsonpath={.spec.holderIdentity}"]);
+        assert_eq!(holder, "agent-1");
+
+        // Deleting a namespace takes what it holds with it.
+        let doomed = format!("{ns}-doomed");
+        k.ok(&["create", "namespace", &doomed]);
+        k.ok_stdin(&["apply", "-f", "-"], &job(&doomed, "inside", "", ""));
+        k.ok(&["delete", "namespace", &doomed, "--wait"]);
+        eventually("the namespace and its Job to go", || {
+            let jobs = k.run(&["get", "jobs.berth.dev", "-n", &doomed, "-o", "name"]);
+            let nss = k.ok(&["get", "namespaces", "-o", "name"]);
+            if jobs.stdout.trim().is_empty() && !nss.contains(&format!("namespace/{doomed}\n")) {
+                Ok(())
+            } else {
+                Err(format!("jobs: {jobs:?}; namespaces: {nss}"))
+            }
+        });
+    }
+}
