@@ -48,16 +48,7 @@ impl Berth {
     /// Starts `berth apiserver`, `berth controllers` and `berth agent` as
     /// three processes, as a multi-machine installation runs them.
     pub fn parts(containerd_socket: &Path, cpu: &str, memory: &str) -> Berth {
-        let mut berth = Berth::new();
-        let api_dir = berth.dir.path().join("apiserver");
-        berth.spawn(
-            "apiserver",
-            Command::new(binary()).args(["apiserver", "--listen", "127.0.0.1:0"]).arg("--data-dir").arg(&api_dir),
-        );
-        berth.kubeconfig = api_dir.join("kubeconfig");
-        berth.wait("the API server's kubeconfig", Duration::from_secs(60), |b| {
-            if b.kubeconfig.exists() { Ok(()) } else { Err("not written yet".into()) }
-        });
+        let mut berth = Berth::apiserver();
         let kubeconfig = berth.kubeconfig.clone();
         berth.spawn("controllers", Command::new(binary()).arg("controllers").arg("--kubeconfig").arg(&kubeconfig));
         let mut agent = Command::new(binary());
