@@ -47,6 +47,9 @@ impl Subject {
 pub enum Error {
     #[error("{0}")]
     BadRequest(String),
+    /// No valid credentials (401).
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
     /// A named object is missing.
@@ -87,6 +90,7 @@ impl Error {
     pub fn code(&self) -> StatusCode {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) | Error::NoRoute(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -102,6 +106,7 @@ impl Error {
     fn reason(&self) -> &'static str {
         match self {
             Error::BadRequest(_) => "BadRequest",
+            Error::Unauthorized(_) => "Unauthorized",
             Error::Forbidden(_) => "Forbidden",
             Error::NotFound(_) | Error::NoRoute(_) => "NotFound",
             Error::MethodNotAllowed(_) => "MethodNotAllowed",

@@ -24,9 +24,11 @@
 //! - `validation`: names and labels, and the CRD structural-schema validator.
 //! - `selector`: label and field selectors.
 //! - `jsonpath`: the JSONPath subset printer columns and selectable fields use.
+//! - `auth`: bearer tokens, the authorization decision, and TLS certificates.
 //! - `error`: the error type and its one mapping to `metav1.Status`.
 //! - `kubeconfig`: a kubeconfig pointing at a server.
 
+pub mod auth;
 pub mod error;
 pub mod jsonpath;
 pub mod kubeconfig;
@@ -37,6 +39,6 @@ pub mod storage;
 pub mod validation;
 
 pub use error::Error;
-pub use kubeconfig::kubeconfig;
+pub use kubeconfig::{Credentials, kubeconfig, kubeconfig_with};
 pub use server::{Options, serve, serve_with};
 pub use storage::{Embedded, Storage, StorageError};
