@@ -52,6 +52,10 @@ pub enum Error {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// Authorization refused a request on a resource: the message, and what
+    /// it was about (`details` of the Status).
+    #[error("{1}")]
+    Denied(Subject, String),
     /// A named object is missing.
     #[error("{} \"{}\" not found", .0.qualified(), .0.name)]
     NotFound(Subject),
@@ -91,7 +95,7 @@ impl Error {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Forbidden(_) | Error::Denied(..) => StatusCode::FORBIDDEN,
             Error::NotFound(_) | Error::NoRoute(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
@@ -107,7 +111,7 @@ impl Error {
         match self {
             Error::BadRequest(_) => "BadRequest",
             Error::Unauthorized(_) => "Unauthorized",
-            Error::Forbidden(_) => "Forbidden",
+            Error::Forbidden(_) | Error::Denied(..) => "Forbidden",
             Error::NotFound(_) | Error::NoRoute(_) => "NotFound",
             Error::MethodNotAllowed(_) => "MethodNotAllowed",
             Error::NotAcceptable(_) => "NotAcceptable",
@@ -132,7 +136,7 @@ impl Error {
             "code": self.code().as_u16(),
         });
         let details = match self {
-            Error::NotFound(s) | Error::AlreadyExists(s) | Error::Conflict(s, _) => {
+            Error::NotFound(s) | Error::AlreadyExists(s) | Error::Conflict(s, _) | Error::Denied(s, _) => {
                 Some(json!({"name": s.name, "group": s.group, "kind": s.kind}))
             }
             Error::Invalid(s, causes) => Some(json!({

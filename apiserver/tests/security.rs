@@ -237,6 +237,13 @@ async fn forbidden_requests_are_refused_and_store_nothing() {
         "{stderr}"
     );
     assert_eq!(s.kubectl_ok("admin-token", &["get", "bj", "-A", "-o", "name"]).await, "job.berth.dev/hello");
+    let framework =
+        s.client(Credentials { ca_pem: Some(s.ca_pem.clone()), token: Some("framework-token".into()) }).await;
+    let jobs: Api<berth_api::Job> = Api::namespaced(framework, "team-a");
+    let err = common::api_error(jobs.delete("hello", &Default::default()).await.expect_err("forbidden"));
+    assert_eq!((err.code, err.reason.as_str()), (403, "Forbidden"));
+    let details = err.details.expect("details");
+    assert_eq!((details.name.as_str(), details.group.as_str(), details.kind.as_str()), ("hello", "berth.dev", "jobs"));
 
     // An agent writes the status of its own placements only.
     s.kubectl_ok("admin-token", &["apply", "-f", &s.file("p1.yaml", PLACEMENT)]).await;

@@ -87,8 +87,10 @@ pub fn prepare(data_dir: &Path, addr: SocketAddr, args: &SecureArgs, agents: &[S
         None => generated::ensure_token_file(&data_dir.join("tokens.csv"), agents)?,
     };
     let url = format!("{scheme}://{addr}");
+    let files = generated::kubeconfig_files(&tokens);
+    remove_stale_kubeconfigs(&data_dir, &files.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>())?;
     let mut admin = None;
-    for (file, entry) in generated::kubeconfig_files(&tokens) {
+    for (file, entry) in files {
         let creds = Credentials { ca_pem: ca_pem.clone(), token: Some(entry.token.clone()) };
         let text = berth_apiserver::kubeconfig_with(&url, &creds);
         if file == "kubeconfig" {
@@ -107,6 +109,30 @@ pub fn prepare(data_dir: &Path, addr: SocketAddr, args: &SecureArgs, agents: &[S
     }
     opts.tokens = Some(Arc::new(tokens));
     Ok(Secured { opts, url, kubeconfig })
+}
+
+/// Removes role kubeconfigs an earlier start wrote whose role has no token now.
+fn remove_stale_kubeconfigs(data_dir: &Path, keep: &[&str]) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(data_dir).with_context(|| format!("reading {}", data_dir.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let ours = name == "controllers.kubeconfig" || (name.starts_with("agent-") && name.ends_with(".kubeconfig"));
+        if ours && !keep.contains(&name.as_str()) {
+            std::fs::remove_file(entry.path()).with_context(|| format!("removing {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The kubeconfig `prepare` wrote for a role, or why there is none.
+pub fn role_kubeconfig(data_dir: &Path, file: &str) -> anyhow::Result<PathBuf> {
+    let path = data_dir.join(file);
+    anyhow::ensure!(
+        path.exists(),
+        "no token for {file}: the token file (--token-auth-file) has none for this role; add one \
+         (controllers: group berth:controllers; agent NAME: user berth:agent:NAME, group berth:agents)"
+    );
+    Ok(path)
 }
 
 /// Writes `text` to `path` readable by its owner only, atomically: a reader

@@ -96,6 +96,8 @@ pub async fn up(mut args: UpArgs) -> anyhow::Result<()> {
     args.agent.name = Some(agent_name.clone());
     let secured = secure::prepare(&state, listener.local_addr()?, &args.secure, std::slice::from_ref(&agent_name))?;
     let (url, kubeconfig, opts) = (secured.url, secured.kubeconfig, secured.opts);
+    let controllers_kubeconfig = secure::role_kubeconfig(&state, "controllers.kubeconfig")?;
+    let agent_kubeconfig = secure::role_kubeconfig(&state, &format!("agent-{agent_name}.kubeconfig"))?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -110,8 +112,8 @@ pub async fn up(mut args: UpArgs) -> anyhow::Result<()> {
         async move { serve_api(&state, listener, opts, stop).await }
     });
     // Each part with a token of its own role, as when they run apart.
-    let controllers_client = crate::client::connect(Some(&state.join("controllers.kubeconfig"))).await?;
-    let agent_client = crate::client::connect(Some(&state.join(format!("agent-{agent_name}.kubeconfig")))).await?;
+    let controllers_client = crate::client::connect(Some(&controllers_kubeconfig)).await?;
+    let agent_client = crate::client::connect(Some(&agent_kubeconfig)).await?;
     let controllers = tokio::spawn(berth_controllers::run(controllers_client, stopped()));
     let agent_args = args.agent.clone();
     let agent = tokio::spawn({

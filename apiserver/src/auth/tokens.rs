@@ -97,11 +97,8 @@ pub fn parse(text: &str) -> Result<Vec<TokenEntry>, TokenFileError> {
         if name.is_empty() {
             return Err(err("the user name is empty".into()));
         }
-        if out.iter().any(|e| e.token == token) {
-            return Err(err(format!(
-                "the token of user {name:?} is already given to {:?}",
-                out.iter().find(|e| e.token == token).map(|e| e.user.name.as_str()).unwrap_or_default()
-            )));
+        if let Some(earlier) = out.iter().find(|e| e.token == token) {
+            return Err(err(format!("the token of user {name:?} is already given to {:?}", earlier.user.name)));
         }
         let groups = match fields.get(3) {
             Some(g) => g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect(),

@@ -61,7 +61,14 @@ pub async fn authorize<S: Storage>(app: &App<S>, user: &User, attrs: Attributes)
         return Ok(());
     }
     tracing::info!(user = %user.name, reason = %authz::denial_reason(user, &attrs), "forbidden");
-    Err(Error::Forbidden(authz::forbidden_message(user, &attrs)))
+    let message = authz::forbidden_message(user, &attrs);
+    Err(match attrs {
+        Attributes::Resource(a) => Error::Denied(
+            crate::error::Subject { group: a.group, kind: a.resource, name: a.name.unwrap_or_default() },
+            message,
+        ),
+        Attributes::NonResource { .. } => Error::Forbidden(message),
+    })
 }
 
 /// Resource attributes of a request.

@@ -348,6 +348,19 @@ mod tests {
     }
 
     #[test]
+    fn a_self_subject_access_review_from_kubectl_auth_can_i() {
+        let attrs = [field(1, b"team-a"), field(2, b"delete"), field(3, b"berth.dev"), field(5, b"jobs")].concat();
+        let raw = [field(1, &[]), field(2, &field(1, &attrs))].concat();
+        let tm = [field(1, b"authorization.k8s.io/v1"), field(2, b"SelfSubjectAccessReview")].concat();
+        let body = [MAGIC, &[field(1, &tm), field(2, &raw)].concat()[..]].concat();
+        let v = decode(&body).expect("decode");
+        assert_eq!(
+            v["spec"],
+            json!({"resourceAttributes": {"namespace": "team-a", "verb": "delete", "group": "berth.dev", "resource": "jobs"}})
+        );
+    }
+
+    #[test]
     fn base64_pads() {
         assert_eq!(base64(b"a"), "YQ==");
         assert_eq!(base64(b"ab"), "YWI=");
