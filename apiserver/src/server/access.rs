@@ -49,9 +49,10 @@ pub fn verb(method: &Method, named: bool, watch: bool) -> &'static str {
     }
 }
 
-/// `metadata.name` of a JSON request body (what a create names).
-pub fn body_name(body: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(body).ok()?;
+/// `metadata.name` of a request body (what a create names), in any media
+/// type the server reads (JSON, YAML, Kubernetes protobuf).
+pub fn body_name(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    let v = super::negotiate::decode_body(headers, body).ok()?;
     v.get("metadata")?.get("name")?.as_str().filter(|n| !n.is_empty()).map(String::from)
 }
 
@@ -114,5 +115,30 @@ impl<S: Storage> Facts for StoreFacts<'_, S> {
             .iter()
             .filter_map(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
             .any(|p| spec_str(&p, "agent") == Some(agent) && spec_str(&p, "imagePullSecret") == Some(secret))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbs_follow_kubernetes() {
+        assert_eq!(verb(&Method::GET, true, false), "get");
+        assert_eq!(verb(&Method::GET, false, false), "list");
+        assert_eq!(verb(&Method::GET, false, true), "watch");
+        assert_eq!(verb(&Method::GET, true, true), "watch");
+        assert_eq!(verb(&Method::DELETE, true, false), "delete");
+        assert_eq!(verb(&Method::DELETE, false, false), "deletecollection");
+    }
+
+    #[test]
+    fn a_create_is_named_by_its_body() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(body_name(&headers, br#"{"metadata":{"name":"a1"}}"#).as_deref(), Some("a1"));
+        assert_eq!(body_name(&headers, br#"{"metadata":{"generateName":"a-"}}"#), None);
+        assert_eq!(body_name(&headers, b"not json"), None);
+        headers.insert(header::CONTENT_TYPE, "application/yaml".parse().expect("header"));
+        assert_eq!(body_name(&headers, b"metadata: {name: a2}").as_deref(), Some("a2"));
     }
 }

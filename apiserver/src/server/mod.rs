@@ -228,7 +228,7 @@ async fn resource<S: Storage>(
     let params = Params::from_uri(&parts.uri)?;
     let body = read_body(body).await?;
     let name = match parts.method {
-        Method::POST => access::body_name(&body),
+        Method::POST => access::body_name(&parts.headers, &body),
         _ => rp.name.clone(),
     };
     let verb = access::verb(&parts.method, rp.name.is_some(), params.watch);
