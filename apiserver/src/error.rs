@@ -47,8 +47,15 @@ impl Subject {
 pub enum Error {
     #[error("{0}")]
     BadRequest(String),
+    /// No valid credentials (401).
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// Authorization refused a request on a resource: the message, and what
+    /// it was about (`details` of the Status).
+    #[error("{1}")]
+    Denied(Subject, String),
     /// A named object is missing.
     #[error("{} \"{}\" not found", .0.qualified(), .0.name)]
     NotFound(Subject),
@@ -87,7 +94,8 @@ impl Error {
     pub fn code(&self) -> StatusCode {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) | Error::Denied(..) => StatusCode::FORBIDDEN,
             Error::NotFound(_) | Error::NoRoute(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
@@ -102,7 +110,8 @@ impl Error {
     fn reason(&self) -> &'static str {
         match self {
             Error::BadRequest(_) => "BadRequest",
-            Error::Forbidden(_) => "Forbidden",
+            Error::Unauthorized(_) => "Unauthorized",
+            Error::Forbidden(_) | Error::Denied(..) => "Forbidden",
             Error::NotFound(_) | Error::NoRoute(_) => "NotFound",
             Error::MethodNotAllowed(_) => "MethodNotAllowed",
             Error::NotAcceptable(_) => "NotAcceptable",
@@ -127,7 +136,7 @@ impl Error {
             "code": self.code().as_u16(),
         });
         let details = match self {
-            Error::NotFound(s) | Error::AlreadyExists(s) | Error::Conflict(s, _) => {
+            Error::NotFound(s) | Error::AlreadyExists(s) | Error::Conflict(s, _) | Error::Denied(s, _) => {
                 Some(json!({"name": s.name, "group": s.group, "kind": s.kind}))
             }
             Error::Invalid(s, causes) => Some(json!({

@@ -15,18 +15,26 @@
 //! # }
 //! ```
 //!
+//! [`serve`] answers plain HTTP without credentials, for in-process tests;
+//! [`serve_with`] and [`Options::tls`] / [`Options::tokens`] serve HTTPS with
+//! bearer tokens and per-role authorization (see `auth`), as `berth` does.
+//!
 //! Layout:
 //! - `storage`: the `Storage` trait, its conformance suite, and the embedded (redb) backend.
 //! - `server`: routing, the request context and `serve`; one file per verb
 //!   (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`), plus
-//!   `discovery`, `openapi`, `table`, `admit`, `bootstrap`, `compactor`.
+//!   `discovery`, `openapi`, `table`, `admit`, `bootstrap`, `compactor`,
+//!   `access` (each request's user and authorization) and `review`
+//!   (the self-reviews behind `kubectl auth whoami` / `can-i`).
 //! - `registry`: the served kinds — built-in ones and those of each CRD.
 //! - `validation`: names and labels, and the CRD structural-schema validator.
 //! - `selector`: label and field selectors.
 //! - `jsonpath`: the JSONPath subset printer columns and selectable fields use.
+//! - `auth`: bearer tokens, the authorization decision, and TLS certificates.
 //! - `error`: the error type and its one mapping to `metav1.Status`.
 //! - `kubeconfig`: a kubeconfig pointing at a server.
 
+pub mod auth;
 pub mod error;
 pub mod jsonpath;
 pub mod kubeconfig;
@@ -37,6 +45,6 @@ pub mod storage;
 pub mod validation;
 
 pub use error::Error;
-pub use kubeconfig::kubeconfig;
+pub use kubeconfig::{Credentials, kubeconfig, kubeconfig_with};
 pub use server::{Options, serve, serve_with};
 pub use storage::{Embedded, Storage, StorageError};

@@ -3,6 +3,7 @@
 
 mod client;
 mod logs;
+mod secure;
 mod up;
 
 use std::net::SocketAddr;
@@ -57,6 +58,12 @@ struct ApiserverArgs {
     /// Address to serve the API on
     #[arg(long, default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
+    /// Names of the agents to generate tokens and kubeconfigs (`DATA_DIR/agent-NAME.kubeconfig`) for,
+    /// comma-separated (default: this machine's hostname); only when the token file is generated
+    #[arg(long, value_delimiter = ',')]
+    agents: Vec<String>,
+    #[command(flatten)]
+    secure: secure::SecureArgs,
 }
 
 #[derive(Args, Clone)]
@@ -103,7 +110,11 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Up(args) => up::up(args).await,
-            Command::Apiserver(args) => up::apiserver(&args.data_dir, args.listen, shutdown_signal()).await,
+            Command::Apiserver(args) => {
+                let agents =
+                    if args.agents.is_empty() { vec![berth_agent::config::hostname()] } else { args.agents.clone() };
+                up::apiserver(&args.data_dir, args.listen, &args.secure, &agents, shutdown_signal()).await
+            }
             Command::Controllers(args) => {
                 let client = client::connect(args.kubeconfig.as_deref()).await?;
                 berth_controllers::run(client, shutdown_signal()).await.context("controllers")

@@ -13,6 +13,7 @@ use futures::FutureExt;
 use futures::future::FusedFuture;
 
 use crate::AgentArgs;
+use crate::secure::{self, SecureArgs};
 
 #[derive(Args)]
 pub struct UpArgs {
@@ -21,36 +22,34 @@ pub struct UpArgs {
     /// Address to serve the API on
     #[arg(long, default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
-    /// Where the store, the kubeconfig and the logs are kept
+    /// Where the store, the kubeconfigs, the certificates and the logs are kept
     #[arg(long = "state-dir", default_value = ".berth")]
     state_dir: PathBuf,
+    #[command(flatten)]
+    secure: SecureArgs,
 }
 
-/// Serves the API on `listen` from the embedded store in `data_dir`, and
-/// writes a kubeconfig for it to `<data_dir>/kubeconfig`.
+/// Serves the API on `listen` from the embedded store in `data_dir`, over
+/// TLS with bearer tokens, and writes a kubeconfig per role into `data_dir`
+/// (`kubeconfig` for the admin; `controllers.kubeconfig`; `agent-NAME.kubeconfig`
+/// for each of `agents`).
 pub async fn apiserver(
     data_dir: &Path,
     listen: SocketAddr,
+    secure: &SecureArgs,
+    agents: &[String],
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-    let kubeconfig = write_kubeconfig(data_dir, &listener)?;
-    tracing::info!(kubeconfig = %kubeconfig.display(), "wrote a kubeconfig for this API server");
-    serve_api(data_dir, listener, shutdown).await
-}
-
-/// Writes `<dir>/kubeconfig` pointing at `listener`'s address.
-fn write_kubeconfig(dir: &Path, listener: &tokio::net::TcpListener) -> anyhow::Result<PathBuf> {
-    let url = format!("http://{}", listener.local_addr()?);
-    let path = std::path::absolute(dir.join("kubeconfig"))?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(&path, berth_apiserver::kubeconfig(&url)).with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
+    let secured = secure::prepare(data_dir, listener.local_addr()?, secure, agents)?;
+    tracing::info!(kubeconfig = %secured.kubeconfig.display(), "wrote the kubeconfigs for this API server");
+    serve_api(data_dir, listener, secured.opts, shutdown).await
 }
 
 async fn serve_api(
     data_dir: &Path,
     listener: tokio::net::TcpListener,
+    opts: berth_apiserver::Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -58,7 +57,7 @@ async fn serve_api(
     let store =
         berth_apiserver::Embedded::open(&path).with_context(|| format!("opening the store {}", path.display()))?;
     tracing::info!(addr = %listener.local_addr()?, store = %path.display(), "API server listening");
-    berth_apiserver::serve(listener, store, berth_api::crds::all(), shutdown).await.context("API server")
+    berth_apiserver::serve_with(listener, store, berth_api::crds::all(), opts, shutdown).await.context("API server")
 }
 
 /// Runs one agent on the containerd at `args.containerd_socket`.
@@ -93,8 +92,12 @@ pub async fn up(mut args: UpArgs) -> anyhow::Result<()> {
     }
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let kubeconfig = write_kubeconfig(&state, &listener)?;
+    let agent_name = args.agent.name.clone().unwrap_or_else(berth_agent::config::hostname);
+    args.agent.name = Some(agent_name.clone());
+    let secured = secure::prepare(&state, listener.local_addr()?, &args.secure, std::slice::from_ref(&agent_name))?;
+    let (url, kubeconfig, opts) = (secured.url, secured.kubeconfig, secured.opts);
+    let controllers_kubeconfig = secure::role_kubeconfig(&state, "controllers.kubeconfig")?;
+    let agent_kubeconfig = secure::role_kubeconfig(&state, &format!("agent-{agent_name}.kubeconfig"))?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -106,14 +109,16 @@ pub async fn up(mut args: UpArgs) -> anyhow::Result<()> {
     let api = tokio::spawn({
         let state = state.clone();
         let stop = stopped();
-        async move { serve_api(&state, listener, stop).await }
+        async move { serve_api(&state, listener, opts, stop).await }
     });
-    let client = crate::client::connect(Some(&kubeconfig)).await?;
-    let controllers = tokio::spawn(berth_controllers::run(client.clone(), stopped()));
+    // Each part with a token of its own role, as when they run apart.
+    let controllers_client = crate::client::connect(Some(&controllers_kubeconfig)).await?;
+    let agent_client = crate::client::connect(Some(&agent_kubeconfig)).await?;
+    let controllers = tokio::spawn(berth_controllers::run(controllers_client, stopped()));
     let agent_args = args.agent.clone();
     let agent = tokio::spawn({
         let stop = stopped();
-        async move { agent(client, &agent_args, stop).await }
+        async move { agent(agent_client, &agent_args, stop).await }
     });
 
     println!("Berth is up: API server at {url}, state in {}", state.display());

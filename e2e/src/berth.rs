@@ -48,35 +48,47 @@ impl Berth {
     /// Starts `berth apiserver`, `berth controllers` and `berth agent` as
     /// three processes, as a multi-machine installation runs them.
     pub fn parts(containerd_socket: &Path, cpu: &str, memory: &str) -> Berth {
-        let mut berth = Berth::apiserver();
-        let kubeconfig = berth.kubeconfig.clone();
-        berth.spawn("controllers", Command::new(binary()).arg("controllers").arg("--kubeconfig").arg(&kubeconfig));
+        let mut berth = Berth::apiserver(&["--agents", "agent-1"]);
+        let api_dir = berth.dir.path().join("apiserver");
+        // Each part with the token of its own role, from the kubeconfigs the API server wrote.
+        let controllers = api_dir.join("controllers.kubeconfig");
+        berth.spawn("controllers", Command::new(binary()).arg("controllers").arg("--kubeconfig").arg(&controllers));
         let mut agent = Command::new(binary());
-        agent.arg("agent").arg("--kubeconfig").arg(&kubeconfig);
+        agent.arg("agent").arg("--kubeconfig").arg(api_dir.join("agent-agent-1.kubeconfig"));
         berth.agent_flags(&mut agent, containerd_socket, cpu, memory);
         berth.spawn("agent", &mut agent);
         berth.wait_until_ready();
         berth
     }
 
-    /// Starts `berth apiserver` alone (no controllers, no agent): the API
-    /// store as kubectl and other clients see it.
-    pub fn apiserver() -> Berth {
+    /// Starts `berth apiserver` alone with `extra` flags, and waits until it
+    /// answers kubectl with the admin kubeconfig it writes.
+    pub fn apiserver(extra: &[&str]) -> Berth {
         let mut berth = Berth::new();
         let api_dir = berth.dir.path().join("apiserver");
         berth.spawn(
             "apiserver",
-            Command::new(binary()).args(["apiserver", "--listen", "127.0.0.1:0"]).arg("--data-dir").arg(&api_dir),
+            Command::new(binary())
+                .args(["apiserver", "--listen", "127.0.0.1:0"])
+                .arg("--data-dir")
+                .arg(&api_dir)
+                .args(extra),
         );
         berth.kubeconfig = api_dir.join("kubeconfig");
         berth.wait("the API server", Duration::from_secs(60), |b| {
             if !b.kubeconfig.exists() {
                 return Err("no kubeconfig yet".into());
             }
-            let out = b.kubectl(&["get", "--raw", "/readyz"]);
+            let out = b.kubectl(&["get", "namespaces", "-o", "name"]);
             if out.status.success() { Ok(()) } else { Err(crate::output_text(&out)) }
         });
         berth
+    }
+
+    /// Runs kubectl with another kubeconfig the API server wrote (`controllers.kubeconfig`, …).
+    pub fn kubectl_with(&self, kubeconfig: &str, args: &[&str]) -> Output {
+        let path = self.kubeconfig.with_file_name(kubeconfig);
+        Command::new("kubectl").arg("--kubeconfig").arg(path).args(args).output().expect("running kubectl")
     }
 
     fn new() -> Berth {

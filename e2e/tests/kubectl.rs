@@ -40,7 +40,7 @@ struct Matrix {
 
 impl Matrix {
     fn start() -> Matrix {
-        let berth = Berth::apiserver();
+        let berth = Berth::apiserver(&[]);
         let runs = kubectl::binaries()
             .iter()
             .enumerate()

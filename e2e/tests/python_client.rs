@@ -10,7 +10,7 @@ use berth_e2e::output_text;
 fn python_kubernetes_client_round_trip() {
     let python = berth_e2e::kubectl::venv().join("bin/python");
     assert!(python.is_file(), "{} is missing: run `make deps`", python.display());
-    let berth = Berth::apiserver();
+    let berth = Berth::apiserver(&[]);
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/client.py");
     let out = Command::new(&python)
         .arg(&script)

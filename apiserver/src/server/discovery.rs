@@ -7,6 +7,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::negotiate;
+use super::review;
 use super::{App, no_route};
 use crate::error::Result;
 use crate::registry::Kind;
@@ -33,9 +34,20 @@ pub fn version() -> Response {
     }))
 }
 
+/// Every served group with its versions: the registry's, and the reviews'.
+fn all_groups<S>(app: &App<S>) -> Vec<(String, Vec<String>)> {
+    let mut groups = app.registry.groups();
+    for (g, v, _, _) in review::RESOURCES {
+        if !groups.iter().any(|(name, _)| name == g) {
+            groups.push((g.to_string(), vec![v.to_string()]));
+        }
+    }
+    groups
+}
+
 pub fn root<S>(app: &App<S>) -> Response {
     let mut paths = vec!["/api".to_string(), "/api/v1".into(), "/apis".into()];
-    for (g, versions) in app.registry.groups() {
+    for (g, versions) in all_groups(app) {
         paths.push(format!("/apis/{g}"));
         paths.extend(versions.iter().map(|v| format!("/apis/{g}/{v}")));
     }
@@ -61,12 +73,12 @@ fn group_json(name: &str, versions: &[String]) -> Value {
 }
 
 pub fn apis<S>(app: &App<S>) -> Response {
-    let groups: Vec<Value> = app.registry.groups().iter().map(|(g, vs)| group_json(g, vs)).collect();
+    let groups: Vec<Value> = all_groups(app).iter().map(|(g, vs)| group_json(g, vs)).collect();
     ok(&json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
 }
 
 pub fn group<S>(app: &App<S>, name: &str) -> Result<Response> {
-    let groups = app.registry.groups();
+    let groups = all_groups(app);
     let (g, vs) = groups.iter().find(|(g, _)| g == name).ok_or_else(no_route)?;
     let mut body = group_json(g, vs);
     body["kind"] = json!("APIGroup");
@@ -105,10 +117,16 @@ fn resource_json(k: &Kind) -> Vec<Value> {
 
 pub fn resources<S>(app: &App<S>, group: &str, version: &str) -> Result<Response> {
     let kinds = app.registry.of(group, version);
-    if kinds.is_empty() {
+    let reviews: Vec<Value> = review::RESOURCES
+        .iter()
+        .filter(|(g, v, _, _)| *g == group && *v == version)
+        .map(|(_, _, plural, kind)| json!({"name": plural, "singularName": "", "namespaced": false, "kind": kind, "verbs": ["create"]}))
+        .collect();
+    if kinds.is_empty() && reviews.is_empty() {
         return Err(no_route());
     }
     let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    let resources: Vec<Value> = kinds.iter().flat_map(|k| resource_json(k)).collect();
+    let mut resources: Vec<Value> = kinds.iter().flat_map(|k| resource_json(k)).collect();
+    resources.extend(reviews);
     Ok(ok(&json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})))
 }

@@ -1,5 +1,6 @@
 //! The HTTP server: routing, the request context, and `serve`.
 
+mod access;
 mod admit;
 mod bootstrap;
 mod compactor;
@@ -16,6 +17,7 @@ mod openapi;
 pub mod params;
 mod patch;
 mod protobuf;
+mod review;
 pub mod route;
 pub mod table;
 mod update;
@@ -34,6 +36,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+use crate::auth;
+use crate::auth::{Tokens, User};
 use crate::error::{Error, Result};
 use crate::registry::{Kind, Registry};
 use crate::storage::Storage;
@@ -55,6 +59,13 @@ pub struct Options {
     pub compact_keep: u64,
     /// How long a watch without `timeoutSeconds` lasts.
     pub default_watch_timeout: Duration,
+    /// TLS on the listener. `None` serves plain HTTP: only for in-process
+    /// tests and `berth apiserver --insecure-http`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The bearer tokens accepted, and who they belong to. `None` checks no
+    /// credentials and serves every request as an admin: only for
+    /// in-process tests.
+    pub tokens: Option<Arc<Tokens>>,
 }
 
 impl Default for Options {
@@ -64,6 +75,8 @@ impl Default for Options {
             compact_interval: Duration::from_secs(300),
             compact_keep: 10_000,
             default_watch_timeout: Duration::from_secs(1800),
+            tls: None,
+            tokens: None,
         }
     }
 }
@@ -135,12 +148,19 @@ pub async fn serve_with<S: Storage>(
     let app = Arc::new(App { store, registry: Registry::with_builtins(), opts, stopping });
     bootstrap::run(&app, crds).await?;
     let compactor = tokio::spawn(compactor::run(app.clone()));
+    let tls = app.opts.tls.clone();
     let router = Router::new().fallback(dispatch::<S>).with_state(app);
     let signal = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    let served = axum::serve(listener, router).with_graceful_shutdown(signal).await;
+    let served = match tls {
+        Some(config) => {
+            let listener = crate::auth::listener::TlsListener::new(listener, config)?;
+            axum::serve(listener, router).with_graceful_shutdown(signal).await
+        }
+        None => axum::serve(listener, router).with_graceful_shutdown(signal).await,
+    };
     compactor.abort();
     Ok(served?)
 }
@@ -154,15 +174,32 @@ async fn dispatch<S: Storage>(State(app): State<Arc<App<S>>>, req: Request) -> R
     }
 }
 
+async fn read_body(body: Body) -> Result<bytes::Bytes> {
+    axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .map_err(|e| Error::BadRequest(format!("reading the request body: {e}")))
+}
+
 fn no_route() -> Error {
     Error::NoRoute("the server could not find the requested resource".into())
 }
 
 async fn handle<S: Storage>(app: &Arc<App<S>>, parts: Parts, body: Body) -> Result<Response> {
-    let route = route::parse(parts.uri.path()).ok_or_else(no_route)?;
-    if !matches!(route, Route::Resource(_)) && parts.method != Method::GET {
-        return Err(Error::MethodNotAllowed(format!("{} is not allowed on {}", parts.method, parts.uri.path())));
+    let route = route::parse(parts.uri.path());
+    let user = access::authenticate(app, &parts.headers, matches!(route, Some(Route::Health)))?;
+    if !matches!(route, Some(Route::Resource(_))) {
+        let attrs = auth::Attributes::NonResource {
+            verb: parts.method.as_str().to_lowercase(),
+            path: parts.uri.path().to_string(),
+        };
+        if !matches!(route, Some(Route::Health)) {
+            access::authorize(app, &user, attrs).await?;
+        }
+        if parts.method != Method::GET {
+            return Err(Error::MethodNotAllowed(format!("{} is not allowed on {}", parts.method, parts.uri.path())));
+        }
     }
+    let route = route.ok_or_else(no_route)?;
     match route {
         Route::Root => Ok(discovery::root(app)),
         Route::Version => Ok(discovery::version()),
@@ -173,11 +210,29 @@ async fn handle<S: Storage>(app: &Arc<App<S>>, parts: Parts, body: Body) -> Resu
         Route::GroupVersion(g, v) => discovery::resources(app, &g, &v),
         Route::OpenApiV3Root => Ok(openapi::root(app)),
         Route::OpenApiV3(p) => openapi::document(app, &p),
-        Route::Resource(rp) => resource(app, parts, body, rp).await,
+        Route::Resource(rp) => resource(app, &user, parts, body, rp).await,
     }
 }
 
-async fn resource<S: Storage>(app: &Arc<App<S>>, parts: Parts, body: Body, rp: ResourcePath) -> Result<Response> {
+async fn resource<S: Storage>(
+    app: &Arc<App<S>>,
+    user: &User,
+    parts: Parts,
+    body: Body,
+    rp: ResourcePath,
+) -> Result<Response> {
+    if review::is_review(&rp) {
+        let body = read_body(body).await?;
+        return review::run(app, user, &parts.method, &parts.headers, &rp, &body).await;
+    }
+    let params = Params::from_uri(&parts.uri)?;
+    let body = read_body(body).await?;
+    let name = match parts.method {
+        Method::POST => access::body_name(&parts.headers, &body),
+        _ => rp.name.clone(),
+    };
+    let verb = access::verb(&parts.method, rp.name.is_some(), params.watch);
+    access::authorize(app, user, access::resource_attributes(verb, &rp, name)).await?;
     let kind = app.registry.lookup(&rp.group, &rp.version, &rp.plural).ok_or_else(no_route)?;
     if rp.namespace.is_some() && !kind.namespaced {
         return Err(no_route());
@@ -187,11 +242,7 @@ async fn resource<S: Storage>(app: &Arc<App<S>>, parts: Parts, body: Body, rp: R
         Some("status") if kind.status_subresource => true,
         Some(_) => return Err(no_route()),
     };
-    let params = Params::from_uri(&parts.uri)?;
     let output = negotiate::output(&parts.headers)?;
-    let body = axum::body::to_bytes(body, BODY_LIMIT)
-        .await
-        .map_err(|e| Error::BadRequest(format!("reading the request body: {e}")))?;
     let ctx = Ctx { kind, namespace: rp.namespace, name: rp.name, status, params, output, headers: parts.headers };
     let named = ctx.name.is_some();
     let not_allowed = || Error::MethodNotAllowed(format!("{} is not allowed on {}", parts.method, parts.uri.path()));

@@ -1,6 +1,7 @@
 //! Decoding of Kubernetes protobuf request bodies for the built-in kinds
 //! kubectl's typed clients send that way (`kubectl create namespace`,
-//! `kubectl create secret …`): `Namespace`, `Secret` and `Lease`.
+//! `kubectl create secret …`): `Namespace`, `Secret` and `Lease`, and the
+//! self-reviews `kubectl auth whoami` / `kubectl auth can-i` send.
 //! Responses are always JSON; clients read the response's content type.
 //!
 //! The envelope is the magic `k8s\0` and a `runtime.Unknown` (typeMeta = 1,
@@ -236,6 +237,45 @@ fn lease(b: &[u8], obj: &mut Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
+/// The string fields of a message, named by field number (1-based).
+fn strings(b: &[u8], names: &[&str]) -> Result<Value> {
+    let mut m = Map::new();
+    for (f, w) in fields(b)? {
+        if let (Some(name), Wire::Bytes(x)) = (names.get((f as usize).wrapping_sub(1)), w)
+            && !x.is_empty()
+        {
+            m.insert(name.to_string(), text(x)?);
+        }
+    }
+    Ok(Value::Object(m))
+}
+
+/// The spec (field 2) of a self-review, by the review's kind.
+fn review_spec(raw: &[u8], kind: &str, obj: &mut Map<String, Value>) -> Result<()> {
+    const RESOURCE: &[&str] = &["namespace", "verb", "group", "version", "resource", "subresource", "name"];
+    for (f, w) in fields(raw)? {
+        let (2, Wire::Bytes(x)) = (f, w) else { continue };
+        let spec = match kind {
+            "SelfSubjectRulesReview" => strings(x, &["namespace"])?,
+            _ => {
+                let mut spec = Map::new();
+                for (g, v) in fields(x)? {
+                    match (g, v) {
+                        (1, Wire::Bytes(a)) => drop(spec.insert("resourceAttributes".into(), strings(a, RESOURCE)?)),
+                        (2, Wire::Bytes(a)) => {
+                            drop(spec.insert("nonResourceAttributes".into(), strings(a, &["path", "verb"])?))
+                        }
+                        _ => {}
+                    }
+                }
+                Value::Object(spec)
+            }
+        };
+        obj.insert("spec".into(), spec);
+    }
+    Ok(())
+}
+
 /// Decodes a protobuf body of a supported built-in kind into JSON.
 pub fn decode(body: &[u8]) -> Result<Value> {
     let unknown = body.strip_prefix(MAGIC).ok_or_else(|| bad("missing the k8s protobuf prefix"))?;
@@ -267,9 +307,13 @@ pub fn decode(body: &[u8]) -> Result<Value> {
         ("v1", "Namespace") => namespace(raw, &mut obj)?,
         ("v1", "Secret") => secret(raw, &mut obj)?,
         ("coordination.k8s.io/v1", "Lease") => lease(raw, &mut obj)?,
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => {}
+        ("authorization.k8s.io/v1", k @ ("SelfSubjectAccessReview" | "SelfSubjectRulesReview")) => {
+            review_spec(raw, k, &mut obj)?
+        }
         _ => {
             return Err(Error::UnsupportedMediaType(format!(
-                "protobuf bodies are accepted for Namespace, Secret and Lease only, not {api_version} {kind}; send JSON"
+                "protobuf bodies are accepted for Namespace, Secret, Lease and the self-reviews only, not {api_version} {kind}; send JSON"
             )));
         }
     }
@@ -300,6 +344,19 @@ mod tests {
             json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
                 "metadata": {"name": "creds", "namespace": "default", "labels": {"a": "b"}},
                 "data": {".dockerconfigjson": "e30="}})
+        );
+    }
+
+    #[test]
+    fn a_self_subject_access_review_from_kubectl_auth_can_i() {
+        let attrs = [field(1, b"team-a"), field(2, b"delete"), field(3, b"berth.dev"), field(5, b"jobs")].concat();
+        let raw = [field(1, &[]), field(2, &field(1, &attrs))].concat();
+        let tm = [field(1, b"authorization.k8s.io/v1"), field(2, b"SelfSubjectAccessReview")].concat();
+        let body = [MAGIC, &[field(1, &tm), field(2, &raw)].concat()[..]].concat();
+        let v = decode(&body).expect("decode");
+        assert_eq!(
+            v["spec"],
+            json!({"resourceAttributes": {"namespace": "team-a", "verb": "delete", "group": "berth.dev", "resource": "jobs"}})
         );
     }
 
