@@ -40,7 +40,7 @@ struct Matrix {
 
 impl Matrix {
     fn start() -> Matrix {
-        let berth = Berth::apiserver(&[]);
+        let berth = Berth::apiserver(&["--agents", "agent-1"]);
         let runs = kubectl::binaries()
             .iter()
             .enumerate()
@@ -315,6 +315,19 @@ fn discovery_verbs() {
         }
         let out = k.ok(&["api-resources", "--api-group=berth.dev", "--namespaced=false", "-o", "name"]);
         assert!(out.contains("agents.berth.dev") && !out.contains("jobs.berth.dev"), "{}: {out}", k.version);
+        let out = k.ok(&["auth", "whoami"]);
+        assert!(out.contains("system:masters"), "{}: whoami names the admin's groups:\n{out}", k.version);
+        assert_eq!(k.ok(&["auth", "can-i", "delete", "jobs.berth.dev", "-A"]).trim(), "yes");
+        let agent = m.berth.kubeconfig.with_file_name("agent-agent-1.kubeconfig");
+        let as_agent = Kubectl::new(&k.bin, &agent, &m.berth.dir.path().join("agent-home"));
+        let out = as_agent.run(&["auth", "can-i", "delete", "jobs.berth.dev", "-n", "default"]);
+        assert!(
+            out.code == Some(1) && out.stdout.starts_with("no"),
+            "{}: an agent may not delete Jobs: {out:?}",
+            k.version
+        );
+        let out = as_agent.ok(&["auth", "whoami"]);
+        assert!(out.contains("berth:agent:agent-1"), "{}: {out}", k.version);
         let out = k.ok(&["api-versions"]);
         for want in ["berth.dev/v1alpha1", "v1", "coordination.k8s.io/v1", "apiextensions.k8s.io/v1"] {
             assert!(out.lines().any(|l| l == want), "{}: api-versions lists {want}:\n{out}", k.version);
