@@ -1,6 +1,7 @@
 //! The HTTP server: routing, the request context, and `serve`.
 
 mod admit;
+mod apply;
 mod bootstrap;
 mod compactor;
 mod create;
@@ -10,6 +11,7 @@ mod filter;
 mod get;
 mod hooks;
 mod list;
+mod managed;
 pub mod negotiate;
 pub mod object;
 mod openapi;
