@@ -8,7 +8,7 @@ mod common;
 use berth_api::Job;
 use common::kubectl::Kubectl;
 use common::{Server, api_error};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
 const JOB: &str = "apiVersion: berth.dev/v1alpha1
@@ -203,68 +203,23 @@ async fn kube_rs_applies_with_a_field_manager_and_sees_conflicts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_record_update_managers_and_clients_may_clear_them() {
+async fn kubectl_commands_record_their_own_managers() {
     let server = Server::start().await;
-    let jobs: Api<Job> = Api::namespaced(server.client(), "default");
-    let pp = PostParams { field_manager: Some("creator".into()), ..Default::default() };
-    let created = jobs.create(&pp, &common::job("hello", "1Mi")).await.expect("create");
-    let entry = &created.metadata.managed_fields.clone().unwrap_or_default()[0];
-    assert_eq!((entry.manager.as_deref(), entry.operation.as_deref()), (Some("creator"), Some("Update")));
-    assert_eq!(entry.api_version.as_deref(), Some("berth.dev/v1alpha1"));
-    let fields = serde_json::to_value(&entry.fields_v1).expect("json");
-    assert!(fields.pointer("/f:spec/f:taskGroups").is_some(), "{fields}");
-
-    let status = Patch::Merge(json!({"status": {"phase": "Running"}}));
-    let pp = PatchParams { field_manager: Some("berth-controller".into()), ..Default::default() };
-    let patched = jobs.patch_status("hello", &pp, &status).await.expect("status");
-    let entries = patched.metadata.managed_fields.unwrap_or_default();
-    let by_status = entries.iter().find(|e| e.manager.as_deref() == Some("berth-controller")).expect("status entry");
-    assert_eq!(by_status.subresource.as_deref(), Some("status"));
-    let fields = serde_json::to_value(&by_status.fields_v1).expect("json");
-    assert!(fields.pointer("/f:status/f:phase").is_some() && fields.get("f:spec").is_none(), "{fields}");
-
-    // `[]` keeps them (clients unaware of the field cannot drop it); `[{}]` clears them.
-    let keep = Patch::Merge(json!({"metadata": {"managedFields": []}}));
-    let kept = jobs.patch("hello", &PatchParams::default(), &keep).await.expect("keep");
-    assert_eq!(kept.metadata.managed_fields.unwrap_or_default().len(), 2);
-    let clear = Patch::Merge(json!({"metadata": {"managedFields": [{}]}}));
-    let cleared = jobs.patch("hello", &PatchParams::default(), &clear).await.expect("clear");
-    assert_eq!(cleared.metadata.managed_fields, None);
-    let bogus = json!({"metadata": {"managedFields": [{"manager": "x", "operation": "Bogus", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]}});
-    let err = api_error(jobs.patch("hello", &PatchParams::default(), &Patch::Merge(bogus)).await.expect_err("bogus"));
-    assert_eq!(err.code, 422);
-    assert!(err.message.contains("metadata.managedFields[0].operation"), "{}", err.message);
-    server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn apply_needs_a_field_manager_and_a_matching_type() {
-    let server = Server::start().await;
-    let path = "/apis/berth.dev/v1alpha1/namespaces/default/jobs/hello";
-    let ctype = [("Content-Type", "application/apply-patch+yaml")];
-    let body = "apiVersion: berth.dev/v1alpha1\nkind: Job\nmetadata: {name: hello}\nspec: {taskGroups: [{name: m, image: i}]}\n";
-    let (code, _, text) = server.raw("PATCH", path, &ctype, body).await;
-    assert_eq!(code, 422, "{text}");
-    assert!(
-        text.contains(
-            "PatchOptions.meta.k8s.io \\\"\\\" is invalid: fieldManager: Required value: is required for apply patch"
-        ),
-        "{text}"
-    );
-    let wrong = body.replace("v1alpha1\n", "v9\n");
-    let (code, _, text) = server.raw("PATCH", &format!("{path}?fieldManager=m"), &ctype, &wrong).await;
-    assert_eq!(code, 400, "{text}");
-    let managed = body.replace("{name: hello}", "{name: hello, managedFields: [{manager: x}]}");
-    let (code, _, text) = server.raw("PATCH", &format!("{path}?fieldManager=m"), &ctype, &managed).await;
-    assert!(code == 400 && text.contains("metadata.managedFields must be nil"), "{text}");
-    let merge = [("Content-Type", "application/merge-patch+json")];
-    let (code, _, text) = server.raw("PATCH", &format!("{path}?force=true"), &merge, "{}").await;
-    assert!(code == 422 && text.contains("force: Forbidden"), "{text}");
-    let (code, _, text) = server.raw("PATCH", &format!("{path}?fieldManager=m&dryRun=All"), &ctype, body).await;
-    assert_eq!(code, 201, "{text}");
-    let (code, _, _) = server.raw("GET", path, &[], "").await;
-    assert_eq!(code, 404, "a dry-run apply creates nothing");
-    let (code, _, text) = server.raw("PATCH", &format!("{path}?fieldManager=m"), &ctype, body).await;
-    assert_eq!(code, 201, "{text}");
+    let k = Kubectl::new(&server);
+    k.ok(&["create", "-f", &k.file("job.yaml", JOB)]).await;
+    k.ok(&["label", "jobs.berth.dev", "hello", "team=a"]).await;
+    k.ok(&["patch", "jobs.berth.dev", "hello", "--type=merge", "-p", "{\"spec\": {\"priority\": 6}}"]).await;
+    let edit = k.command(&["edit", "jobs.berth.dev", "hello"]).env("KUBE_EDITOR", "sed -i s/32Mi/48Mi/").output().await;
+    let edit = edit.expect("kubectl edit runs");
+    assert!(edit.status.success(), "{edit:?}");
+    let ms = managers(&k).await;
+    let owns = |m: &str, path: &str| owner(&ms, m).and_then(|f| f.pointer(path)).is_some();
+    assert!(owns("kubectl-create", "/f:spec"), "the creator keeps what nobody changed: {ms:?}");
+    assert!(owns("kubectl-label", "/f:metadata/f:labels/f:team"), "{ms:?}");
+    assert!(owns("kubectl-patch", "/f:spec/f:priority"), "{ms:?}");
+    assert!(owns("kubectl-edit", "/f:spec/f:taskGroups"), "{ms:?}");
+    assert!(!owns("kubectl-create", "/f:spec/f:taskGroups"), "edit took the list over: {ms:?}");
+    assert!(!owns("kubectl-create", "/f:spec/f:priority"), "patch took priority over: {ms:?}");
+    assert!(ms.iter().all(|(_, op, _)| op == "Update"), "{ms:?}");
     server.stop().await;
 }

@@ -52,3 +52,54 @@ pub fn sync(obj: &mut Value, config: &Value) {
         a.insert(ANNOTATION.into(), Value::String(text));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::entries::{Id, Managers};
+    use super::super::fieldset::Set;
+    use super::super::typed::Ty;
+    use super::*;
+
+    fn scope(schema: &Value) -> Scope<'_> {
+        Scope { ty: Ty::root(Some(schema)), ignored: Set::default(), api_version: "g/v1".into(), now: "t".into() }
+    }
+
+    fn annotated(spec: Value, last: &Value) -> Value {
+        json!({"metadata": {"annotations": {ANNOTATION: last.to_string()}}, "spec": spec})
+    }
+
+    #[test]
+    fn kubectl_takes_over_fields_it_applied_client_side() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "a": {"type": "integer"}, "b": {"type": "integer"}}}}});
+        let sc = scope(&schema);
+        let csa = Id::new("kubectl-client-side-apply", false, "", "g/v1");
+        let last = json!({"spec": {"a": 1}});
+        let live = annotated(json!({"a": 1, "b": 2}), &last);
+        let managers = sc.update(&json!({"metadata": {}}), &live, Managers::new(), &csa);
+        let me = Id::new(KUBECTL, true, "", "");
+        let conflicts =
+            sc.apply(&live, &json!({"spec": {"a": 5}}), managers.clone(), &me, false).expect_err("conflict");
+        let same = |v: &Value| v.clone();
+        assert!(forgives(&sc, KUBECTL, &live, &conflicts, same), "a is as last applied");
+        assert!(!forgives(&sc, "ci", &live, &conflicts, same), "only kubectl migrates");
+        let conflicts = sc.apply(&live, &json!({"spec": {"b": 5}}), managers, &me, false).expect_err("conflict");
+        assert!(!forgives(&sc, KUBECTL, &live, &conflicts, same), "b was never applied client-side");
+        let drifted = annotated(json!({"a": 3, "b": 2}), &last);
+        let managers = sc.update(&json!({"metadata": {}}), &drifted, Managers::new(), &csa);
+        let conflicts = sc.apply(&drifted, &json!({"spec": {"a": 5}}), managers, &me, false).expect_err("conflict");
+        assert!(!forgives(&sc, KUBECTL, &drifted, &conflicts, same), "a changed since it was applied");
+    }
+
+    #[test]
+    fn the_annotation_follows_what_kubectl_applies() {
+        let mut obj = annotated(json!({"a": 1}), &json!({"spec": {"a": 1}}));
+        sync(&mut obj, &json!({"spec": {"a": 2}}));
+        assert_eq!(last_applied(&obj), Some(json!({"spec": {"a": 2}})));
+        let mut plain = json!({"metadata": {}});
+        sync(&mut plain, &json!({"spec": {"a": 2}}));
+        assert_eq!(plain, json!({"metadata": {}}), "no annotation, none added");
+    }
+}
