@@ -172,3 +172,33 @@ async fn dry_run_writes_nothing_on_any_verb() {
     assert_eq!(now.spec.priority, None);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crds_the_server_starts_with_are_owned_by_it() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let server = Server::start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(server.client());
+    let crd = crds.get("jobs.berth.dev").await.expect("crd");
+    let entries = crd.metadata.managed_fields.unwrap_or_default();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].manager.as_deref(), Some("berth-apiserver"));
+    let fields = serde_json::to_value(&entries[0].fields_v1).expect("json");
+    assert!(fields.pointer("/f:spec/f:versions").is_some() && fields.get("f:status").is_none(), "{fields}");
+    // A restart puts the given CRDs back (a replace): the label goes, and with it ops' only field.
+    let ssa = PatchParams::apply("ops").force();
+    let label = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "jobs.berth.dev", "labels": {"team": "a"}}});
+    let labelled = crds.patch("jobs.berth.dev", &ssa, &Patch::Apply(label)).await.expect("label");
+    let ops =
+        labelled.metadata.managed_fields.unwrap_or_default().into_iter().find(|e| e.manager.as_deref() == Some("ops"));
+    assert!(ops.is_some(), "the applier owns the label");
+    let dir = server.stop().await;
+    let server = Server::start_in(dir, berth_apiserver::Options::default()).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(server.client());
+    let crd = crds.get("jobs.berth.dev").await.expect("crd");
+    let managers: Vec<_> =
+        crd.metadata.managed_fields.unwrap_or_default().into_iter().filter_map(|e| e.manager).collect();
+    assert_eq!(managers, ["berth-apiserver"]);
+    assert_eq!(crd.metadata.labels, None);
+    server.stop().await;
+}

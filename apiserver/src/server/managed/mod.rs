@@ -118,6 +118,10 @@ fn client_managers(kind: &Kind, obj: &Value) -> Result<Option<Managers>> {
     Ok(Some(m))
 }
 
+/// The manager of the server's own writes (the CRDs it starts with, the
+/// system namespaces).
+pub const SERVER: &str = "berth-apiserver";
+
 /// Records a create by the request's manager in `obj.metadata.managedFields`.
 pub fn on_create(ctx: &Ctx, obj: &mut Value) -> Result<()> {
     on_update(ctx, &json!({"metadata": {}}), obj)
@@ -125,12 +129,17 @@ pub fn on_create(ctx: &Ctx, obj: &mut Value) -> Result<()> {
 
 /// Records an update (PUT or a non-apply PATCH) from `current` to `desired`.
 pub fn on_update(ctx: &Ctx, current: &Value, desired: &mut Value) -> Result<()> {
-    let kind = &ctx.kind;
-    let given = if ctx.status { None } else { client_managers(kind, desired)? };
+    record(&ctx.kind, ctx.status, &manager(ctx), current, desired)
+}
+
+/// Records a write by `manager` from `current` (`{"metadata": {}}` for a
+/// create) to `desired`, on `/status` if `status`.
+pub fn record(kind: &Kind, status: bool, manager: &str, current: &Value, desired: &mut Value) -> Result<()> {
+    let given = if status { None } else { client_managers(kind, desired)? };
     let managers = given.unwrap_or_else(|| entries::of_object(current));
     let (old, new) = (bare(current), admitted(kind, desired));
-    let sc = scope(kind, ctx.status, &[&old, &new]);
-    let me = Id::new(&manager(ctx), false, subresource(ctx.status), &kind.api_version());
+    let sc = scope(kind, status, &[&old, &new]);
+    let me = Id::new(manager, false, subresource(status), &kind.api_version());
     let m = sc.update(&old, &new, managers, &me);
     set_managers(desired, &m);
     Ok(())
