@@ -77,6 +77,9 @@ pub enum Error {
     UnsupportedMediaType(String),
     #[error("{} \"{}\" is invalid: {}", .0.qualified(), .0.name, causes_text(.1))]
     Invalid(Subject, Vec<Cause>),
+    /// A server-side apply would change fields other managers own.
+    #[error("{0}")]
+    ApplyConflict(String, Vec<Cause>),
     #[error("{0}")]
     Internal(String),
     #[error("serving: {0}")]
@@ -99,7 +102,7 @@ impl Error {
             Error::NotFound(_) | Error::NoRoute(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
-            Error::AlreadyExists(_) | Error::Conflict(..) => StatusCode::CONFLICT,
+            Error::AlreadyExists(_) | Error::Conflict(..) | Error::ApplyConflict(..) => StatusCode::CONFLICT,
             Error::Expired(_) => StatusCode::GONE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Invalid(..) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -116,7 +119,7 @@ impl Error {
             Error::MethodNotAllowed(_) => "MethodNotAllowed",
             Error::NotAcceptable(_) => "NotAcceptable",
             Error::AlreadyExists(_) => "AlreadyExists",
-            Error::Conflict(..) => "Conflict",
+            Error::Conflict(..) | Error::ApplyConflict(..) => "Conflict",
             Error::Expired(_) => "Expired",
             Error::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Error::Invalid(..) => "Invalid",
@@ -143,6 +146,9 @@ impl Error {
                 "name": s.name,
                 "group": s.group,
                 "kind": s.kind,
+                "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
+            })),
+            Error::ApplyConflict(_, causes) => Some(json!({
                 "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
             })),
             _ => None,

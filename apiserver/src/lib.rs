@@ -24,8 +24,10 @@
 //! - `server`: routing, the request context and `serve`; one file per verb
 //!   (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`), plus
 //!   `discovery`, `openapi`, `table`, `admit`, `bootstrap`, `compactor`,
-//!   `access` (each request's user and authorization) and `review`
-//!   (the self-reviews behind `kubectl auth whoami` / `can-i`).
+//!   `access` (each request's user and authorization), `review` (the
+//!   self-reviews behind `kubectl auth whoami` / `can-i`), `apply`
+//!   (server-side apply) and `managed` (`metadata.managedFields`: field
+//!   sets, ownership, conflicts).
 //! - `registry`: the served kinds — built-in ones and those of each CRD.
 //! - `validation`: names and labels, and the CRD structural-schema validator.
 //! - `selector`: label and field selectors.

@@ -2,19 +2,14 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
 
 use berth_api::Job;
 use common::Server;
+use common::kubectl::{Kubectl, LIMIT};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
-
-const KUBECTL: &str = "/usr/bin/kubectl";
-const LIMIT: Duration = Duration::from_secs(20);
 
 const JOB: &str = "apiVersion: berth.dev/v1alpha1
 kind: Job
@@ -26,57 +21,6 @@ spec:
     command: [\"/bin/sh\", \"-c\", \"echo hello\"]
     resources: {cpu: 100m, memory: 32Mi}
 ";
-
-struct Kubectl {
-    dir: PathBuf,
-}
-
-#[derive(Debug)]
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Kubectl {
-    fn new(server: &Server) -> Kubectl {
-        let dir = server.dir.path().to_path_buf();
-        std::fs::write(dir.join("kubeconfig"), berth_apiserver::kubeconfig(&server.url)).expect("kubeconfig");
-        Kubectl { dir }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(KUBECTL);
-        c.arg("--kubeconfig").arg(self.dir.join("kubeconfig")).arg("--cache-dir").arg(self.dir.join("cache"));
-        c.args(args).env("HOME", &self.dir).stdin(Stdio::null()).kill_on_drop(true);
-        c
-    }
-
-    async fn run(&self, args: &[&str]) -> Out {
-        let out = tokio::time::timeout(LIMIT, self.command(args).output())
-            .await
-            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish within {LIMIT:?}"))
-            .expect("kubectl runs");
-        Out {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        }
-    }
-
-    /// Runs kubectl and expects success.
-    async fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args).await;
-        assert!(out.ok, "kubectl {args:?} failed: {out:?}");
-        out.stdout
-    }
-
-    fn file(&self, name: &str, text: &str) -> String {
-        let p = self.dir.join(name);
-        std::fs::write(&p, text).expect("write manifest");
-        p.display().to_string()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_get_describe_and_delete_a_job() {

@@ -35,7 +35,7 @@ async fn watches_that_allow_bookmarks_get_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_patch_works_and_apply_patch_is_415() {
+async fn json_patch_works_and_an_apply_patch_must_name_its_type() {
     let server = Server::start().await;
     let jobs: Api<Job> = Api::namespaced(server.client(), "default");
     jobs.create(&PostParams::default(), &job("a", "1Mi")).await.expect("create");
@@ -56,7 +56,11 @@ async fn json_patch_works_and_apply_patch_is_415() {
     let (code, _, _) = server.raw("PATCH", &format!("{JOBS}/a"), &ctype, &missing.to_string()).await;
     assert!(code >= 400, "a failing test op is refused");
     let apply = jobs.patch("a", &PatchParams::apply("test"), &Patch::Apply(json!({"spec": {}}))).await;
-    assert_eq!(api_error(apply.expect_err("apply")).code, 415);
+    let refused = api_error(apply.expect_err("apply without apiVersion and kind"));
+    assert_eq!(
+        (refused.code, refused.message.as_str()),
+        (400, "the applied configuration must set apiVersion and kind")
+    );
     server.stop().await;
 }
 

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::params::Params;
 use super::update::{self, Target};
-use super::{App, create, hooks, object};
+use super::{App, create, hooks, managed, object};
 use crate::error::{Error, Result};
 use crate::registry::builtin::{CRD_GROUP, CRD_PLURAL};
 use crate::storage::Storage;
@@ -22,14 +22,20 @@ pub async fn run<S: Storage>(app: &App<S>, crds: Vec<CustomResourceDefinition>) 
     }
     let params = Params::default();
     for crd in crds {
-        let given =
+        let mut given =
             serde_json::to_value(&crd).map_err(|e| Error::Internal(format!("a CRD does not serialize: {e}")))?;
         let name = object::name(&given).unwrap_or_default().to_string();
         if app.store.get(&crd_kind.key(None, &name)).await?.is_none() {
+            managed::record(&crd_kind, false, managed::SERVER, &json!({"metadata": {}}), &mut given)?;
             create::create(app, &crd_kind, None, given, &params).await?;
         } else {
             let t = Target { kind: &crd_kind, namespace: None, name: &name, status: false, params: &params };
-            update::write(app, &t, |_| Ok((given.clone(), None))).await?;
+            update::write(app, &t, |current| {
+                let mut desired = given.clone();
+                managed::record(&crd_kind, false, managed::SERVER, current, &mut desired)?;
+                Ok((desired, None))
+            })
+            .await?;
         }
     }
     let ns_kind = app
@@ -38,7 +44,8 @@ pub async fn run<S: Storage>(app: &App<S>, crds: Vec<CustomResourceDefinition>) 
         .ok_or_else(|| Error::Internal("the Namespace kind is not registered".into()))?;
     for ns in hooks::SYSTEM_NAMESPACES {
         if app.store.get(&create::namespace_key(ns)).await?.is_none() {
-            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            managed::record(&ns_kind, false, managed::SERVER, &json!({"metadata": {}}), &mut obj)?;
             match create::create(app, &ns_kind, None, obj, &params).await {
                 Ok(_) | Err(Error::AlreadyExists(_)) => {}
                 Err(e) => return Err(e),

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::negotiate::{self, with_warnings};
 use super::params::Params;
-use super::{App, Ctx, admit, hooks, object};
+use super::{App, Ctx, admit, hooks, managed, object};
 use crate::error::{Error, Result, Subject};
 use crate::registry::Kind;
 use crate::storage::{Storage, StorageError};
@@ -15,6 +15,7 @@ use crate::storage::{Storage, StorageError};
 pub async fn run<S: Storage>(app: &App<S>, ctx: &Ctx, body: &[u8]) -> Result<Response> {
     let mut obj = negotiate::decode_body(&ctx.headers, body)?;
     object::check_type_meta(&ctx.kind, &mut obj)?;
+    managed::on_create(ctx, &mut obj)?;
     let (obj, warnings) = create(app, &ctx.kind, ctx.namespace.as_deref(), obj, &ctx.params).await?;
     Ok(with_warnings(ctx.render_one(StatusCode::CREATED, &obj), &warnings))
 }

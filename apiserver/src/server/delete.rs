@@ -16,11 +16,13 @@ use crate::storage::{Storage, StorageError};
 struct Preconditions {
     uid: Option<String>,
     resource_version: Option<u64>,
+    /// `dryRun: [All]` in DeleteOptions (kube-rs sends it there).
+    dry_run: bool,
 }
 
 fn options(ctx: &Ctx, body: &[u8]) -> Result<Preconditions> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Preconditions { uid: None, resource_version: None });
+        return Ok(Preconditions { uid: None, resource_version: None, dry_run: false });
     }
     let opts = negotiate::decode_body(&ctx.headers, body)?;
     if let Some(p) = opts.get("propagationPolicy").and_then(Value::as_str)
@@ -28,11 +30,13 @@ fn options(ctx: &Ctx, body: &[u8]) -> Result<Preconditions> {
     {
         return Err(Error::BadRequest(format!("unsupported propagationPolicy {p:?}")));
     }
-    if opts.get("dryRun").and_then(Value::as_array).is_some_and(|d| !d.is_empty()) {
-        return Err(Error::BadRequest(
-            "dryRun in DeleteOptions is not supported; use the dryRun=All query parameter".into(),
-        ));
-    }
+    let dry_run = match opts.get("dryRun").and_then(Value::as_array).map(Vec::as_slice) {
+        None | Some([]) => false,
+        Some([all]) if all == "All" => true,
+        Some(other) => {
+            return Err(Error::BadRequest(format!("unsupported dryRun {other:?} in DeleteOptions: only [\"All\"]")));
+        }
+    };
     let pre = opts.get("preconditions");
     let uid = pre.and_then(|p| p.get("uid")).and_then(Value::as_str).map(str::to_string);
     let resource_version = match pre.and_then(|p| p.get("resourceVersion")).and_then(Value::as_str) {
@@ -41,13 +45,13 @@ fn options(ctx: &Ctx, body: &[u8]) -> Result<Preconditions> {
         }
         None => None,
     };
-    Ok(Preconditions { uid, resource_version })
+    Ok(Preconditions { uid, resource_version, dry_run })
 }
 
 pub async fn run<S: Storage>(app: &App<S>, ctx: &Ctx, body: &[u8]) -> Result<Response> {
     let pre = options(ctx, body)?;
     hooks::before_delete(&ctx.kind, ctx.name())?;
-    let obj = delete_one(app, &ctx.kind, &ctx.key(), ctx.name(), &pre, ctx.params.dry_run).await?;
+    let obj = delete_one(app, &ctx.kind, &ctx.key(), ctx.name(), &pre, ctx.params.dry_run || pre.dry_run).await?;
     let code =
         if object::meta(&obj).is_some_and(|m| m.contains_key("deletionTimestamp")) && object::finalizers(&obj) > 0 {
             StatusCode::ACCEPTED
@@ -130,7 +134,7 @@ pub async fn collection<S: Storage>(app: &App<S>, ctx: &Ctx, body: &[u8]) -> Res
             continue;
         }
         let key = ctx.kind.key(ctx.namespace.as_deref(), &name);
-        match delete_one(app, &ctx.kind, &key, &name, &pre, ctx.params.dry_run).await {
+        match delete_one(app, &ctx.kind, &key, &name, &pre, ctx.params.dry_run || pre.dry_run).await {
             Ok(o) => deleted.push(o),
             Err(Error::NotFound(_)) => {}
             Err(e) => return Err(e),

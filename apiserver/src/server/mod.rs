@@ -2,6 +2,7 @@
 
 mod access;
 mod admit;
+mod apply;
 mod bootstrap;
 mod compactor;
 mod create;
@@ -11,6 +12,7 @@ mod filter;
 mod get;
 mod hooks;
 mod list;
+mod managed;
 pub mod negotiate;
 pub mod object;
 mod openapi;

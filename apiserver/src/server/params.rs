@@ -42,6 +42,10 @@ pub struct Params {
     pub send_initial_events: Option<bool>,
     pub propagation_policy: Option<String>,
     pub include_object: IncludeObject,
+    /// `fieldManager`, as given.
+    pub field_manager: Option<String>,
+    /// `force` (server-side apply only).
+    pub force: Option<bool>,
 }
 
 fn boolean(name: &str, v: &str) -> Result<bool> {
@@ -81,6 +85,7 @@ impl Params {
                     if v.len() > 128 {
                         return Err(Error::BadRequest("fieldManager must be at most 128 characters".into()));
                     }
+                    p.field_manager = Some(v.to_string()).filter(|s| !s.is_empty());
                 }
                 "fieldValidation" => {
                     p.field_validation = match one_of(&k, v, &["Strict", "Warn", "Ignore"])?.as_str() {
@@ -120,9 +125,7 @@ impl Params {
                 }
                 // A request timeout (`30s`): requests here are short, so it needs no action.
                 "timeout" => {}
-                "force" => {
-                    boolean(&k, v)?;
-                }
+                "force" => p.force = Some(boolean(&k, v)?),
                 other => return Err(Error::BadRequest(format!("unknown query parameter {other:?}"))),
             }
         }

@@ -1,7 +1,7 @@
 //! PATCH: JSON merge patch (RFC 7386) and JSON patch (RFC 6902), on the
 //! main resource and `/status`. Strategic merge patch is accepted for the
 //! built-in kinds as a merge patch (their lists carry no merge keys Berth
-//! relies on); server-side apply is not supported yet (415).
+//! relies on). Server-side apply is in `apply`.
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::negotiate::{self, with_warnings};
 use super::update::{self, Target};
-use super::{App, Ctx, object};
+use super::{App, Ctx, apply, managed, object};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 
@@ -18,7 +18,7 @@ enum PatchType {
     Json,
 }
 
-const ACCEPTED: &str = "application/json-patch+json, application/merge-patch+json";
+const ACCEPTED: &str = "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
 
 pub async fn run<S: Storage>(app: &App<S>, ctx: &Ctx, body: &[u8]) -> Result<Response> {
     let ctype = negotiate::content_type(&ctx.headers);
@@ -26,17 +26,20 @@ pub async fn run<S: Storage>(app: &App<S>, ctx: &Ctx, body: &[u8]) -> Result<Res
         "application/merge-patch+json" => PatchType::Merge,
         "application/json-patch+json" => PatchType::Json,
         "application/strategic-merge-patch+json" if ctx.kind.builtin => PatchType::Merge,
-        "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
-            return Err(Error::UnsupportedMediaType(format!(
-                "server-side apply is not supported yet - use client-side apply or one of: {ACCEPTED}"
-            )));
-        }
+        "application/apply-patch+yaml" => return apply::run(app, ctx, body).await,
         other => {
             return Err(Error::UnsupportedMediaType(format!(
                 "the body of the request was in an unknown format ({other}) - accepted media types include: {ACCEPTED}"
             )));
         }
     };
+    if ctx.params.force.is_some() {
+        return Err(apply::options_invalid(
+            "force",
+            "FieldValueForbidden",
+            "Forbidden: may not be specified for non-apply patch",
+        ));
+    }
     let patch: Value =
         serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("the patch is not valid JSON: {e}")))?;
     let (obj, warnings) = match kind {
@@ -49,6 +52,7 @@ pub async fn run<S: Storage>(app: &App<S>, ctx: &Ctx, body: &[u8]) -> Result<Res
             update::write(app, &Target::of(ctx), |current| {
                 let mut doc = current.clone();
                 json_patch::merge(&mut doc, &patch);
+                managed::on_update(ctx, current, &mut doc)?;
                 Ok((doc, precondition))
             })
             .await?
@@ -65,6 +69,7 @@ pub async fn run<S: Storage>(app: &App<S>, ctx: &Ctx, body: &[u8]) -> Result<Res
                     rv if rv == before => None,
                     _ => update::revision_of(&doc)?,
                 };
+                managed::on_update(ctx, current, &mut doc)?;
                 Ok((doc, precondition))
             })
             .await?

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::negotiate::{self, with_warnings};
 use super::params::Params;
-use super::{App, Ctx, admit, hooks, object};
+use super::{App, Ctx, admit, hooks, managed, object};
 use crate::error::{CONFLICT_MESSAGE, Error, Result};
 use crate::registry::Kind;
 use crate::storage::{Storage, StorageError};
@@ -61,7 +61,12 @@ pub async fn run<S: Storage>(app: &App<S>, ctx: &Ctx, body: &[u8]) -> Result<Res
         )));
     }
     let precondition = revision_of(&new)?;
-    let (obj, warnings) = write(app, &Target::of(ctx), |_| Ok((new.clone(), precondition))).await?;
+    let (obj, warnings) = write(app, &Target::of(ctx), |current| {
+        let mut next = new.clone();
+        managed::on_update(ctx, current, &mut next)?;
+        Ok((next, precondition))
+    })
+    .await?;
     Ok(with_warnings(ctx.render_one(StatusCode::OK, &obj), &warnings))
 }
 
@@ -142,7 +147,13 @@ where
 /// on the main resource the new one with the current status.
 fn merge(t: &Target<'_>, current: &Value, desired: Value) -> Value {
     let (mut next, status) = if t.status {
-        (current.clone(), desired.get("status").cloned())
+        let mut next = current.clone();
+        // The managed fields are those recorded for this write.
+        match desired.pointer("/metadata/managedFields") {
+            Some(m) => object::meta_mut(&mut next).insert("managedFields".into(), m.clone()),
+            None => object::meta_mut(&mut next).remove("managedFields"),
+        };
+        (next, desired.get("status").cloned())
     } else if t.kind.status_subresource {
         (desired, current.get("status").cloned())
     } else {

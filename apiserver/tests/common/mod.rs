@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod kubectl;
+
 use std::fmt::Debug;
 use std::future::Future;
 use std::time::Duration;
