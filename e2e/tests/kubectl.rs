@@ -387,3 +387,38 @@ spec: {{holderIdentity: agent-1, leaseDurationSeconds: 40}}
         });
     }
 }
+
+#[test]
+fn apply_server_side_with_conflicts_and_force() {
+    let m = Matrix::start();
+    for (k, ns) in &m.runs {
+        let first = job(ns, "ssa", "", "  priority: 1\n");
+        let out = k.ok_stdin(&["apply", "--server-side", "-f", "-"], &first);
+        assert!(out.contains("job.berth.dev/ssa serverside-applied"), "{}: {out}", k.version);
+        let managers = k.ok(&["get", "job.berth.dev/ssa", "-n", ns, "-o", "yaml", "--show-managed-fields"]);
+        assert!(managers.contains("manager: kubectl") && managers.contains("operation: Apply"), "{managers}");
+
+        // Another manager setting the same field to another value conflicts, and nothing is written.
+        let other = job(ns, "ssa", "", "  priority: 9\n");
+        let out = k.run_with(&["apply", "--server-side", "--field-manager=ops", "-f", "-"], Some(&other), &[]);
+        assert!(!out.ok, "{}: a conflict fails: {out:?}", k.version);
+        assert!(
+            out.stderr.contains("Apply failed with 1 conflict") && out.stderr.contains(".spec.priority"),
+            "{}: the conflict names the field: {}",
+            k.version,
+            out.stderr
+        );
+        let priority = || k.ok(&["get", "job.berth.dev/ssa", "-n", ns, "-o", "jsonpath={.spec.priority}"]);
+        assert_eq!(priority(), "1");
+        k.ok_stdin(&["apply", "--server-side", "--field-manager=ops", "--force-conflicts", "-f", "-"], &other);
+        assert_eq!(priority(), "9", "{}: --force-conflicts takes the field over", k.version);
+
+        // The first manager no longer owns priority; dropping it from its file leaves ops' value.
+        let without = job(ns, "ssa", "", "");
+        k.ok_stdin(&["apply", "--server-side", "-f", "-"], &without);
+        assert_eq!(priority(), "9");
+        // ops drops it too: now nobody owns it and it is removed.
+        k.ok_stdin(&["apply", "--server-side", "--field-manager=ops", "-f", "-"], &without);
+        assert_eq!(priority(), "", "{}: a field no manager applies any more is removed", k.version);
+    }
+}
