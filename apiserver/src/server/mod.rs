@@ -7,6 +7,7 @@ mod create;
 mod delete;
 mod discovery;
 mod filter;
+mod gc;
 mod get;
 mod hooks;
 mod list;
@@ -135,6 +136,7 @@ pub async fn serve_with<S: Storage>(
     let app = Arc::new(App { store, registry: Registry::with_builtins(), opts, stopping });
     bootstrap::run(&app, crds).await?;
     let compactor = tokio::spawn(compactor::run(app.clone()));
+    let collector = tokio::spawn(gc::run(app.clone()));
     let router = Router::new().fallback(dispatch::<S>).with_state(app);
     let signal = async move {
         shutdown.await;
@@ -142,6 +144,7 @@ pub async fn serve_with<S: Storage>(
     };
     let served = axum::serve(listener, router).with_graceful_shutdown(signal).await;
     compactor.abort();
+    collector.abort();
     Ok(served?)
 }
 

@@ -153,6 +153,15 @@ pub fn generation(obj: &Value) -> i64 {
     meta(obj).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0)
 }
 
+/// `metadata.finalizers` as strings.
+pub fn finalizer_names(obj: &Value) -> Vec<String> {
+    meta(obj)
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+        .map(|f| f.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
 pub fn finalizers(obj: &Value) -> usize {
     meta(obj).and_then(|m| m.get("finalizers")).and_then(Value::as_array).map_or(0, Vec::len)
 }

@@ -41,6 +41,7 @@ pub struct Params {
     pub timeout_seconds: Option<u64>,
     pub send_initial_events: Option<bool>,
     pub propagation_policy: Option<String>,
+    pub orphan_dependents: Option<bool>,
     pub include_object: IncludeObject,
 }
 
@@ -108,9 +109,7 @@ impl Params {
                 "gracePeriodSeconds" => {
                     number::<i64>(&k, v)?;
                 }
-                "orphanDependents" => {
-                    boolean(&k, v)?;
-                }
+                "orphanDependents" => p.orphan_dependents = Some(boolean(&k, v)?),
                 "includeObject" => {
                     p.include_object = match one_of(&k, v, &["None", "Metadata", "Object"])?.as_str() {
                         "None" => IncludeObject::None,
