@@ -68,6 +68,13 @@ pub enum Error {
     Expired(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A request body or an object over a size limit (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// A resourceVersion newer than the store has (504, as Kubernetes'
+    /// "Too large resource version": clients retry).
+    #[error("{0}")]
+    FutureRevision(String),
     #[error("{} \"{}\" is invalid: {}", .0.qualified(), .0.name, causes_text(.1))]
     Invalid(Subject, Vec<Cause>),
     #[error("{0}")]
@@ -94,6 +101,8 @@ impl Error {
             Error::AlreadyExists(_) | Error::Conflict(..) => StatusCode::CONFLICT,
             Error::Expired(_) => StatusCode::GONE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::FutureRevision(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Invalid(..) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Internal(_) | Error::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -110,6 +119,8 @@ impl Error {
             Error::Conflict(..) => "Conflict",
             Error::Expired(_) => "Expired",
             Error::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            Error::TooLarge(_) => "RequestEntityTooLarge",
+            Error::FutureRevision(_) => "Timeout",
             Error::Invalid(..) => "Invalid",
             Error::Internal(_) | Error::Io(_) => "InternalError",
         }
@@ -136,12 +147,21 @@ impl Error {
                 "kind": s.kind,
                 "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
             })),
+            Error::FutureRevision(_) => Some(json!({
+                "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                "retryAfterSeconds": 1,
+            })),
             _ => None,
         };
         if let Some(d) = details {
             status["details"] = d;
         }
         status
+    }
+
+    /// A resourceVersion the store has not reached yet.
+    pub fn future(requested: u64, current: u64) -> Error {
+        Error::FutureRevision(format!("Too large resource version: {requested}, current: {current}"))
     }
 
     /// Maps a storage error about `subject`.
@@ -153,7 +173,7 @@ impl Error {
             StorageError::Compacted { requested, oldest } => {
                 Error::Expired(format!("too old resource version: {requested} ({oldest})"))
             }
-            StorageError::FutureRevision(r) => Error::BadRequest(format!("resource version {r} is in the future")),
+            StorageError::FutureRevision(r) => Error::FutureRevision(format!("Too large resource version: {r}")),
             StorageError::Backend(m) => Error::Internal(m),
         }
     }

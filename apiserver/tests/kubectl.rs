@@ -291,3 +291,22 @@ async fn delete_cascades_foreground_and_orphan_and_waits() {
     .await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_fields_are_refused_or_warned_as_validate_asks() {
+    let server = Server::start().await;
+    let k = Kubectl::new(&server);
+    let typo = k.file("typo.yaml", &JOB.replace("spec:\n", "spec:\n  foo: 1\n"));
+    let out = k.run(&["create", "--validate=strict", "-f", &typo]).await;
+    assert!(!out.ok && out.stderr.contains("strict decoding error: unknown field \"spec.foo\""), "{out:?}");
+    assert!(k.run(&["get", "bj", "hello"]).await.stderr.contains("NotFound"), "nothing stored");
+    let out = k.run(&["create", "--validate=warn", "-f", &typo]).await;
+    assert!(out.ok && out.stderr.contains("Warning: unknown field \"spec.foo\""), "{out:?}");
+    let stored = k.ok(&["get", "bj", "hello", "-o", "json"]).await;
+    assert!(!stored.contains("\"foo\""), "the unknown field is pruned: {stored}");
+    let quiet =
+        k.file("typo2.yaml", &JOB.replace("spec:\n", "spec:\n  foo: 1\n").replace("name: hello", "name: quiet"));
+    let out = k.run(&["create", "--validate=false", "-f", &quiet]).await;
+    assert!(out.ok && !out.stderr.contains("unknown field"), "Ignore drops it silently: {out:?}");
+    server.stop().await;
+}

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::filter::Filter;
 use super::negotiate::{self, Output};
+use super::versions::{self, ListAt};
 use super::{App, Ctx, object, table};
 use crate::error::{Error, Result};
 use crate::storage::{Storage, StorageError};
@@ -50,21 +51,20 @@ pub struct Page {
 /// One page of matching objects.
 pub async fn read_page<S: Storage>(app: &App<S>, ctx: &Ctx, filter: &Filter) -> Result<Page> {
     let prefix = ctx.kind.prefix(ctx.namespace.as_deref());
-    let (mut revision, mut start) = match &ctx.params.continue_token {
-        Some(t) => {
-            let (rev, key) = decode_token(t)?;
-            if !key.starts_with(&prefix) {
-                return Err(Error::BadRequest("the continue token belongs to another list".into()));
+    let at = versions::list_at(&ctx.params, decode_token)?;
+    let (mut revision, mut start, not_older_than) = match at {
+        ListAt::Continue { revision, after } => {
+            if !after.starts_with(&prefix) {
+                return Err(Error::BadRequest("continue: the token belongs to another list".into()));
             }
-            (rev, Some(key))
+            (revision, Some(after), 0)
         }
-        None if ctx.params.resource_version_match.as_deref() == Some("Exact") => {
-            let rev = ctx.params.revision()?.ok_or_else(|| {
-                Error::BadRequest("resourceVersionMatch=Exact needs a resourceVersion other than 0".into())
-            })?;
-            (rev, None)
+        ListAt::Exact(rev) => {
+            let current = app.store.current_revision().await?;
+            versions::fresh_enough(rev, current)?;
+            (rev, None, 0)
         }
-        None => (0, None),
+        ListAt::Latest { not_older_than } => (0, None, not_older_than),
     };
     let limit = ctx.params.limit;
     let mut items = Vec::new();
@@ -81,6 +81,9 @@ pub async fn read_page<S: Storage>(app: &App<S>, ctx: &Ctx, filter: &Filter) -> 
             }
             Err(e) => return Err(e.into()),
         };
+        if revision == 0 {
+            versions::fresh_enough(not_older_than, range.revision)?;
+        }
         revision = range.revision;
         for kv in &range.kvs {
             start = Some(kv.key.clone());
@@ -104,7 +107,7 @@ fn encode_token(revision: u64, key: &str) -> String {
 }
 
 fn decode_token(t: &str) -> Result<(u64, String)> {
-    let bad = || Error::BadRequest(format!("invalid continue token {t:?}"));
+    let bad = || Error::BadRequest(format!("continue: invalid continue token {t:?}"));
     if !t.len().is_multiple_of(2) {
         return Err(bad());
     }

@@ -20,6 +20,7 @@ mod protobuf;
 pub mod route;
 pub mod table;
 mod update;
+mod versions;
 mod watch;
 
 use std::future::Future;
@@ -180,6 +181,27 @@ async fn handle<S: Storage>(app: &Arc<App<S>>, parts: Parts, body: Body) -> Resu
     }
 }
 
+/// The request body, refused with 413 past [`BODY_LIMIT`] (before reading
+/// it when `Content-Length` says so).
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes> {
+    use futures::StreamExt;
+    let too_large = || Error::TooLarge(format!("Request entity too large: limit is {BODY_LIMIT}"));
+    let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the request body: {e}")))?;
+        if buf.len() + chunk.len() > BODY_LIMIT {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
 async fn resource<S: Storage>(app: &Arc<App<S>>, parts: Parts, body: Body, rp: ResourcePath) -> Result<Response> {
     let kind = app.registry.lookup(&rp.group, &rp.version, &rp.plural).ok_or_else(no_route)?;
     if rp.namespace.is_some() && !kind.namespaced {
@@ -192,9 +214,7 @@ async fn resource<S: Storage>(app: &Arc<App<S>>, parts: Parts, body: Body, rp: R
     };
     let params = Params::from_uri(&parts.uri)?;
     let output = negotiate::output(&parts.headers)?;
-    let body = axum::body::to_bytes(body, BODY_LIMIT)
-        .await
-        .map_err(|e| Error::BadRequest(format!("reading the request body: {e}")))?;
+    let body = read_body(&parts.headers, body).await?;
     let ctx = Ctx { kind, namespace: rp.namespace, name: rp.name, status, params, output, headers: parts.headers };
     let named = ctx.name.is_some();
     let not_allowed = || Error::MethodNotAllowed(format!("{} is not allowed on {}", parts.method, parts.uri.path()));

@@ -132,10 +132,11 @@ impl Params {
     pub fn revision(&self) -> Result<Option<u64>> {
         match self.resource_version.as_deref() {
             None | Some("0") => Ok(None),
-            Some(rv) => rv
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| Error::BadRequest(format!("invalid resource version {rv:?}: expected an integer"))),
+            Some(rv) => rv.parse::<u64>().map(Some).map_err(|_| {
+                Error::BadRequest(format!(
+                    "invalid value {rv:?} for query parameter resourceVersion: expected an integer"
+                ))
+            }),
         }
     }
 }

@@ -25,7 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::filter::Filter;
 use super::negotiate::Output;
-use super::{App, Ctx, object, table};
+use super::{App, Ctx, object, table, versions};
 use crate::error::{Error, Result};
 use crate::storage::{Event, Storage, StorageError};
 
@@ -48,6 +48,7 @@ pub async fn run<S: Storage>(app: Arc<App<S>>, ctx: Ctx) -> Result<Response> {
     let prefix = ctx.kind.prefix(ctx.namespace.as_deref());
     let (items, start) = if initial {
         let range = app.store.range(&prefix, None, 0, 0).await?;
+        versions::fresh_enough(rev.unwrap_or(0), range.revision)?;
         let mut items = Vec::new();
         for kv in &range.kvs {
             let obj = object::decode(&ctx.kind, kv)?;
@@ -57,9 +58,13 @@ pub async fn run<S: Storage>(app: Arc<App<S>>, ctx: Ctx) -> Result<Response> {
         }
         (items, range.revision)
     } else {
+        let current = app.store.current_revision().await?;
         let start = match rev {
-            Some(r) => r,
-            None => app.store.current_revision().await?,
+            Some(r) => {
+                versions::fresh_enough(r, current)?;
+                r
+            }
+            None => current,
         };
         (Vec::new(), start)
     };
