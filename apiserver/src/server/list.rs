@@ -79,6 +79,9 @@ pub async fn read_page<S: Storage>(app: &App<S>, ctx: &Ctx, filter: &Filter) -> 
                         .into(),
                 ));
             }
+            Err(StorageError::Compacted { .. }) => {
+                return Err(Error::Expired("The resourceVersion for the provided list is too old.".into()));
+            }
             Err(e) => return Err(e.into()),
         };
         if revision == 0 {
