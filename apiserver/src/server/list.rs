@@ -1,6 +1,11 @@
 //! GET of a collection: `{Kind}List` (or a Table), with selectors and
 //! `limit`/`continue` paging. Later pages are read at the revision of the
-//! first, so a paged list is one consistent snapshot.
+//! first, so a paged list is one consistent snapshot. Lists at
+//! `resourceVersion=0` or `NotOlderThan` are served from the watch cache
+//! (their later pages from storage at the first page's revision); the
+//! others from storage.
+
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -42,6 +47,10 @@ pub async fn run<S: Storage>(app: &App<S>, ctx: &Ctx) -> Result<Response> {
     Ok(negotiate::json(StatusCode::OK, &body, ctx.params.pretty))
 }
 
+/// How long a list waits for the cache to reach the revision it asks for
+/// before reading storage instead.
+const CACHE_WAIT: Duration = Duration::from_secs(3);
+
 pub struct Page {
     pub items: Vec<Value>,
     pub revision: u64,
@@ -64,7 +73,18 @@ pub async fn read_page<S: Storage>(app: &App<S>, ctx: &Ctx, filter: &Filter) -> 
             versions::fresh_enough(rev, current)?;
             (rev, None, 0)
         }
-        ListAt::Latest { not_older_than } => (0, None, not_older_than),
+        ListAt::Latest { not_older_than } => {
+            // `0` and `NotOlderThan` may be served from memory once the cache is new enough.
+            if ctx.params.resource_version.is_some() && app.cache.wait_for(not_older_than, CACHE_WAIT).await {
+                let listed = app.cache.list(&prefix, None, ctx.params.limit, &|v| filter.matches(v));
+                return Ok(Page {
+                    items: listed.entries.iter().map(|e| e.shown(&ctx.kind, e.revision)).collect(),
+                    revision: listed.revision,
+                    continue_token: listed.more_after.map(|k| encode_token(listed.revision, &k)),
+                });
+            }
+            (0, None, not_older_than)
+        }
     };
     let limit = ctx.params.limit;
     let mut items = Vec::new();

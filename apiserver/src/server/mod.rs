@@ -2,6 +2,7 @@
 
 mod admit;
 mod bootstrap;
+mod cache;
 mod compactor;
 mod create;
 mod delete;
@@ -57,6 +58,8 @@ pub struct Options {
     pub compact_keep: u64,
     /// How long a watch without `timeoutSeconds` lasts.
     pub default_watch_timeout: Duration,
+    /// How many recent changes the watch cache keeps for watches to resume from.
+    pub watch_cache_events: usize,
 }
 
 impl Default for Options {
@@ -66,6 +69,7 @@ impl Default for Options {
             compact_interval: Duration::from_secs(300),
             compact_keep: 10_000,
             default_watch_timeout: Duration::from_secs(1800),
+            watch_cache_events: 10_000,
         }
     }
 }
@@ -74,6 +78,8 @@ pub(crate) struct App<S> {
     pub store: S,
     pub registry: Registry,
     pub opts: Options,
+    /// Every object in memory, and recent changes: what watches and some lists read.
+    pub cache: Arc<cache::Cache>,
     /// Turns true when the server shuts down; open watches end.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
@@ -134,7 +140,13 @@ pub async fn serve_with<S: Storage>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
-    let app = Arc::new(App { store, registry: Registry::with_builtins(), opts, stopping });
+    let cache = cache::Cache::new(opts.watch_cache_events);
+    let from = cache.fill(&store).await?;
+    let app = Arc::new(App { store, registry: Registry::with_builtins(), opts, cache, stopping });
+    let feeder = {
+        let app = app.clone();
+        tokio::spawn(async move { app.cache.follow(&app.store, from).await })
+    };
     bootstrap::run(&app, crds).await?;
     let compactor = tokio::spawn(compactor::run(app.clone()));
     let collector = tokio::spawn(gc::run(app.clone()));
@@ -146,6 +158,7 @@ pub async fn serve_with<S: Storage>(
     let served = axum::serve(listener, router).with_graceful_shutdown(signal).await;
     compactor.abort();
     collector.abort();
+    feeder.abort();
     Ok(served?)
 }
 

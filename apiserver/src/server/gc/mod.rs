@@ -1,15 +1,16 @@
 //! The garbage collector: deletes dependents whose owners are gone and
 //! carries out `Foreground` and `Orphan` deletions (the `foregroundDeletion`
 //! and `orphan` finalizers), after Kubernetes' garbage collector — but in
-//! the server, over one storage watch of every kind.
+//! the server, over every kind at once.
 //!
-//! It lists everything at start (so an owner deleted while the server was
-//! down is noticed), then follows the watch, keeping a [`graph::Graph`] of
+//! It reads everything from the watch cache at start (so an owner deleted
+//! while the server was down is noticed), then follows the cache's changes
+//! (the one storage watch the server has), keeping a [`graph::Graph`] of
 //! owners and dependents. Each event marks the objects whose fate it may
 //! change; [`decide::decide`] says what to do about each, and the actions
 //! are writes through the same paths as a client's (compare-and-swap, with
 //! the object's revision as precondition where it matters). A failed action
-//! is retried on the next tick; a broken watch starts over with a new list.
+//! is retried on the next tick; a reset cache starts it over.
 
 mod decide;
 mod graph;
@@ -23,18 +24,17 @@ use serde_json::Value;
 
 pub use graph::{FOREGROUND, ORPHAN};
 
+use super::cache::{Change, Entry, ROOT};
 use super::delete::{self, Preconditions};
 use super::params::Params;
 use super::update::{self, Target};
 use super::{App, hooks, object};
 use crate::error::{Error, Result};
 use crate::registry::Kind;
-use crate::storage::{Event, KeyValue, Storage};
+use crate::storage::Storage;
 use decide::{Action, decide};
 use graph::{Graph, Node};
 
-/// Every object's key starts here.
-const ROOT: &str = "/registry/";
 /// How long a failed action waits before it is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 /// Actions in flight at once.
@@ -56,23 +56,22 @@ pub async fn run<S: Storage>(app: Arc<App<S>>) {
 }
 
 async fn collect<S: Storage>(app: &App<S>) -> Result<()> {
-    let range = app.store.range(ROOT, None, 0, 0).await?;
+    let (entries, _, mut changes) = app.cache.snapshot_and_watch(ROOT)?;
     let mut graph = Graph::default();
     let mut dirty = BTreeSet::new();
-    for kv in &range.kvs {
-        if let Some(node) = node_of(app, kv) {
+    for e in &entries {
+        if let Some(node) = node_of(app, e) {
             dirty.extend(graph.put(node));
         }
     }
-    let mut events = app.store.watch(ROOT, range.revision).await?;
+    let ended = || Error::Internal("the watch cache was reset".into());
     let mut retry = BTreeSet::new();
     let mut ticks = tokio::time::interval(RETRY);
     loop {
         // Catch up with what is already there before deciding, so decisions
         // are made on the newest state known.
-        while let Some(ev) = events.next().now_or_never() {
-            let ev = ev.ok_or_else(|| Error::Internal("the storage watch ended".into()))??;
-            apply(app, &mut graph, &mut dirty, ev);
+        while let Some(change) = changes.next().now_or_never() {
+            apply(app, &mut graph, &mut dirty, &*change.ok_or_else(ended)??);
         }
         if !dirty.is_empty() {
             let actions: Vec<(String, Action)> = std::mem::take(&mut dirty)
@@ -93,22 +92,19 @@ async fn collect<S: Storage>(app: &App<S>) -> Result<()> {
             continue;
         }
         tokio::select! {
-            ev = events.next() => {
-                let ev = ev.ok_or_else(|| Error::Internal("the storage watch ended".into()))??;
-                apply(app, &mut graph, &mut dirty, ev);
-            }
+            change = changes.next() => apply(app, &mut graph, &mut dirty, &*change.ok_or_else(ended)??),
             _ = ticks.tick() => dirty.append(&mut retry),
         }
     }
 }
 
-fn apply<S: Storage>(app: &App<S>, graph: &mut Graph, dirty: &mut BTreeSet<String>, ev: Event) {
-    match ev {
-        Event::Put { kv, .. } => match node_of(app, &kv) {
+fn apply<S: Storage>(app: &App<S>, graph: &mut Graph, dirty: &mut BTreeSet<String>, change: &Change) {
+    match change {
+        Change::Put { entry, .. } => match node_of(app, entry) {
             Some(node) => dirty.extend(graph.put(node)),
-            None => dirty.extend(graph.remove(&kv.key)),
+            None => dirty.extend(graph.remove(&entry.key)),
         },
-        Event::Delete { prev, .. } => dirty.extend(graph.remove(&prev.key)),
+        Change::Delete { prev, .. } => dirty.extend(graph.remove(&prev.key)),
     }
 }
 
@@ -132,10 +128,9 @@ fn locate<S: Storage>(app: &App<S>, key: &str) -> Option<Located> {
     }
 }
 
-fn node_of<S: Storage>(app: &App<S>, kv: &KeyValue) -> Option<Node> {
-    let at = locate(app, &kv.key)?;
-    let obj: Value = serde_json::from_slice(&kv.value).ok()?;
-    Node::from_object(&kv.key, kv.mod_revision, &at.kind.group, &at.kind.kind, &obj)
+fn node_of<S: Storage>(app: &App<S>, entry: &Entry) -> Option<Node> {
+    let at = locate(app, &entry.key)?;
+    Node::from_object(&entry.key, entry.revision, &at.kind.group, &at.kind.kind, &entry.value)
 }
 
 /// Carries out one action. An object that changed or went meanwhile is
