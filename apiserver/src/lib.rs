@@ -19,8 +19,10 @@
 //! - `storage`: the `Storage` trait, its conformance suite, and the embedded (redb) backend.
 //! - `server`: routing, the request context and `serve`; one file per verb
 //!   (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`), plus
-//!   `discovery`, `openapi`, `table`, `admit`, `bootstrap`, `compactor`, and `gc`
-//!   (the garbage collector of `ownerReferences`).
+//!   `discovery`, `openapi`, `table`, `admit`, `bootstrap`, `compactor`,
+//!   `versions` (which revision a read is served at), `cache` (the watch
+//!   cache: all objects and recent changes in memory, fed by one storage
+//!   watch) and `gc` (the garbage collector of `ownerReferences`).
 //! - `registry`: the served kinds — built-in ones and those of each CRD.
 //! - `validation`: names and labels, and the CRD structural-schema validator.
 //! - `selector`: label and field selectors.
