@@ -207,3 +207,37 @@ async fn the_collector_catches_up_after_a_restart() {
     gone(&jobs, "child").await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreground_deletion_goes_down_the_whole_tree_first() {
+    let server = Server::start().await;
+    let jobs: Api<Job> = Api::namespaced(server.client(), "default");
+    let pp = PostParams::default();
+    let owner = jobs.create(&pp, &job("owner", "1Mi")).await.expect("owner");
+    let child = jobs.create(&pp, &owned("child", vec![owner_ref(&owner, true)])).await.expect("child");
+    let mut grandchild = owned("grandchild", vec![owner_ref(&child, true)]);
+    grandchild.metadata.finalizers = Some(vec!["test.berth.dev/hold".into()]);
+    jobs.create(&pp, &grandchild).await.expect("grandchild");
+
+    jobs.delete("owner", &DeleteParams::foreground()).await.expect("delete owner");
+    common::eventually("the child to wait for its own dependents", LIMIT, || async {
+        let c = jobs.get("child").await.map_err(|e| e.to_string())?;
+        let waiting = c.metadata.deletion_timestamp.is_some()
+            && c.metadata.finalizers.as_deref().unwrap_or_default().contains(&"foregroundDeletion".to_string());
+        if waiting { Ok(()) } else { Err(format!("{:?}", c.metadata)) }
+    })
+    .await;
+    common::eventually("the grandchild to be marked", LIMIT, || async {
+        let g = jobs.get("grandchild").await.map_err(|e| e.to_string())?;
+        g.metadata.deletion_timestamp.clone().ok_or(format!("{:?}", g.metadata))
+    })
+    .await;
+    assert!(jobs.get("owner").await.expect("the owner waits").metadata.deletion_timestamp.is_some());
+
+    let release = Patch::Merge(json!({"metadata": {"finalizers": null}}));
+    jobs.patch("grandchild", &PatchParams::default(), &release).await.expect("release");
+    gone(&jobs, "grandchild").await;
+    gone(&jobs, "child").await;
+    gone(&jobs, "owner").await;
+    server.stop().await;
+}

@@ -73,7 +73,11 @@ fn as_dependent(graph: &Graph, node: &Node) -> Option<Action> {
         dangling.extend(waiting);
         return Some(Action::RemoveOwners { key: node.key.clone(), owners: dangling });
     }
-    let policy = if !waiting.is_empty() && !graph.dependents_of(&node.uid).is_empty() {
+    // The dependent's own finalizers say how its dependents go; else it
+    // goes in the foreground when an owner waits for it and it has dependents.
+    let policy = if node.has_finalizer(ORPHAN) {
+        Policy::Orphan
+    } else if node.has_finalizer(FOREGROUND) || (!waiting.is_empty() && !graph.dependents_of(&node.uid).is_empty()) {
         Policy::Foreground
     } else {
         Policy::Background
@@ -183,5 +187,17 @@ mod tests {
             decide(&g, "uid-owner"),
             [Action::RemoveFinalizer { key: node("owner", &[]).key, finalizer: ORPHAN }]
         );
+    }
+
+    #[test]
+    fn a_dependent_goes_as_its_finalizers_say_or_in_the_foreground_behind_a_waiting_owner() {
+        let mut keeps = node("child", &[("gone", false)]);
+        keeps.finalizers.push(ORPHAN.into());
+        let g = graph(vec![keeps]);
+        assert!(matches!(decide(&g, "uid-child")[..], [Action::Delete { policy: Policy::Orphan, .. }]));
+        let owner = deleting(node("owner", &[]), FOREGROUND);
+        let g = graph(vec![owner, node("child", &[("owner", true)]), node("grandchild", &[("child", true)])]);
+        assert!(matches!(decide(&g, "uid-child")[..], [Action::Delete { policy: Policy::Foreground, .. }]));
+        assert!(decide(&g, "uid-grandchild").is_empty(), "its owner is alive until it is deleted");
     }
 }
