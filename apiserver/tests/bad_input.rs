@@ -195,3 +195,27 @@ async fn oversized_objects_and_bodies_are_413() {
     assert_eq!(stored(&server).await, ["fits"], "nothing of the refused ones is stored");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_bodies_are_refused_and_the_server_survives() {
+    let server = Server::start().await;
+    let depth = 100_000;
+    let json_bomb =
+        format!("{{\"metadata\": {{\"name\": \"deep\"}}, \"spec\": {}{}", "[".repeat(depth), "]".repeat(depth));
+    let yaml_bomb = format!("metadata: {{name: deep}}\nspec: {}{}\n", "[".repeat(depth), "]".repeat(depth));
+    let mut laughs =
+        String::from("a0: &a0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        laughs.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+    }
+    laughs.push_str("metadata: {name: laughs}\nspec: {taskGroups: *a9}\n");
+    let bodies = [("application/json", json_bomb), ("application/yaml", yaml_bomb), ("application/yaml", laughs)];
+    for (ctype, body) in bodies {
+        let (code, _, resp) = server.raw("POST", JOBS, &[("Content-Type", ctype)], &body).await;
+        assert_eq!(code, 400, "{ctype}: {}", resp.chars().take(300).collect::<String>());
+        assert_eq!(status(&resp)["reason"], "BadRequest");
+    }
+    assert!(stored(&server).await.is_empty(), "the server still answers, and stored nothing");
+    server.stop().await;
+}
