@@ -20,7 +20,8 @@
 //! - `server`: routing, the request context and `serve`; one file per verb
 //!   (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`), plus
 //!   `discovery`, `openapi`, `table`, `admit`, `bootstrap`, `compactor`,
-//!   `versions` (which revision a read is served at), `cache` (the watch
+//!   `versions` (which revision a read is served at), `meta_update` (what an
+//!   update may change in metadata), `cache` (the watch
 //!   cache: all objects and recent changes in memory, fed by one storage
 //!   watch) and `gc` (the garbage collector of `ownerReferences`).
 //! - `registry`: the served kinds — built-in ones and those of each CRD.

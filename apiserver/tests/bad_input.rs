@@ -69,6 +69,16 @@ async fn malformed_and_contradicting_bodies_are_400_and_store_nothing() {
     let (code, _, resp) = server.raw("PUT", &format!("{JOBS}/a"), &JSON, &renamed).await;
     assert_eq!(code, 400, "{resp}");
     assert!(status(&resp)["message"].as_str().unwrap_or("").contains("does not match the name on the URL"), "{resp}");
+    let merge = [("Content-Type", "application/merge-patch+json")];
+    for (patch, field) in [
+        (r#"{"metadata": {"name": "b"}}"#, "metadata.name"),
+        (r#"{"metadata": {"uid": "6d1f9a43-0000-4000-8000-000000000000"}}"#, "metadata.uid"),
+    ] {
+        let (code, _, resp) = server.raw("PATCH", &format!("{JOBS}/a"), &merge, patch).await;
+        assert_eq!(code, 422, "{patch}: {resp}");
+        let st = status(&resp);
+        assert_eq!(st["details"]["causes"][0]["field"], field, "{resp}");
+    }
     assert_eq!(stored(&server).await, ["a"]);
     server.stop().await;
 }

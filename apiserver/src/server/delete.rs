@@ -195,26 +195,6 @@ fn finalizers_for(obj: &Value, policy: Option<Policy>) -> Vec<String> {
     out
 }
 
-/// An object being deleted may lose finalizers but gain none (as Kubernetes).
-pub fn check_finalizers_while_deleting(kind: &Kind, current: &Value, next: &Value) -> Result<()> {
-    if !object::meta(current).is_some_and(|m| m.contains_key("deletionTimestamp")) {
-        return Ok(());
-    }
-    let had = object::finalizer_names(current);
-    let added: Vec<String> = object::finalizer_names(next).into_iter().filter(|f| !had.contains(f)).collect();
-    if added.is_empty() {
-        return Ok(());
-    }
-    let cause = crate::error::Cause {
-        reason: "FieldValueForbidden",
-        field: "metadata.finalizers".into(),
-        message: format!(
-            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
-        ),
-    };
-    Err(Error::Invalid(object::invalid_subject(kind, object::name(current).unwrap_or_default()), vec![cause]))
-}
-
 /// DELETE on a collection: every object matching the selectors.
 pub async fn collection<S: Storage>(app: &App<S>, ctx: &Ctx, body: &[u8]) -> Result<Response> {
     let pre = options(ctx, body)?;

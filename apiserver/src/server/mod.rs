@@ -12,6 +12,7 @@ mod gc;
 mod get;
 mod hooks;
 mod list;
+mod meta_update;
 pub mod negotiate;
 pub mod object;
 mod openapi;
