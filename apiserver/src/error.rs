@@ -66,6 +66,10 @@ pub enum Error {
     /// A resourceVersion or continue token older than the kept history (410).
     #[error("{0}")]
     Expired(String),
+    /// A continue token older than the kept history: 410, with a token in
+    /// `metadata.continue` that continues the list at the latest revision.
+    #[error("{INCONSISTENT_CONTINUE}")]
+    ExpiredContinue(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// A request body or an object over a size limit (413).
@@ -99,7 +103,7 @@ impl Error {
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Error::AlreadyExists(_) | Error::Conflict(..) => StatusCode::CONFLICT,
-            Error::Expired(_) => StatusCode::GONE,
+            Error::Expired(_) | Error::ExpiredContinue(_) => StatusCode::GONE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::FutureRevision(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -117,7 +121,7 @@ impl Error {
             Error::NotAcceptable(_) => "NotAcceptable",
             Error::AlreadyExists(_) => "AlreadyExists",
             Error::Conflict(..) => "Conflict",
-            Error::Expired(_) => "Expired",
+            Error::Expired(_) | Error::ExpiredContinue(_) => "Expired",
             Error::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Error::TooLarge(_) => "RequestEntityTooLarge",
             Error::FutureRevision(_) => "Timeout",
@@ -156,6 +160,9 @@ impl Error {
         if let Some(d) = details {
             status["details"] = d;
         }
+        if let Error::ExpiredContinue(token) = self {
+            status["metadata"] = json!({"continue": token});
+        }
         status
     }
 
@@ -178,6 +185,13 @@ impl Error {
         }
     }
 }
+
+/// What Kubernetes says when a continue token has expired.
+pub const INCONSISTENT_CONTINUE: &str = "The provided continue parameter is too old to display a consistent list \
+     result. You can start a new list without the continue parameter, or use the continue token in this response to \
+     retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - \
+     objects that were created, modified, or deleted between the time the first chunk was returned and now may show \
+     up in the list.";
 
 /// What Kubernetes says on a stale write.
 pub const CONFLICT_MESSAGE: &str =

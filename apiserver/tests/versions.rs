@@ -97,6 +97,15 @@ async fn paged_lists_are_one_snapshot_and_expired_tokens_are_410() {
     let st = api_error(jobs.list(&ListParams::default().limit(2).continue_token(&token2)).await.expect_err("old"));
     assert_eq!((st.code, st.reason.as_str()), (410, "Expired"));
     assert!(st.message.starts_with("The provided continue parameter is too old"), "{st:?}");
+    // The 410 carries a token that continues, inconsistently, at the latest revision.
+    let url = format!("{JOBS}?limit=2&continue={token2}");
+    let (code, _, body) = server.raw("GET", &url, &[], "").await;
+    assert_eq!(code, 410, "{body}");
+    let st: Value = serde_json::from_str(&body).expect("status");
+    let latest = st["metadata"]["continue"].as_str().expect("a continue token in the Status").to_string();
+    jobs.create(&PostParams::default(), &job("f", "1Mi")).await.expect("create f");
+    let rest = jobs.list(&ListParams::default().limit(2).continue_token(&latest)).await.expect("continue at latest");
+    assert_eq!(names(&rest), ["e", "f"], "the remainder, as it is now");
     server.stop().await;
 }
 

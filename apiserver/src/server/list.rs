@@ -93,11 +93,9 @@ pub async fn read_page<S: Storage>(app: &App<S>, ctx: &Ctx, filter: &Filter) -> 
         let range = match app.store.range(&prefix, start.as_deref(), revision, want).await {
             Ok(r) => r,
             Err(StorageError::Compacted { .. }) if ctx.params.continue_token.is_some() => {
-                return Err(Error::Expired(
-                    "The provided continue parameter is too old to display a consistent list result. You can start \
-                     a new list without the continue parameter."
-                        .into(),
-                ));
+                // Revision 0 in a token continues at the latest revision.
+                let after = start.as_deref().unwrap_or(&prefix);
+                return Err(Error::ExpiredContinue(encode_token(0, after)));
             }
             Err(StorageError::Compacted { .. }) => {
                 return Err(Error::Expired("The resourceVersion for the provided list is too old.".into()));
