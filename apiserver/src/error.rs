@@ -73,8 +73,19 @@ pub enum Error {
     /// A resourceVersion or continue token older than the kept history (410).
     #[error("{0}")]
     Expired(String),
+    /// A continue token older than the kept history: 410, with a token in
+    /// `metadata.continue` that continues the list at the latest revision.
+    #[error("{INCONSISTENT_CONTINUE}")]
+    ExpiredContinue(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A request body or an object over a size limit (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// A resourceVersion newer than the store has (504, as Kubernetes'
+    /// "Too large resource version": clients retry).
+    #[error("{0}")]
+    FutureRevision(String),
     #[error("{} \"{}\" is invalid: {}", .0.qualified(), .0.name, causes_text(.1))]
     Invalid(Subject, Vec<Cause>),
     /// A server-side apply would change fields other managers own.
@@ -103,8 +114,10 @@ impl Error {
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Error::AlreadyExists(_) | Error::Conflict(..) | Error::ApplyConflict(..) => StatusCode::CONFLICT,
-            Error::Expired(_) => StatusCode::GONE,
+            Error::Expired(_) | Error::ExpiredContinue(_) => StatusCode::GONE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::FutureRevision(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Invalid(..) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Internal(_) | Error::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -120,8 +133,10 @@ impl Error {
             Error::NotAcceptable(_) => "NotAcceptable",
             Error::AlreadyExists(_) => "AlreadyExists",
             Error::Conflict(..) | Error::ApplyConflict(..) => "Conflict",
-            Error::Expired(_) => "Expired",
+            Error::Expired(_) | Error::ExpiredContinue(_) => "Expired",
             Error::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            Error::TooLarge(_) => "RequestEntityTooLarge",
+            Error::FutureRevision(_) => "Timeout",
             Error::Invalid(..) => "Invalid",
             Error::Internal(_) | Error::Io(_) => "InternalError",
         }
@@ -151,12 +166,24 @@ impl Error {
             Error::ApplyConflict(_, causes) => Some(json!({
                 "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
             })),
+            Error::FutureRevision(_) => Some(json!({
+                "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                "retryAfterSeconds": 1,
+            })),
             _ => None,
         };
         if let Some(d) = details {
             status["details"] = d;
         }
+        if let Error::ExpiredContinue(token) = self {
+            status["metadata"] = json!({"continue": token});
+        }
         status
+    }
+
+    /// A resourceVersion the store has not reached yet.
+    pub fn future(requested: u64, current: u64) -> Error {
+        Error::FutureRevision(format!("Too large resource version: {requested}, current: {current}"))
     }
 
     /// Maps a storage error about `subject`.
@@ -168,11 +195,18 @@ impl Error {
             StorageError::Compacted { requested, oldest } => {
                 Error::Expired(format!("too old resource version: {requested} ({oldest})"))
             }
-            StorageError::FutureRevision(r) => Error::BadRequest(format!("resource version {r} is in the future")),
+            StorageError::FutureRevision(r) => Error::FutureRevision(format!("Too large resource version: {r}")),
             StorageError::Backend(m) => Error::Internal(m),
         }
     }
 }
+
+/// What Kubernetes says when a continue token has expired.
+pub const INCONSISTENT_CONTINUE: &str = "The provided continue parameter is too old to display a consistent list \
+     result. You can start a new list without the continue parameter, or use the continue token in this response to \
+     retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - \
+     objects that were created, modified, or deleted between the time the first chunk was returned and now may show \
+     up in the list.";
 
 /// What Kubernetes says on a stale write.
 pub const CONFLICT_MESSAGE: &str =

@@ -26,8 +26,12 @@
 //!   `discovery`, `openapi`, `table`, `admit`, `bootstrap`, `compactor`,
 //!   `access` (each request's user and authorization), `review` (the
 //!   self-reviews behind `kubectl auth whoami` / `can-i`), `apply`
-//!   (server-side apply) and `managed` (`metadata.managedFields`: field
-//!   sets, ownership, conflicts).
+//!   (server-side apply), `managed` (`metadata.managedFields`: field
+//!   sets, ownership, conflicts), `versions` (which revision a read is
+//!   served at), `meta_update` (what an update may change in metadata),
+//!   `cache` (the watch cache: all objects and recent changes in memory,
+//!   fed by one storage watch) and `gc` (the garbage collector of
+//!   `ownerReferences`).
 //! - `registry`: the served kinds — built-in ones and those of each CRD.
 //! - `validation`: names and labels, and the CRD structural-schema validator.
 //! - `selector`: label and field selectors.

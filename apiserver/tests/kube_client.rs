@@ -214,7 +214,8 @@ async fn streaming_lists_end_with_the_initial_events_bookmark() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_from_a_compacted_revision_gets_410_and_the_watcher_relists() {
-    let server = Server::start().await;
+    // A watch cache window of 3 changes: the writes below push the watcher out of it.
+    let server = Server::start_with(berth_apiserver::Options { watch_cache_events: 3, ..Default::default() }).await;
     let client = server.client();
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
     let first = jobs.create(&PostParams::default(), &job("first", "1Mi")).await.expect("create");
@@ -234,7 +235,8 @@ async fn a_watch_from_a_compacted_revision_gets_410_and_the_watcher_relists() {
         }
     }
 
-    // Writes elsewhere, then history is compacted past everything the watcher saw.
+    // Writes elsewhere move the watch cache's window, and storage history is
+    // compacted, past everything the watcher saw.
     for i in 0..5 {
         let lease =
             Lease { metadata: kube::api::ObjectMeta { name: Some(format!("l{i}")), ..Default::default() }, spec: None };
@@ -243,7 +245,7 @@ async fn a_watch_from_a_compacted_revision_gets_410_and_the_watcher_relists() {
     let now = server.store.current_revision().await.expect("rev");
     server.store.compact(now).await.expect("compact");
 
-    // A raw watch from before the compaction: a 200 stream with one ERROR 410 event.
+    // A raw watch from before the window: a 200 stream with one ERROR 410 event.
     let mut raw = jobs.watch(&WatchParams::default(), &old_rv).await.expect("watch starts").boxed();
     match tokio::time::timeout(LIMIT, raw.try_next()).await.expect("an event").expect("stream ok") {
         Some(WatchEvent::Error(e)) => assert_eq!(e.code, 410, "{e:?}"),

@@ -188,3 +188,69 @@ async fn typed_creates_of_namespaces_and_secrets_work() {
     assert!(!forbidden.ok && forbidden.stderr.contains("Forbidden"), "{forbidden:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_cascades_foreground_and_orphan_and_waits() {
+    use kube::api::PostParams;
+    let server = Server::start().await;
+    let k = Kubectl::new(&server);
+    let jobs: Api<Job> = Api::namespaced(server.client(), "default");
+    let child_of = |owner: &Job, name: &str| {
+        let mut j = common::job(name, "1Mi");
+        j.metadata.owner_references = Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "berth.dev/v1alpha1".into(),
+            kind: "Job".into(),
+            name: owner.metadata.name.clone().unwrap_or_default(),
+            uid: owner.metadata.uid.clone().unwrap_or_default(),
+            block_owner_deletion: Some(true),
+            controller: Some(true),
+        }]);
+        j
+    };
+    let pp = PostParams::default();
+    let fg = jobs.create(&pp, &common::job("fg", "1Mi")).await.expect("owner");
+    jobs.create(&pp, &child_of(&fg, "fg-child")).await.expect("child");
+    let out = k.ok(&["delete", "bj", "fg", "--cascade=foreground", "--timeout=20s"]).await;
+    assert!(out.contains("job.berth.dev \"fg\" deleted"), "{out}");
+    // --wait (the default) returned: the owner is gone, and its blocking dependent before it.
+    assert!(jobs.get_opt("fg").await.expect("get").is_none());
+    assert!(jobs.get_opt("fg-child").await.expect("get").is_none());
+
+    let keep = jobs.create(&pp, &common::job("keep", "1Mi")).await.expect("owner");
+    jobs.create(&pp, &child_of(&keep, "keep-child")).await.expect("child");
+    k.ok(&["delete", "bj", "keep", "--cascade=orphan", "--timeout=20s"]).await;
+    assert!(jobs.get_opt("keep").await.expect("get").is_none());
+    let orphan = jobs.get("keep-child").await.expect("an orphan stays");
+    assert_eq!(orphan.metadata.owner_references, None, "{:?}", orphan.metadata);
+
+    let bg = jobs.create(&pp, &common::job("bg", "1Mi")).await.expect("owner");
+    jobs.create(&pp, &child_of(&bg, "bg-child")).await.expect("child");
+    k.ok(&["delete", "bj", "bg", "--cascade=background"]).await;
+    common::eventually("the background dependent to go", LIMIT, || async {
+        match jobs.get_opt("bg-child").await {
+            Ok(None) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_fields_are_refused_or_warned_as_validate_asks() {
+    let server = Server::start().await;
+    let k = Kubectl::new(&server);
+    let typo = k.file("typo.yaml", &JOB.replace("spec:\n", "spec:\n  foo: 1\n"));
+    let out = k.run(&["create", "--validate=strict", "-f", &typo]).await;
+    assert!(!out.ok && out.stderr.contains("strict decoding error: unknown field \"spec.foo\""), "{out:?}");
+    assert!(k.run(&["get", "bj", "hello"]).await.stderr.contains("NotFound"), "nothing stored");
+    let out = k.run(&["create", "--validate=warn", "-f", &typo]).await;
+    assert!(out.ok && out.stderr.contains("Warning: unknown field \"spec.foo\""), "{out:?}");
+    let stored = k.ok(&["get", "bj", "hello", "-o", "json"]).await;
+    assert!(!stored.contains("\"foo\""), "the unknown field is pruned: {stored}");
+    let quiet =
+        k.file("typo2.yaml", &JOB.replace("spec:\n", "spec:\n  foo: 1\n").replace("name: hello", "name: quiet"));
+    let out = k.run(&["create", "--validate=false", "-f", &quiet]).await;
+    assert!(out.ok && !out.stderr.contains("unknown field"), "Ignore drops it silently: {out:?}");
+    server.stop().await;
+}

@@ -114,6 +114,15 @@ impl Registry {
         kinds.get(&(group.to_string(), version.to_string(), plural.to_string())).cloned()
     }
 
+    /// A kind of `group`/`plural` in any served version (the preferred one
+    /// if there is one): what a storage key names.
+    pub fn by_resource(&self, group: &str, plural: &str) -> Option<Arc<Kind>> {
+        let kinds = self.kinds.read().ok()?;
+        let mut found = kinds.values().filter(|k| k.group == group && k.plural == plural);
+        let first = found.next()?;
+        Some(found.find(|k| k.preferred).unwrap_or(first).clone())
+    }
+
     /// Every kind, ordered by group, version, plural.
     pub fn all(&self) -> Vec<Arc<Kind>> {
         self.kinds.read().map(|k| k.values().cloned().collect()).unwrap_or_default()

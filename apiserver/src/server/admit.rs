@@ -73,15 +73,33 @@ pub fn admit(kind: &Kind, obj: &mut Value, params: &Params) -> Result<Vec<String
     }
     let mut warnings = Vec::new();
     match params.field_validation {
-        FieldValidation::Strict => causes.extend(unknown.into_iter().map(|field| Cause {
-            reason: "FieldValueInvalid",
-            field,
-            message: "field not declared in schema".into(),
-        })),
+        // As Kubernetes: decoding fails before validation runs.
+        FieldValidation::Strict if !unknown.is_empty() => {
+            let fields = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect::<Vec<_>>().join(", ");
+            return Err(Error::BadRequest(format!("strict decoding error: {fields}")));
+        }
+        FieldValidation::Strict | FieldValidation::Ignore => {}
         FieldValidation::Warn => warnings.extend(unknown.into_iter().map(|f| format!("unknown field \"{f}\""))),
-        FieldValidation::Ignore => {}
     }
-    if causes.is_empty() { Ok(warnings) } else { Err(Error::Invalid(object::invalid_subject(kind, &name), causes)) }
+    if !causes.is_empty() {
+        return Err(Error::Invalid(object::invalid_subject(kind, &name), causes));
+    }
+    check_size(obj)?;
+    Ok(warnings)
+}
+
+/// The largest object stored: etcd's default request limit (1.5 MiB).
+pub const OBJECT_LIMIT: usize = 1536 * 1024;
+
+/// Refuses an object whose stored form is over [`OBJECT_LIMIT`].
+pub fn check_size(obj: &Value) -> Result<()> {
+    let size = object::encode(obj).len();
+    if size > OBJECT_LIMIT {
+        return Err(Error::TooLarge(format!(
+            "Request entity too large: the object is {size} bytes, over the limit of {OBJECT_LIMIT} bytes (1.5 MiB)"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -105,7 +123,8 @@ mod tests {
         let params = Params { field_validation: FieldValidation::Strict, ..Default::default() };
         let mut obj = job("hello", json!({"name": "main", "image": "i", "imagee": "x"}));
         let err = admit(&job_kind(), &mut obj, &params).expect_err("strict");
-        assert!(err.to_string().contains("spec.taskGroups[0].imagee"), "{err}");
+        assert_eq!(err.to_string(), "strict decoding error: unknown field \"spec.taskGroups[0].imagee\"");
+        assert_eq!(err.code(), 400);
     }
 
     #[test]

@@ -1,40 +1,98 @@
 //! DELETE of one object (with `preconditions` from DeleteOptions) and of a
 //! collection. An object with finalizers gets a `deletionTimestamp` and
 //! stays until an update removes the last one.
+//!
+//! `propagationPolicy` (from the DeleteOptions body, else the query; or the
+//! older `orphanDependents`) decides what happens to dependents: `Orphan`
+//! and `Foreground` add the `orphan` / `foregroundDeletion` finalizer that
+//! the garbage collector (`gc`) acts on; `Background` (the default) deletes
+//! the object now and leaves its dependents to the collector.
 
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::filter::Filter;
+use super::gc::{FOREGROUND, ORPHAN};
 use super::negotiate::{self, Output};
 use super::{App, Ctx, hooks, list, object};
 use crate::error::{CONFLICT_MESSAGE, Error, Result};
 use crate::registry::Kind;
 use crate::storage::{Storage, StorageError};
 
-struct Preconditions {
-    uid: Option<String>,
-    resource_version: Option<u64>,
+/// What happens to an object's dependents when it is deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    Orphan,
+    Background,
+    Foreground,
+}
+
+impl Policy {
+    pub fn parse(v: &str) -> Result<Policy> {
+        match v {
+            "Orphan" => Ok(Policy::Orphan),
+            "Background" => Ok(Policy::Background),
+            "Foreground" => Ok(Policy::Foreground),
+            other => Err(Error::BadRequest(format!(
+                "propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+            ))),
+        }
+    }
+
+    /// The policy `propagationPolicy` or the deprecated `orphanDependents` asks for.
+    fn from_options(policy: Option<&str>, orphan: Option<bool>) -> Result<Option<Policy>> {
+        match (policy, orphan) {
+            (Some(_), Some(_)) => Err(Error::BadRequest(
+                "propagationPolicy: Invalid value: orphanDependents and propagationPolicy cannot both be set".into(),
+            )),
+            (Some(p), None) => Policy::parse(p).map(Some),
+            (None, Some(true)) => Ok(Some(Policy::Orphan)),
+            (None, Some(false)) => Ok(Some(Policy::Background)),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// What a DeleteOptions (body and query) asks for.
+pub struct Preconditions {
+    pub uid: Option<String>,
+    pub resource_version: Option<u64>,
+    /// `None`: keep what the object's finalizers say (background by default).
+    pub policy: Option<Policy>,
     /// `dryRun: [All]` in DeleteOptions (kube-rs sends it there).
-    dry_run: bool,
+    pub dry_run: bool,
 }
 
 fn options(ctx: &Ctx, body: &[u8]) -> Result<Preconditions> {
+    let query = Policy::from_options(ctx.params.propagation_policy.as_deref(), ctx.params.orphan_dependents)?;
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Preconditions { uid: None, resource_version: None, dry_run: false });
+        return Ok(Preconditions { uid: None, resource_version: None, policy: query, dry_run: false });
     }
     let opts = negotiate::decode_body(&ctx.headers, body)?;
-    if let Some(p) = opts.get("propagationPolicy").and_then(Value::as_str)
-        && !matches!(p, "Orphan" | "Background" | "Foreground")
-    {
-        return Err(Error::BadRequest(format!("unsupported propagationPolicy {p:?}")));
+    if !opts.is_object() {
+        return Err(Error::BadRequest("the request body must be a DeleteOptions object".into()));
     }
+    let orphan = match opts.get("orphanDependents") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => {
+            return Err(Error::BadRequest(format!("orphanDependents: Invalid value: {other}: must be a boolean")));
+        }
+    };
+    let policy = match opts.get("propagationPolicy") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => Some(p.as_str()),
+        Some(other) => {
+            return Err(Error::BadRequest(format!("propagationPolicy: Invalid value: {other}: must be a string")));
+        }
+    };
+    let policy = Policy::from_options(policy, orphan)?.or(query);
     let dry_run = match opts.get("dryRun").and_then(Value::as_array).map(Vec::as_slice) {
         None | Some([]) => false,
         Some([all]) if all == "All" => true,
         Some(other) => {
-            return Err(Error::BadRequest(format!("unsupported dryRun {other:?} in DeleteOptions: only [\"All\"]")));
+            return Err(Error::BadRequest(format!("dryRun: Unsupported value: {other:?}: supported values: \"All\"")));
         }
     };
     let pre = opts.get("preconditions");
@@ -45,7 +103,7 @@ fn options(ctx: &Ctx, body: &[u8]) -> Result<Preconditions> {
         }
         None => None,
     };
-    Ok(Preconditions { uid, resource_version, dry_run })
+    Ok(Preconditions { uid, resource_version, policy, dry_run })
 }
 
 pub async fn run<S: Storage>(app: &App<S>, ctx: &Ctx, body: &[u8]) -> Result<Response> {
@@ -61,7 +119,8 @@ pub async fn run<S: Storage>(app: &App<S>, ctx: &Ctx, body: &[u8]) -> Result<Res
     Ok(ctx.render_one(code, &obj))
 }
 
-async fn delete_one<S: Storage>(
+/// Deletes (or marks for deletion) the object at `key`, as `pre` asks.
+pub async fn delete_one<S: Storage>(
     app: &App<S>,
     kind: &Kind,
     key: &str,
@@ -93,13 +152,19 @@ async fn delete_one<S: Storage>(
         if dry_run {
             return Ok(obj);
         }
-        if object::finalizers(&obj) > 0 {
-            if object::meta(&obj).is_some_and(|m| m.contains_key("deletionTimestamp")) {
+        let deleting = object::meta(&obj).is_some_and(|m| m.contains_key("deletionTimestamp"));
+        let finalizers = finalizers_for(&obj, pre.policy);
+        if !finalizers.is_empty() {
+            let unchanged = finalizers == object::finalizer_names(&obj);
+            if deleting && unchanged {
                 return Ok(obj);
             }
             let m = object::meta_mut(&mut obj);
-            m.insert("deletionTimestamp".into(), Value::String(object::now()));
-            m.insert("deletionGracePeriodSeconds".into(), Value::from(0));
+            if !deleting {
+                m.insert("deletionTimestamp".into(), Value::String(object::now()));
+                m.insert("deletionGracePeriodSeconds".into(), Value::from(0));
+            }
+            m.insert("finalizers".into(), json!(finalizers));
             match app.store.update(key, object::encode(&obj), kv.mod_revision).await {
                 Ok(kv) => return object::decode(kind, &kv),
                 Err(StorageError::Conflict { .. }) if pre.resource_version.is_none() => continue,
@@ -117,6 +182,21 @@ async fn delete_one<S: Storage>(
             Err(e) => return Err(Error::from_storage(e, &subject)),
         }
     }
+}
+
+/// The finalizers an object keeps when deleted with `policy`: the
+/// collector's ones replaced by what the policy asks (kept as they are
+/// when no policy is given).
+fn finalizers_for(obj: &Value, policy: Option<Policy>) -> Vec<String> {
+    let mut out = object::finalizer_names(obj);
+    let Some(policy) = policy else { return out };
+    out.retain(|f| f != ORPHAN && f != FOREGROUND);
+    match policy {
+        Policy::Orphan => out.push(ORPHAN.into()),
+        Policy::Foreground => out.push(FOREGROUND.into()),
+        Policy::Background => {}
+    }
+    out
 }
 
 /// DELETE on a collection: every object matching the selectors.

@@ -14,12 +14,16 @@ pub struct Filter {
 impl Filter {
     /// The selectors of a request; a field the kind cannot select by is a 400.
     pub fn new(ctx: &Ctx) -> Result<Filter> {
-        let labels = LabelSelector::parse(&ctx.params.label_selector).map_err(Error::BadRequest)?;
-        let mut fields = FieldSelector::parse(&ctx.params.field_selector).map_err(Error::BadRequest)?;
+        let labels = LabelSelector::parse(&ctx.params.label_selector).map_err(|e| {
+            Error::BadRequest(format!("labelSelector: Invalid value: {:?}: {e}", ctx.params.label_selector))
+        })?;
+        let mut fields = FieldSelector::parse(&ctx.params.field_selector).map_err(|e| {
+            Error::BadRequest(format!("fieldSelector: Invalid value: {:?}: {e}", ctx.params.field_selector))
+        })?;
         for f in fields.fields() {
             if !ctx.kind.selectable(f) {
                 return Err(Error::BadRequest(format!(
-                    "field label not supported: {f} (selectable fields of {}: {})",
+                    "fieldSelector: field label not supported: {f} (selectable fields of {}: {})",
                     ctx.kind.resource(),
                     selectable_list(ctx)
                 )));

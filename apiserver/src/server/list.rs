@@ -1,6 +1,11 @@
 //! GET of a collection: `{Kind}List` (or a Table), with selectors and
 //! `limit`/`continue` paging. Later pages are read at the revision of the
-//! first, so a paged list is one consistent snapshot.
+//! first, so a paged list is one consistent snapshot. Lists at
+//! `resourceVersion=0` or `NotOlderThan` are served from the watch cache
+//! (their later pages from storage at the first page's revision); the
+//! others from storage.
+
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -8,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::filter::Filter;
 use super::negotiate::{self, Output};
+use super::versions::{self, ListAt};
 use super::{App, Ctx, object, table};
 use crate::error::{Error, Result};
 use crate::storage::{Storage, StorageError};
@@ -41,6 +47,10 @@ pub async fn run<S: Storage>(app: &App<S>, ctx: &Ctx) -> Result<Response> {
     Ok(negotiate::json(StatusCode::OK, &body, ctx.params.pretty))
 }
 
+/// How long a list waits for the cache to reach the revision it asks for
+/// before reading storage instead.
+const CACHE_WAIT: Duration = Duration::from_secs(3);
+
 pub struct Page {
     pub items: Vec<Value>,
     pub revision: u64,
@@ -50,21 +60,31 @@ pub struct Page {
 /// One page of matching objects.
 pub async fn read_page<S: Storage>(app: &App<S>, ctx: &Ctx, filter: &Filter) -> Result<Page> {
     let prefix = ctx.kind.prefix(ctx.namespace.as_deref());
-    let (mut revision, mut start) = match &ctx.params.continue_token {
-        Some(t) => {
-            let (rev, key) = decode_token(t)?;
-            if !key.starts_with(&prefix) {
-                return Err(Error::BadRequest("the continue token belongs to another list".into()));
+    let at = versions::list_at(&ctx.params, decode_token)?;
+    let (mut revision, mut start, not_older_than) = match at {
+        ListAt::Continue { revision, after } => {
+            if !after.starts_with(&prefix) {
+                return Err(Error::BadRequest("continue: the token belongs to another list".into()));
             }
-            (rev, Some(key))
+            (revision, Some(after), 0)
         }
-        None if ctx.params.resource_version_match.as_deref() == Some("Exact") => {
-            let rev = ctx.params.revision()?.ok_or_else(|| {
-                Error::BadRequest("resourceVersionMatch=Exact needs a resourceVersion other than 0".into())
-            })?;
-            (rev, None)
+        ListAt::Exact(rev) => {
+            let current = app.store.current_revision().await?;
+            versions::fresh_enough(rev, current)?;
+            (rev, None, 0)
         }
-        None => (0, None),
+        ListAt::Latest { not_older_than } => {
+            // `0` and `NotOlderThan` may be served from memory once the cache is new enough.
+            if ctx.params.resource_version.is_some() && app.cache.wait_for(not_older_than, CACHE_WAIT).await {
+                let listed = app.cache.list(&prefix, None, ctx.params.limit, &|v| filter.matches(v));
+                return Ok(Page {
+                    items: listed.entries.iter().map(|e| e.shown(&ctx.kind, e.revision)).collect(),
+                    revision: listed.revision,
+                    continue_token: listed.more_after.map(|k| encode_token(listed.revision, &k)),
+                });
+            }
+            (0, None, not_older_than)
+        }
     };
     let limit = ctx.params.limit;
     let mut items = Vec::new();
@@ -73,14 +93,18 @@ pub async fn read_page<S: Storage>(app: &App<S>, ctx: &Ctx, filter: &Filter) -> 
         let range = match app.store.range(&prefix, start.as_deref(), revision, want).await {
             Ok(r) => r,
             Err(StorageError::Compacted { .. }) if ctx.params.continue_token.is_some() => {
-                return Err(Error::Expired(
-                    "The provided continue parameter is too old to display a consistent list result. You can start \
-                     a new list without the continue parameter."
-                        .into(),
-                ));
+                // Revision 0 in a token continues at the latest revision.
+                let after = start.as_deref().unwrap_or(&prefix);
+                return Err(Error::ExpiredContinue(encode_token(0, after)));
+            }
+            Err(StorageError::Compacted { .. }) => {
+                return Err(Error::Expired("The resourceVersion for the provided list is too old.".into()));
             }
             Err(e) => return Err(e.into()),
         };
+        if revision == 0 {
+            versions::fresh_enough(not_older_than, range.revision)?;
+        }
         revision = range.revision;
         for kv in &range.kvs {
             start = Some(kv.key.clone());
@@ -104,7 +128,7 @@ fn encode_token(revision: u64, key: &str) -> String {
 }
 
 fn decode_token(t: &str) -> Result<(u64, String)> {
-    let bad = || Error::BadRequest(format!("invalid continue token {t:?}"));
+    let bad = || Error::BadRequest(format!("continue: invalid continue token {t:?}"));
     if !t.len().is_multiple_of(2) {
         return Err(bad());
     }

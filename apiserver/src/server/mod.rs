@@ -4,15 +4,18 @@ mod access;
 mod admit;
 mod apply;
 mod bootstrap;
+mod cache;
 mod compactor;
 mod create;
 mod delete;
 mod discovery;
 mod filter;
+mod gc;
 mod get;
 mod hooks;
 mod list;
 mod managed;
+mod meta_update;
 pub mod negotiate;
 pub mod object;
 mod openapi;
@@ -23,6 +26,7 @@ mod review;
 pub mod route;
 pub mod table;
 mod update;
+mod versions;
 mod watch;
 
 use std::future::Future;
@@ -68,6 +72,8 @@ pub struct Options {
     /// credentials and serves every request as an admin: only for
     /// in-process tests.
     pub tokens: Option<Arc<Tokens>>,
+    /// How many recent changes the watch cache keeps for watches to resume from.
+    pub watch_cache_events: usize,
 }
 
 impl Default for Options {
@@ -79,6 +85,7 @@ impl Default for Options {
             default_watch_timeout: Duration::from_secs(1800),
             tls: None,
             tokens: None,
+            watch_cache_events: 10_000,
         }
     }
 }
@@ -87,6 +94,8 @@ pub(crate) struct App<S> {
     pub store: S,
     pub registry: Registry,
     pub opts: Options,
+    /// Every object in memory, and recent changes: what watches and some lists read.
+    pub cache: Arc<cache::Cache>,
     /// Turns true when the server shuts down; open watches end.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
@@ -147,10 +156,17 @@ pub async fn serve_with<S: Storage>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
-    let app = Arc::new(App { store, registry: Registry::with_builtins(), opts, stopping });
+    let cache = cache::Cache::new(opts.watch_cache_events);
+    let from = cache.fill(&store).await?;
+    let app = Arc::new(App { store, registry: Registry::with_builtins(), opts, cache, stopping });
+    let feeder = {
+        let app = app.clone();
+        tokio::spawn(async move { app.cache.follow(&app.store, from).await })
+    };
     bootstrap::run(&app, crds).await?;
     let compactor = tokio::spawn(compactor::run(app.clone()));
     let tls = app.opts.tls.clone();
+    let collector = tokio::spawn(gc::run(app.clone()));
     let router = Router::new().fallback(dispatch::<S>).with_state(app);
     let signal = async move {
         shutdown.await;
@@ -163,7 +179,12 @@ pub async fn serve_with<S: Storage>(
         }
         None => axum::serve(listener, router).with_graceful_shutdown(signal).await,
     };
-    compactor.abort();
+    // Background tasks hold the store; wait until they are gone, so that a
+    // caller may open the same store again as soon as this returns.
+    for task in [compactor, collector, feeder] {
+        task.abort();
+        let _ = task.await;
+    }
     Ok(served?)
 }
 
@@ -174,12 +195,6 @@ async fn dispatch<S: Storage>(State(app): State<Arc<App<S>>>, req: Request) -> R
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
-}
-
-async fn read_body(body: Body) -> Result<bytes::Bytes> {
-    axum::body::to_bytes(body, BODY_LIMIT)
-        .await
-        .map_err(|e| Error::BadRequest(format!("reading the request body: {e}")))
 }
 
 fn no_route() -> Error {
@@ -216,6 +231,27 @@ async fn handle<S: Storage>(app: &Arc<App<S>>, parts: Parts, body: Body) -> Resu
     }
 }
 
+/// The request body, refused with 413 past [`BODY_LIMIT`] (before reading
+/// it when `Content-Length` says so).
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes> {
+    use futures::StreamExt;
+    let too_large = || Error::TooLarge(format!("Request entity too large: limit is {BODY_LIMIT}"));
+    let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the request body: {e}")))?;
+        if buf.len() + chunk.len() > BODY_LIMIT {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
 async fn resource<S: Storage>(
     app: &Arc<App<S>>,
     user: &User,
@@ -224,11 +260,11 @@ async fn resource<S: Storage>(
     rp: ResourcePath,
 ) -> Result<Response> {
     if review::is_review(&rp) {
-        let body = read_body(body).await?;
+        let body = read_body(&parts.headers, body).await?;
         return review::run(app, user, &parts.method, &parts.headers, &rp, &body).await;
     }
     let params = Params::from_uri(&parts.uri)?;
-    let body = read_body(body).await?;
+    let body = read_body(&parts.headers, body).await?;
     let name = match parts.method {
         Method::POST => access::body_name(&parts.headers, &body),
         _ => rp.name.clone(),

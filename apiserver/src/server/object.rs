@@ -94,15 +94,22 @@ pub fn check_type_meta(kind: &Kind, obj: &mut Value) -> Result<()> {
     if let Some(k) = obj.get("kind").and_then(Value::as_str).filter(|k| !k.is_empty())
         && k != kind.kind
     {
-        return Err(Error::BadRequest(format!("the kind of the object ({k}) does not match the URL ({})", kind.kind)));
+        return Err(Error::BadRequest(format!(
+            "the kind in the data ({k}) does not match the expected kind ({})",
+            kind.kind
+        )));
     }
-    if let Some(av) = obj.get("apiVersion").and_then(Value::as_str).filter(|a| !a.is_empty()) {
-        let group = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-        if group != kind.group {
-            return Err(Error::BadRequest(format!(
-                "the API version of the object ({av}) does not match the URL ({})",
-                kind.api_version()
-            )));
+    if let Some(av) = obj.get("apiVersion").and_then(Value::as_str).filter(|a| !a.is_empty())
+        && av != kind.api_version()
+    {
+        return Err(Error::BadRequest(format!(
+            "the API version in the data ({av}) does not match the expected API version ({})",
+            kind.api_version()
+        )));
+    }
+    for field in ["kind", "apiVersion"] {
+        if obj.get(field).is_some_and(|v| !v.is_string() && !v.is_null()) {
+            return Err(Error::BadRequest(format!("{field}: Invalid value: must be a string")));
         }
     }
     obj["apiVersion"] = Value::String(kind.api_version());
@@ -151,6 +158,15 @@ pub fn keep_server_fields(current: &Value, next: &mut Value) {
 
 pub fn generation(obj: &Value) -> i64 {
     meta(obj).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// `metadata.finalizers` as strings.
+pub fn finalizer_names(obj: &Value) -> Vec<String> {
+    meta(obj)
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+        .map(|f| f.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 pub fn finalizers(obj: &Value) -> usize {

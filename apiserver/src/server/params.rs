@@ -41,6 +41,7 @@ pub struct Params {
     pub timeout_seconds: Option<u64>,
     pub send_initial_events: Option<bool>,
     pub propagation_policy: Option<String>,
+    pub orphan_dependents: Option<bool>,
     pub include_object: IncludeObject,
     /// `fieldManager`, as given.
     pub field_manager: Option<String>,
@@ -113,9 +114,7 @@ impl Params {
                 "gracePeriodSeconds" => {
                     number::<i64>(&k, v)?;
                 }
-                "orphanDependents" => {
-                    boolean(&k, v)?;
-                }
+                "orphanDependents" => p.orphan_dependents = Some(boolean(&k, v)?),
                 "includeObject" => {
                     p.include_object = match one_of(&k, v, &["None", "Metadata", "Object"])?.as_str() {
                         "None" => IncludeObject::None,
@@ -136,10 +135,11 @@ impl Params {
     pub fn revision(&self) -> Result<Option<u64>> {
         match self.resource_version.as_deref() {
             None | Some("0") => Ok(None),
-            Some(rv) => rv
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| Error::BadRequest(format!("invalid resource version {rv:?}: expected an integer"))),
+            Some(rv) => rv.parse::<u64>().map(Some).map_err(|_| {
+                Error::BadRequest(format!(
+                    "invalid value {rv:?} for query parameter resourceVersion: expected an integer"
+                ))
+            }),
         }
     }
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::negotiate::{self, with_warnings};
 use super::params::Params;
-use super::{App, Ctx, admit, hooks, managed, object};
+use super::{App, Ctx, admit, hooks, managed, meta_update, object};
 use crate::error::{CONFLICT_MESSAGE, Error, Result};
 use crate::registry::Kind;
 use crate::storage::{Storage, StorageError};
@@ -100,8 +100,12 @@ where
             return Err(conflict());
         }
         object::check_type_meta(t.kind, &mut desired)?;
+        if !t.status {
+            meta_update::check_immutable(t.kind, &current, &desired)?;
+        }
         let mut next = merge(t, &current, desired);
         object::keep_server_fields(&current, &mut next);
+        meta_update::check_finalizers(t.kind, &current, &next)?;
         if object::spec_changed(&current, &next) {
             object::meta_mut(&mut next).insert("generation".into(), Value::from(object::generation(&current) + 1));
         }

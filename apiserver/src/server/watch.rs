@@ -1,13 +1,15 @@
 //! `?watch=true`: a stream of newline-delimited JSON events
-//! (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`, `ERROR`).
+//! (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`, `ERROR`), served from the
+//! watch cache.
 //!
 //! Without a resourceVersion (or with `0`) the watch starts with an `ADDED`
 //! for every current object; `sendInitialEvents=true` does the same and
 //! ends the initial state with a BOOKMARK annotated
-//! `k8s.io/initial-events-end`. A resourceVersion older than the kept
-//! history gets a 200 stream holding one `ERROR` event with a 410 Status.
-//! Selectors are applied to both the old and the new object, so an object
-//! that stops matching is seen as `DELETED` and one that starts as `ADDED`.
+//! `k8s.io/initial-events-end`. A resourceVersion older than the cache's
+//! window gets a 200 stream holding one `ERROR` event with a 410 Status, as
+//! does a watcher that falls behind the window. Selectors are applied to
+//! both the old and the new object, so an object that stops matching is
+//! seen as `DELETED` and one that starts as `ADDED`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,17 +19,19 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::StreamExt;
-use futures::stream::BoxStream;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::cache::{Change, Subscription};
 use super::filter::Filter;
 use super::negotiate::Output;
-use super::{App, Ctx, object, table};
+use super::{App, Ctx, object, table, versions};
 use crate::error::{Error, Result};
-use crate::storage::{Event, Storage, StorageError};
+use crate::storage::Storage;
+
+/// How long a watch waits for the cache to reach the revision it asks for.
+const CACHE_WAIT: Duration = Duration::from_secs(3);
 
 pub async fn run<S: Storage>(app: Arc<App<S>>, ctx: Ctx) -> Result<Response> {
     let filter = Filter::new(&ctx)?;
@@ -44,34 +48,33 @@ pub async fn run<S: Storage>(app: Arc<App<S>>, ctx: Ctx) -> Result<Response> {
         ));
     }
     let rev = p.revision()?;
+    let current = app.store.current_revision().await?;
+    if let Some(r) = rev {
+        versions::fresh_enough(r, current)?;
+    }
     let initial = p.send_initial_events.unwrap_or(rev.is_none());
     let prefix = ctx.kind.prefix(ctx.namespace.as_deref());
-    let (items, start) = if initial {
-        let range = app.store.range(&prefix, None, 0, 0).await?;
-        let mut items = Vec::new();
-        for kv in &range.kvs {
-            let obj = object::decode(&ctx.kind, kv)?;
-            if filter.matches(&obj) {
-                items.push(obj);
-            }
+    let (items, start, sub) = if initial {
+        // Unset asks for the most recent state, `N` for one at least that new.
+        let wanted = if p.resource_version.is_none() { current } else { rev.unwrap_or(0) };
+        if !app.cache.wait_for(wanted, CACHE_WAIT).await && rev.is_some() {
+            return Err(Error::future(wanted, app.cache.revision()));
         }
-        (items, range.revision)
+        let (entries, revision, sub) = app.cache.snapshot_and_watch(&prefix)?;
+        let items = entries.iter().filter(|e| filter.matches(&e.value)).map(|e| e.shown(&ctx.kind, e.revision));
+        (items.collect(), revision, Ok(sub))
     } else {
-        let start = match rev {
-            Some(r) => r,
-            None => app.store.current_revision().await?,
+        let start = rev.unwrap_or(current);
+        let sub = match app.cache.watch(&prefix, start) {
+            Err(e @ Error::Expired(_)) => Err(e),
+            other => Ok(other?),
         };
-        (Vec::new(), start)
-    };
-    let events = match app.store.watch(&prefix, start).await {
-        Ok(s) => Ok(s),
-        Err(e @ StorageError::Compacted { .. }) => Err(Error::from(e)),
-        Err(e) => return Err(e.into()),
+        (Vec::new(), start, sub)
     };
     let (tx, rx) = mpsc::channel(64);
     let timeout = p.timeout_seconds.map(Duration::from_secs).unwrap_or(app.opts.default_watch_timeout);
     let pump = Pump { app: app.clone(), ctx, filter, tx, last: start };
-    tokio::spawn(pump.run(items, streaming, events, timeout));
+    tokio::spawn(pump.run(items, streaming, sub, timeout));
     let mut resp = (StatusCode::OK, Body::from_stream(ReceiverStream::new(rx))).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)
@@ -87,15 +90,9 @@ struct Pump<S> {
 }
 
 impl<S: Storage> Pump<S> {
-    async fn run(
-        mut self,
-        items: Vec<Value>,
-        streaming: bool,
-        events: Result<BoxStream<'static, crate::storage::Result<Event>>>,
-        timeout: Duration,
-    ) {
-        let mut events = match events {
-            Ok(e) => e,
+    async fn run(mut self, items: Vec<Value>, streaming: bool, sub: Result<Subscription>, timeout: Duration) {
+        let mut sub = match sub {
+            Ok(s) => s,
             Err(e) => {
                 self.send("ERROR", e.status()).await;
                 return;
@@ -118,10 +115,10 @@ impl<S: Storage> Pump<S> {
         let mut stopping = self.app.stopping.clone();
         loop {
             tokio::select! {
-                ev = events.next() => match ev {
-                    Some(Ok(ev)) => {
-                        self.last = ev.revision();
-                        if let Some((kind, obj)) = self.convert(ev) {
+                change = sub.next() => match change {
+                    Some(Ok(change)) => {
+                        self.last = sub.revision();
+                        if let Some((kind, obj)) = self.convert(&change) {
                             let shown = self.render(&obj);
                             if !self.send(kind, shown).await {
                                 return;
@@ -129,12 +126,13 @@ impl<S: Storage> Pump<S> {
                         }
                     }
                     Some(Err(e)) => {
-                        self.send("ERROR", Error::from(e).status()).await;
+                        self.send("ERROR", e.status()).await;
                         return;
                     }
                     None => return,
                 },
                 _ = ticks.tick(), if bookmarks => {
+                    self.last = self.last.max(sub.revision());
                     if !self.send("BOOKMARK", self.bookmark(false)).await {
                         return;
                     }
@@ -146,25 +144,23 @@ impl<S: Storage> Pump<S> {
         }
     }
 
-    /// The watch event for a storage event, after selectors.
-    fn convert(&self, ev: Event) -> Option<(&'static str, Value)> {
+    /// The watch event for a change, after selectors.
+    fn convert(&self, change: &Change) -> Option<(&'static str, Value)> {
         let kind = &self.ctx.kind;
-        match ev {
-            Event::Put { kv, prev } => {
-                let obj = object::decode(kind, &kv).ok()?;
-                let now = self.filter.matches(&obj);
-                let before = prev.and_then(|p| object::decode(kind, &p).ok()).map(|o| self.filter.matches(&o));
+        match change {
+            Change::Put { entry, prev } => {
+                let now = self.filter.matches(&entry.value);
+                let before = prev.as_ref().map(|p| self.filter.matches(&p.value));
+                let shown = || entry.shown(kind, entry.revision);
                 match (before, now) {
-                    (Some(true), true) => Some(("MODIFIED", obj)),
-                    (_, true) => Some(("ADDED", obj)),
-                    (Some(true), false) => Some(("DELETED", obj)),
+                    (Some(true), true) => Some(("MODIFIED", shown())),
+                    (_, true) => Some(("ADDED", shown())),
+                    (Some(true), false) => Some(("DELETED", shown())),
                     _ => None,
                 }
             }
-            Event::Delete { prev, revision } => {
-                let mut obj = object::decode(kind, &prev).ok()?;
-                object::set_revision(&mut obj, revision);
-                self.filter.matches(&obj).then_some(("DELETED", obj))
+            Change::Delete { prev, revision } => {
+                self.filter.matches(&prev.value).then(|| ("DELETED", prev.shown(kind, *revision)))
             }
         }
     }
