@@ -25,16 +25,6 @@ async fn embedded_survives_reopen() {
     conformance::survives_reopen(|| Embedded::open(&path).expect("open")).await;
 }
 
-#[test]
-fn a_corrupt_file_is_refused_with_its_name() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("berth.redb");
-    std::fs::write(&path, vec![0x5a; 8192]).expect("write");
-    let err = Embedded::open(&path).err().expect("a corrupt file must not open");
-    let msg = err.to_string();
-    assert!(msg.contains("berth.redb"), "{msg}");
-}
-
 #[tokio::test]
 async fn a_lagging_watcher_loses_nothing() {
     let (_dir, s) = fresh_store();
