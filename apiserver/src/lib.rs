@@ -16,7 +16,8 @@
 //! ```
 //!
 //! Layout:
-//! - `storage`: the `Storage` trait, its conformance suite, and the embedded (redb) backend.
+//! - `storage`: the `Storage` trait, its conformance suite, the embedded (redb)
+//!   backend with group commit, and the etcd backend.
 //! - `server`: routing, the request context and `serve`; one file per verb
 //!   (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`), plus
 //!   `discovery`, `openapi`, `table`, `admit`, `bootstrap`, `compactor`.
@@ -39,4 +40,4 @@ pub mod validation;
 pub use error::Error;
 pub use kubeconfig::kubeconfig;
 pub use server::{Options, serve, serve_with};
-pub use storage::{Embedded, Storage, StorageError};
+pub use storage::{Embedded, Etcd, Storage, StorageError};

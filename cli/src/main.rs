@@ -26,7 +26,7 @@ struct Cli {
 enum Command {
     /// Run the whole system on this machine: API server on an embedded store, controllers and one agent
     Up(up::UpArgs),
-    /// Run the API server alone (Kubernetes-compatible API over the embedded store)
+    /// Run the API server alone (Kubernetes-compatible API over the embedded store or etcd)
     Apiserver(ApiserverArgs),
     /// Run the controllers alone (Job scheduling, claim ledgers, garbage collection)
     Controllers(ClientArgs),
@@ -51,9 +51,12 @@ pub struct ClientArgs {
 
 #[derive(Args)]
 struct ApiserverArgs {
-    /// Where the embedded store keeps its data file
+    /// Where the embedded store keeps its data file (and where the kubeconfig is written)
     #[arg(long, default_value = ".berth")]
     data_dir: PathBuf,
+    /// The store: `etcd://host:port[,host:port...][/prefix]` for etcd; without it, the embedded file `<data-dir>/store.redb`
+    #[arg(long)]
+    store: Option<String>,
     /// Address to serve the API on
     #[arg(long, default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
@@ -103,7 +106,9 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Up(args) => up::up(args).await,
-            Command::Apiserver(args) => up::apiserver(&args.data_dir, args.listen, shutdown_signal()).await,
+            Command::Apiserver(args) => {
+                up::apiserver(&args.data_dir, args.store.as_deref(), args.listen, shutdown_signal()).await
+            }
             Command::Controllers(args) => {
                 let client = client::connect(args.kubeconfig.as_deref()).await?;
                 berth_controllers::run(client, shutdown_signal()).await.context("controllers")

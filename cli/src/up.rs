@@ -26,17 +26,37 @@ pub struct UpArgs {
     state_dir: PathBuf,
 }
 
-/// Serves the API on `listen` from the embedded store in `data_dir`, and
-/// writes a kubeconfig for it to `<data_dir>/kubeconfig`.
+/// Serves the API on `listen` from `store` (an `etcd://` address) or, without
+/// one, from the embedded store in `data_dir`. Once the store is open it
+/// writes a kubeconfig for the server to `<data_dir>/kubeconfig`; a store
+/// that cannot be opened (unreachable, damaged) is an error before that.
 pub async fn apiserver(
     data_dir: &Path,
+    store: Option<&str>,
     listen: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-    let kubeconfig = write_kubeconfig(data_dir, &listener)?;
+    let crds = berth_api::crds::all();
+    match store {
+        None => {
+            let store = open_embedded(data_dir)?;
+            announce(data_dir, &listener, &store.path().display().to_string())?;
+            berth_apiserver::serve(listener, store, crds, shutdown).await.context("API server")
+        }
+        Some(url) => {
+            let store = connect_etcd(url).await?;
+            announce(data_dir, &listener, url)?;
+            berth_apiserver::serve(listener, store, crds, shutdown).await.context("API server")
+        }
+    }
+}
+
+fn announce(data_dir: &Path, listener: &tokio::net::TcpListener, store: &str) -> anyhow::Result<()> {
+    let kubeconfig = write_kubeconfig(data_dir, listener)?;
     tracing::info!(kubeconfig = %kubeconfig.display(), "wrote a kubeconfig for this API server");
-    serve_api(data_dir, listener, shutdown).await
+    tracing::info!(addr = %listener.local_addr()?, store, "API server listening");
+    Ok(())
 }
 
 /// Writes `<dir>/kubeconfig` pointing at `listener`'s address.
@@ -48,16 +68,29 @@ fn write_kubeconfig(dir: &Path, listener: &tokio::net::TcpListener) -> anyhow::R
     Ok(path)
 }
 
+/// Opens (or creates) `<data_dir>/store.redb`.
+fn open_embedded(data_dir: &Path) -> anyhow::Result<berth_apiserver::Embedded> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join("store.redb");
+    berth_apiserver::Embedded::open(&path).with_context(|| format!("opening the store {}", path.display()))
+}
+
+async fn connect_etcd(url: &str) -> anyhow::Result<berth_apiserver::Etcd> {
+    if !url.starts_with("etcd://") {
+        anyhow::bail!(
+            "--store {url:?}: only etcd://host:port[,host:port...][/prefix] is supported (leave --store out for the embedded store)"
+        );
+    }
+    berth_apiserver::Etcd::connect(url).await.with_context(|| format!("opening the store {url}"))
+}
+
 async fn serve_api(
     data_dir: &Path,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let path = data_dir.join("store.redb");
-    let store =
-        berth_apiserver::Embedded::open(&path).with_context(|| format!("opening the store {}", path.display()))?;
-    tracing::info!(addr = %listener.local_addr()?, store = %path.display(), "API server listening");
+    let store = open_embedded(data_dir)?;
+    tracing::info!(addr = %listener.local_addr()?, store = %store.path().display(), "API server listening");
     berth_apiserver::serve(listener, store, berth_api::crds::all(), shutdown).await.context("API server")
 }
 

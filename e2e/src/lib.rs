@@ -7,17 +7,24 @@
 //! Layout:
 //! - `containerd`: a containerd of the test's own.
 //! - `registry`: a local registry, and the demo image pushed to it.
+//! - `apiserver`: one `berth apiserver` process, to kill and restart.
+//! - `http`: a minimal blocking HTTP client, and watch streams.
 //! - `berth`: a `berth up` process, with kubectl and `berth` CLI helpers.
+//! - `etcd`: a single-member etcd of the test's own, for the etcd store.
 //! - `poll`: waiting on a condition with a deadline, never a blind sleep.
 //! - `process`: running, describing and stopping child processes.
 
+pub mod apiserver;
 pub mod berth;
 pub mod containerd;
+pub mod etcd;
+pub mod http;
 pub mod poll;
 pub mod process;
 pub mod registry;
 
 pub use containerd::Containerd;
+pub use etcd::Etcd;
 pub use process::{output_text, run_with_stdin, terminate};
 pub use registry::{Registry, build_demo_image};
 

@@ -25,9 +25,14 @@ pub async fn run<S: Storage>(app: &App<S>, crds: Vec<CustomResourceDefinition>) 
         let given =
             serde_json::to_value(&crd).map_err(|e| Error::Internal(format!("a CRD does not serialize: {e}")))?;
         let name = object::name(&given).unwrap_or_default().to_string();
-        if app.store.get(&crd_kind.key(None, &name)).await?.is_none() {
-            create::create(app, &crd_kind, None, given, &params).await?;
-        } else {
+        let created = app.store.get(&crd_kind.key(None, &name)).await?.is_none()
+            && match create::create(app, &crd_kind, None, given.clone(), &params).await {
+                Ok(_) => true,
+                // Another replica on the same store created it first.
+                Err(Error::AlreadyExists(_)) => false,
+                Err(e) => return Err(e),
+            };
+        if !created {
             let t = Target { kind: &crd_kind, namespace: None, name: &name, status: false, params: &params };
             update::write(app, &t, |_| Ok((given.clone(), None))).await?;
         }

@@ -7,8 +7,10 @@
 
 pub mod conformance;
 pub mod embedded;
+pub mod etcd;
 
 pub use embedded::Embedded;
+pub use etcd::{Etcd, EtcdConfig};
 
 use futures::stream::BoxStream;
 
