@@ -20,7 +20,8 @@
 //!   backend with group commit, and the etcd backend.
 //! - `server`: routing, the request context and `serve`; one file per verb
 //!   (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`), plus
-//!   `discovery`, `openapi`, `table`, `admit`, `bootstrap`, `compactor`.
+//!   `discovery`, `openapi`, `table`, `admit`, `bootstrap`, `compactor`,
+//!   `crd_sync` (the registry follows CRDs written by other replicas).
 //! - `registry`: the served kinds — built-in ones and those of each CRD.
 //! - `validation`: names and labels, and the CRD structural-schema validator.
 //! - `selector`: label and field selectors.

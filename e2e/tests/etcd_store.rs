@@ -98,3 +98,43 @@ fn a_watch_on_one_apiserver_sees_writes_made_through_another() {
     assert_eq!(deleted.status, 200, "{}", deleted.body);
     watch.until(Duration::from_secs(30), is("DELETED")).unwrap_or_else(|seen| panic!("no DELETED; saw {seen:#?}"));
 }
+
+#[test]
+fn a_crd_created_through_one_apiserver_is_served_by_another() {
+    let etcd = Etcd::start();
+    let store = format!("etcd://{}/crds", etcd.endpoint());
+    let dir = tempfile::Builder::new().prefix("berth-etcd-crd-").tempdir().expect("tempdir");
+    let a = Apiserver::start(&dir.path().join("a"), &["--store", &store]);
+    let b = Apiserver::start(&dir.path().join("b"), &["--store", &store]);
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]},
+    });
+    let created = request(&a.addr, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", Some(&crd))
+        .expect("create the CRD on a");
+    assert_eq!(created.status, 201, "{}", created.body);
+    let widgets = "/apis/example.com/v1/namespaces/default/widgets";
+    let served = berth_e2e::poll::poll(Duration::from_secs(30), || match request(&b.addr, "GET", widgets, None) {
+        Ok(a) if a.status == 200 => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+    served.unwrap_or_else(|last| panic!("b does not serve the CRD created through a: {last}\n{}", b.log_text()));
+    let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w1", "namespace": "default"}, "spec": {"size": 3}});
+    let made = request(&b.addr, "POST", widgets, Some(&widget)).expect("create a widget on b");
+    assert_eq!(made.status, 201, "{}", made.body);
+
+    let gone =
+        request(&a.addr, "DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com", None)
+            .expect("delete the CRD on a");
+    assert!(gone.status == 200 || gone.status == 202, "{}", gone.body);
+    let dropped = berth_e2e::poll::poll(Duration::from_secs(30), || match request(&b.addr, "GET", widgets, None) {
+        Ok(a) if a.status == 404 => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+    dropped.unwrap_or_else(|last| panic!("b still serves the CRD deleted through a: {last}\n{}", b.log_text()));
+}

@@ -3,6 +3,7 @@
 mod admit;
 mod bootstrap;
 mod compactor;
+mod crd_sync;
 mod create;
 mod delete;
 mod discovery;
@@ -133,8 +134,9 @@ pub async fn serve_with<S: Storage>(
 ) -> Result<()> {
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let app = Arc::new(App { store, registry: Registry::with_builtins(), opts, stopping });
-    bootstrap::run(&app, crds).await?;
+    let crds_read_at = bootstrap::run(&app, crds).await?;
     let compactor = tokio::spawn(compactor::run(app.clone()));
+    let crd_sync = tokio::spawn(crd_sync::run(app.clone(), crds_read_at));
     let router = Router::new().fallback(dispatch::<S>).with_state(app);
     let signal = async move {
         shutdown.await;
@@ -142,6 +144,7 @@ pub async fn serve_with<S: Storage>(
     };
     let served = axum::serve(listener, router).with_graceful_shutdown(signal).await;
     compactor.abort();
+    crd_sync.abort();
     Ok(served?)
 }
 
