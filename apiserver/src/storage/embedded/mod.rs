@@ -24,7 +24,7 @@ use redb::{Database, ReadableDatabase, TableDefinition};
 use tokio::sync::{broadcast, oneshot};
 
 use super::{Event, KeyValue, Range, Result, Storage, StorageError};
-use writer::{Done, Op, Request};
+use writer::{Counters, Done, Op, Request};
 
 pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
@@ -49,6 +49,7 @@ pub(crate) struct Inner {
     pub(crate) events: broadcast::Sender<Event>,
     writer: Mutex<Option<mpsc::Sender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    counters: Arc<Counters>,
     path: PathBuf,
 }
 
@@ -76,13 +77,15 @@ impl Embedded {
     pub fn open(path: &Path) -> Result<Embedded> {
         let db = Arc::new(open::open_or_create(path)?);
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let (writer, thread) = writer::spawn(db.clone(), events.clone())
+        let counters = Arc::new(Counters::default());
+        let (writer, thread) = writer::spawn(db.clone(), events.clone(), counters.clone())
             .map_err(|e| StorageError::Backend(format!("starting the store's writer thread: {e}")))?;
         let inner = Inner {
             db,
             events,
             writer: Mutex::new(Some(writer)),
             thread: Mutex::new(Some(thread)),
+            counters,
             path: path.to_path_buf(),
         };
         Ok(Embedded { inner: Arc::new(inner) })
@@ -91,6 +94,13 @@ impl Embedded {
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// How many transactions (each one fsync) the writer has committed, and
+    /// how many write operations it has answered, since the store was opened.
+    pub fn commit_stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.inner.counters.commits.load(Relaxed), self.inner.counters.writes.load(Relaxed))
     }
 
     /// Queues `op` for the writer and waits until it is durable (or refused).

@@ -14,6 +14,7 @@
 //! committed revisions stay gap-free. An error of the file itself fails the
 //! whole batch and nothing of it is stored.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
@@ -42,6 +43,15 @@ pub(crate) enum Done {
     Compacted,
 }
 
+/// Counts of what the writer did, for tests and benchmarks.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Transactions committed (one fsync each).
+    pub commits: AtomicU64,
+    /// Operations answered (accepted or refused).
+    pub writes: AtomicU64,
+}
+
 pub(crate) struct Request {
     pub op: Op,
     pub reply: oneshot::Sender<Result<Done>>,
@@ -52,6 +62,7 @@ pub(crate) struct Request {
 pub(crate) fn spawn(
     db: Arc<Database>,
     events: broadcast::Sender<Event>,
+    counters: Arc<Counters>,
 ) -> std::io::Result<(mpsc::Sender<Request>, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<Request>();
     let handle = std::thread::Builder::new().name("berth-store-writer".into()).spawn(move || {
@@ -63,16 +74,21 @@ pub(crate) fn spawn(
                     Err(_) => break,
                 }
             }
-            commit(&db, &events, batch);
+            let n = batch.len() as u64;
+            if commit(&db, &events, batch) {
+                counters.commits.fetch_add(1, Ordering::Relaxed);
+            }
+            counters.writes.fetch_add(n, Ordering::Relaxed);
         }
     })?;
     Ok((tx, handle))
 }
 
-fn commit(db: &Database, events: &broadcast::Sender<Event>, batch: Vec<Request>) {
+/// Applies and answers one batch; true when it committed a transaction.
+fn commit(db: &Database, events: &broadcast::Sender<Event>, batch: Vec<Request>) -> bool {
     let (ops, replies): (Vec<Op>, Vec<_>) = batch.into_iter().map(|r| (r.op, r.reply)).unzip();
     match apply(db, ops) {
-        Ok((results, published)) => {
+        Ok((results, published, committed)) => {
             // Durable now: publish first, so a caller that watches after its
             // write returns never misses its own event.
             for ev in published {
@@ -82,12 +98,14 @@ fn commit(db: &Database, events: &broadcast::Sender<Event>, batch: Vec<Request>)
             for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(result);
             }
+            committed
         }
         Err(e) => {
             tracing::error!(error = %e, "a write batch to the embedded store failed; none of it was stored");
             for reply in replies {
                 let _ = reply.send(Err(StorageError::Backend(e.to_string())));
             }
+            false
         }
     }
 }
@@ -100,9 +118,11 @@ struct Tables<'t> {
     revision: u64,
 }
 
-/// Applies `ops` in one transaction; the outer error fails the whole batch.
-type Applied = (Vec<Result<Done>>, Vec<Event>);
+/// Each operation's answer, the events to publish, and whether a
+/// transaction was committed.
+type Applied = (Vec<Result<Done>>, Vec<Event>, bool);
 
+/// Applies `ops` in one transaction; an error fails the whole batch.
 fn apply(db: &Database, ops: Vec<Op>) -> Result<Applied> {
     let mut txn = db.begin_write().map_err(backend)?;
     txn.set_durability(Durability::Immediate).map_err(|e| StorageError::Backend(e.to_string()))?;
@@ -138,7 +158,7 @@ fn apply(db: &Database, ops: Vec<Op>) -> Result<Applied> {
         // Every operation was refused: nothing to make durable.
         txn.abort().map_err(backend)?;
     }
-    Ok((results, published))
+    Ok((results, published, changed))
 }
 
 impl Tables<'_> {
