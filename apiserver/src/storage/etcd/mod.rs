@@ -25,6 +25,10 @@ use futures::stream::BoxStream;
 
 use super::{Event, KeyValue, Range, Result, Storage, StorageError};
 
+/// The largest answer taken from etcd: a list of every object of a kind
+/// (limit 0) may be far above tonic's 4 MiB default.
+const MAX_ANSWER: usize = 1 << 30;
+
 /// How long connecting (and the first answer) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -61,6 +65,14 @@ impl Etcd {
         &self.prefix
     }
 
+    pub(crate) fn kv_client(&self) -> etcd_client::KvClient {
+        self.client.kv_client().max_decoding_message_size(MAX_ANSWER)
+    }
+
+    pub(crate) fn watch_client(&self) -> etcd_client::WatchClient {
+        self.client.watch_client().max_decoding_message_size(MAX_ANSWER)
+    }
+
     fn full(&self, key: &str) -> Vec<u8> {
         format!("{}{key}", self.prefix).into_bytes()
     }
@@ -70,7 +82,7 @@ impl Etcd {
     }
 
     async fn txn(&self, txn: Txn) -> Result<etcd_client::TxnResponse> {
-        self.client.kv_client().txn(txn).await.map_err(|e| from_etcd(e, 0))
+        self.kv_client().txn(txn).await.map_err(|e| from_etcd(e, 0))
     }
 
     /// The key's current value, read by the failure branch of a txn.
@@ -199,7 +211,7 @@ impl Storage for Etcd {
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let resp = self.client.kv_client().get(self.full(key), None).await.map_err(|e| from_etcd(e, 0))?;
+        let resp = self.kv_client().get(self.full(key), None).await.map_err(|e| from_etcd(e, 0))?;
         resp.kvs().first().map(|kv| self.kv(kv)).transpose()
     }
 
@@ -217,7 +229,7 @@ impl Storage for Etcd {
         if limit > 0 {
             opts = opts.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
         }
-        let resp = self.client.kv_client().get(start, Some(opts)).await.map_err(|e| from_etcd(e, revision))?;
+        let resp = self.kv_client().get(start, Some(opts)).await.map_err(|e| from_etcd(e, revision))?;
         let kvs = resp.kvs().iter().map(|kv| self.kv(kv)).collect::<Result<Vec<_>>>()?;
         let at = if revision == 0 { header_revision(resp.header())? } else { revision };
         Ok(Range { kvs, revision: at, more: resp.more() })
@@ -229,12 +241,12 @@ impl Storage for Etcd {
 
     async fn current_revision(&self) -> Result<u64> {
         let opts = GetOptions::new().with_count_only();
-        let resp = self.client.kv_client().get(self.full("/"), Some(opts)).await.map_err(|e| from_etcd(e, 0))?;
+        let resp = self.kv_client().get(self.full("/"), Some(opts)).await.map_err(|e| from_etcd(e, 0))?;
         header_revision(resp.header())
     }
 
     async fn compact(&self, revision: u64) -> Result<()> {
-        match self.client.kv_client().compact(signed(revision), None).await {
+        match self.kv_client().compact(signed(revision), None).await {
             Ok(_) => Ok(()),
             Err(e) => match from_etcd(e, revision) {
                 // Another replica (or an earlier call) compacted this far already.

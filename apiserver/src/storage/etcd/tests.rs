@@ -55,3 +55,16 @@ async fn an_unreachable_etcd_is_an_error_naming_it() {
     let err = Etcd::connect(&url).await.err().expect("nothing listens there");
     assert!(err.to_string().contains(&url), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_larger_than_four_mebibytes_is_read_whole() {
+    let process = etcd().await;
+    let s = Etcd::connect(&format!("etcd://{}/big", process.endpoint())).await.expect("connect");
+    let value = Bytes::from(vec![b'x'; 1 << 20]);
+    for i in 0..6 {
+        s.create(&format!("/big/{i}"), value.clone()).await.expect("create a 1 MiB value");
+    }
+    let all = s.range("/big/", None, 0, 0).await.expect("a 6 MiB range");
+    assert_eq!(all.kvs.len(), 6);
+    assert!(all.kvs.iter().all(|kv| kv.value.len() == 1 << 20));
+}
