@@ -138,3 +138,28 @@ fn a_crd_created_through_one_apiserver_is_served_by_another() {
     });
     dropped.unwrap_or_else(|last| panic!("b still serves the CRD deleted through a: {last}\n{}", b.log_text()));
 }
+
+#[test]
+fn a_watch_from_a_revision_etcd_compacted_ends_with_410_gone() {
+    let etcd = Etcd::start();
+    let dir = tempfile::Builder::new().prefix("berth-etcd-gone-").tempdir().expect("tempdir");
+    let server = Apiserver::start(dir.path(), &["--store", &format!("etcd://{}", etcd.endpoint())]);
+    let first = request(&server.addr, "POST", LEASES, Some(&lease("old", "x"))).expect("create");
+    assert_eq!(first.status, 201, "{}", first.body);
+    let old = rv(&first.json());
+    let mut obj = first.json();
+    for holder in ["y", "z"] {
+        obj["spec"]["holderIdentity"] = json!(holder);
+        let a = request(&server.addr, "PUT", &format!("{LEASES}/old"), Some(&obj)).expect("update");
+        assert_eq!(a.status, 200, "{}", a.body);
+        obj = a.json();
+    }
+    // Compact etcd itself (its JSON gateway), as another replica's compactor would.
+    let compact = request(etcd.endpoint(), "POST", "/v3/kv/compaction", Some(&json!({"revision": rv(&obj)})))
+        .expect("compact etcd");
+    assert_eq!(compact.status, 200, "{}", compact.body);
+    let mut watch = Watch::start(&server.addr, &format!("{LEASES}?watch=true&resourceVersion={old}")).expect("watch");
+    let gone = watch.until(Duration::from_secs(30), |ev| ev["type"] == "ERROR");
+    let gone = gone.unwrap_or_else(|seen| panic!("no ERROR event for a compacted resourceVersion; saw {seen:#?}"));
+    assert_eq!(gone.pointer("/object/code"), Some(&json!(410)), "{gone}");
+}
