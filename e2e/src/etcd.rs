@@ -21,9 +21,22 @@ pub struct Etcd {
 }
 
 impl Etcd {
-    /// Starts etcd and waits until `/health` answers healthy.
+    /// Starts etcd and waits until `/health` answers healthy. A free port
+    /// may be taken by another process before etcd binds it; then etcd
+    /// exits at once and is started again on other ports (three tries).
     pub fn start() -> Etcd {
         crate::require(ETCD, "etcd-server");
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Etcd::try_start() {
+                Ok(etcd) => return etcd,
+                Err(e) => last = e,
+            }
+        }
+        panic!("etcd did not start: {last}")
+    }
+
+    fn try_start() -> Result<Etcd, String> {
         let dir = tempfile::Builder::new().prefix("berth-etcd-").tempdir().expect("tempdir");
         let (client, peer) = (free_port(), free_port());
         let client = format!("127.0.0.1:{client}");
@@ -52,8 +65,9 @@ impl Etcd {
             health(&etcd.client).map(Ok)
         });
         match healthy {
-            Ok(Ok(())) => etcd,
-            Ok(Err(last)) | Err(last) => panic!("etcd did not start: {last}\n--- etcd log ---\n{}", etcd.log()),
+            Ok(Ok(())) => Ok(etcd),
+            Ok(Err(last)) => Err(format!("{last}\n--- etcd log ---\n{}", etcd.log())),
+            Err(last) => panic!("etcd did not become healthy: {last}\n--- etcd log ---\n{}", etcd.log()),
         }
     }
 
