@@ -6,6 +6,9 @@
 //! committed trees, which covers every stored key and value; a file cut
 //! short fails that walk. After a crash it rolls back a commit that was
 //! torn before its fsync returned, which no caller had been told about.
+//! (Commits are one-phase, one fsync each, so the newest commit after a
+//! crash, if damaged later, is indistinguishable from a torn one and is
+//! rolled back rather than refused; damage anywhere else is refused.)
 //!
 //! What it does not check, and this module adds:
 //! - an empty file: redb would initialise a new database in it and serve
