@@ -1,8 +1,10 @@
-//! An etcd of a test's own (Debian's `etcd-server`): one member on free
-//! loopback ports, its data in a temporary directory, stopped by PID on drop.
+//! An etcd of a test's own (Debian's `etcd-server`): one member (or a
+//! cluster of several) on free loopback ports, data in a temporary
+//! directory, stopped by PID on drop.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -41,22 +43,7 @@ impl Etcd {
         let (client, peer) = (free_port(), free_port());
         let client = format!("127.0.0.1:{client}");
         let peer = format!("http://127.0.0.1:{peer}");
-        let log = std::fs::File::create(dir.path().join("etcd.log")).expect("log file");
-        let child = Command::new(ETCD)
-            .args(["--name", "berth-test"])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--listen-client-urls", &format!("http://{client}")])
-            .args(["--advertise-client-urls", &format!("http://{client}")])
-            .args(["--listen-peer-urls", &peer])
-            .args(["--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("berth-test={peer}")])
-            .args(["--logger", "zap", "--log-level", "warn"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("starting etcd");
+        let child = spawn_member(dir.path(), "berth-test", &client, &peer, &format!("berth-test={peer}"));
         let mut etcd = Etcd { child, dir, client };
         let healthy = poll(Duration::from_secs(30), || {
             if let Ok(Some(status)) = etcd.child.try_wait() {
@@ -78,13 +65,102 @@ impl Etcd {
 
     /// What etcd logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("berth-test.log")).unwrap_or_default()
     }
 }
 
 impl Drop for Etcd {
     fn drop(&mut self) {
         terminate(&mut self.child, Duration::from_secs(10));
+    }
+}
+
+/// Starts one member named `name` keeping its data and `<name>.log` in `dir`.
+fn spawn_member(dir: &Path, name: &str, client: &str, peer: &str, initial_cluster: &str) -> Child {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
+    Command::new(ETCD)
+        .args(["--name", name])
+        .arg("--data-dir")
+        .arg(dir.join(format!("{name}.data")))
+        .args(["--listen-client-urls", &format!("http://{client}")])
+        .args(["--advertise-client-urls", &format!("http://{client}")])
+        .args(["--listen-peer-urls", peer])
+        .args(["--initial-advertise-peer-urls", peer])
+        .args(["--initial-cluster", initial_cluster])
+        .args(["--initial-cluster-token", "berth-test"])
+        .args(["--logger", "zap", "--log-level", "warn"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("starting etcd")
+}
+
+/// A cluster of several etcd members on loopback, for tests that kill a
+/// minority of them. Members still running are stopped by PID on drop.
+pub struct EtcdCluster {
+    members: Vec<(Option<Child>, String)>,
+    dir: tempfile::TempDir,
+}
+
+impl EtcdCluster {
+    /// Starts `n` members and waits until each answers healthy.
+    pub fn start(n: usize) -> EtcdCluster {
+        crate::require(ETCD, "etcd-server");
+        let dir = tempfile::Builder::new().prefix("berth-etcd-cluster-").tempdir().expect("tempdir");
+        let ports: Vec<(String, String)> = (0..n)
+            .map(|_| (format!("127.0.0.1:{}", free_port()), format!("http://127.0.0.1:{}", free_port())))
+            .collect();
+        let initial: Vec<String> = ports.iter().enumerate().map(|(i, (_, peer))| format!("m{i}={peer}")).collect();
+        let initial = initial.join(",");
+        let members = ports
+            .into_iter()
+            .enumerate()
+            .map(|(i, (client, peer))| {
+                (Some(spawn_member(dir.path(), &format!("m{i}"), &client, &peer, &initial)), client)
+            })
+            .collect();
+        let cluster = EtcdCluster { members, dir };
+        let healthy = poll(Duration::from_secs(60), || {
+            cluster.members.iter().try_for_each(|(_, client)| health(client).map_err(|e| format!("{client}: {e}")))
+        });
+        if let Err(last) = healthy {
+            panic!("the etcd cluster did not become healthy: {last}\n{}", cluster.logs());
+        }
+        cluster
+    }
+
+    /// The client endpoints, `127.0.0.1:PORT` each.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|(_, c)| c.clone()).collect()
+    }
+
+    /// Kills member `i` with SIGKILL and reaps it.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Every member's log.
+    pub fn logs(&self) -> String {
+        (0..self.members.len())
+            .map(|i| {
+                let log = self.dir.path().join(format!("m{i}.log"));
+                format!("--- m{i} ---\n{}", std::fs::read_to_string(log).unwrap_or_default())
+            })
+            .collect()
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.members {
+            if let Some(child) = child.as_mut() {
+                terminate(child, Duration::from_secs(10));
+            }
+        }
     }
 }
 

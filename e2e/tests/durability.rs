@@ -14,96 +14,14 @@ use std::time::Duration;
 
 use berth_e2e::apiserver::{Apiserver, refused_start};
 use berth_e2e::http::request;
+use berth_e2e::load::{Acked, LEASES, Record, check, revision, writer};
 use berth_e2e::poll::poll;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const WRITERS: usize = 16;
-const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
-
-/// The newest acknowledged state of one object.
-#[derive(Clone, Copy, Debug)]
-struct Acked {
-    transitions: u64,
-    revision: u64,
-}
-
-#[derive(Default)]
-struct Record {
-    acked: BTreeMap<String, Acked>,
-    /// Answers that are neither success nor the server going away.
-    unexpected: Vec<String>,
-}
 
 fn rounds() -> usize {
     std::env::var("BERTH_DURABILITY_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2)
-}
-
-fn revision(obj: &Value) -> u64 {
-    obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|r| r.parse().ok()).unwrap_or(0)
-}
-
-/// Creates leases and updates each three times, recording every 2xx, until
-/// the server stops answering or `stop` is set.
-fn writer(addr: String, round: usize, w: usize, record: Arc<Mutex<Record>>, stop: Arc<AtomicBool>) {
-    let note = |name: &str, obj: &Value| {
-        let acked = Acked {
-            transitions: obj.pointer("/spec/leaseTransitions").and_then(Value::as_u64).unwrap_or(0),
-            revision: revision(obj),
-        };
-        record.lock().expect("lock").acked.insert(name.to_string(), acked);
-    };
-    let unexpected = |what: String| record.lock().expect("lock").unexpected.push(what);
-    for i in 0.. {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let name = format!("r{round}-w{w:02}-{i:04}");
-        let lease = json!({
-            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": name, "namespace": "default"},
-            "spec": {"holderIdentity": format!("writer-{w}"), "leaseTransitions": 0},
-        });
-        let mut obj = match request(&addr, "POST", LEASES, Some(&lease)) {
-            Ok(a) if a.status == 201 => a.json(),
-            Ok(a) if a.status >= 500 => return,
-            Ok(a) => return unexpected(format!("create {name}: {} {}", a.status, a.body)),
-            Err(_) => return, // the server is gone
-        };
-        note(&name, &obj);
-        for t in 1..=3u64 {
-            obj["spec"]["leaseTransitions"] = json!(t);
-            obj = match request(&addr, "PUT", &format!("{LEASES}/{name}"), Some(&obj)) {
-                Ok(a) if a.status == 200 => a.json(),
-                Ok(a) if a.status >= 500 => return,
-                Ok(a) => return unexpected(format!("update {name} to {t}: {} {}", a.status, a.body)),
-                Err(_) => return,
-            };
-            note(&name, &obj);
-        }
-    }
-}
-
-/// Every acknowledged write is there, at least at the acknowledged version.
-fn check(server: &Apiserver, acked: &BTreeMap<String, Acked>) -> Vec<String> {
-    let mut lost = Vec::new();
-    for (name, want) in acked {
-        match request(&server.addr, "GET", &format!("{LEASES}/{name}"), None) {
-            Ok(a) if a.status == 200 => {
-                let got = a.json();
-                let transitions = got.pointer("/spec/leaseTransitions").and_then(Value::as_u64).unwrap_or(0);
-                if transitions < want.transitions || revision(&got) < want.revision {
-                    lost.push(format!(
-                        "{name}: acknowledged transitions={} rv={}, stored transitions={transitions} rv={}",
-                        want.transitions,
-                        want.revision,
-                        revision(&got)
-                    ));
-                }
-            }
-            other => lost.push(format!("{name}: acknowledged {want:?}, now {other:?}")),
-        }
-    }
-    lost
 }
 
 #[test]
@@ -118,7 +36,7 @@ fn acknowledged_writes_survive_kill_9_under_load() {
         let threads: Vec<_> = (0..WRITERS)
             .map(|w| {
                 let (addr, record, stop) = (server.addr.clone(), record.clone(), stop.clone());
-                std::thread::spawn(move || writer(addr, round, w, record, stop))
+                std::thread::spawn(move || writer(addr, format!("r{round}"), w, record, stop))
             })
             .collect();
         // Kill while all writers are busy, after a number of writes that differs per round.
@@ -140,7 +58,7 @@ fn acknowledged_writes_survive_kill_9_under_load() {
         all.extend(record.acked);
 
         server = Apiserver::start(&data, &[]);
-        let lost = check(&server, &all);
+        let lost = check(&server.addr, &all);
         assert!(
             lost.is_empty(),
             "round {round}: {} of {} acknowledged writes were lost after kill -9:\n{}\n{log}\n{}",

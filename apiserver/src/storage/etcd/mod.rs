@@ -11,6 +11,7 @@
 //! what is returned.
 
 mod config;
+mod retry;
 mod watch;
 
 pub use config::EtcdConfig;
@@ -82,7 +83,12 @@ impl Etcd {
     }
 
     async fn txn(&self, txn: Txn) -> Result<etcd_client::TxnResponse> {
-        self.kv_client().txn(txn).await.map_err(|e| from_etcd(e, 0))
+        retry::unsent(|| {
+            let (mut c, txn) = (self.kv_client(), txn.clone());
+            async move { c.txn(txn).await }
+        })
+        .await
+        .map_err(|e| from_etcd(e, 0))
     }
 
     /// The key's current value, read by the failure branch of a txn.
@@ -211,7 +217,12 @@ impl Storage for Etcd {
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let resp = self.kv_client().get(self.full(key), None).await.map_err(|e| from_etcd(e, 0))?;
+        let resp = retry::unsent(|| {
+            let (mut c, key) = (self.kv_client(), self.full(key));
+            async move { c.get(key, None).await }
+        })
+        .await
+        .map_err(|e| from_etcd(e, 0))?;
         resp.kvs().first().map(|kv| self.kv(kv)).transpose()
     }
 
@@ -229,7 +240,11 @@ impl Storage for Etcd {
         if limit > 0 {
             opts = opts.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
         }
-        let resp = self.kv_client().get(start, Some(opts)).await.map_err(|e| from_etcd(e, revision))?;
+        let get = || {
+            let (mut c, start, opts) = (self.kv_client(), start.clone(), opts.clone());
+            async move { c.get(start, Some(opts)).await }
+        };
+        let resp = retry::unsent(get).await.map_err(|e| from_etcd(e, revision))?;
         let kvs = resp.kvs().iter().map(|kv| self.kv(kv)).collect::<Result<Vec<_>>>()?;
         let at = if revision == 0 { header_revision(resp.header())? } else { revision };
         Ok(Range { kvs, revision: at, more: resp.more() })
@@ -241,12 +256,21 @@ impl Storage for Etcd {
 
     async fn current_revision(&self) -> Result<u64> {
         let opts = GetOptions::new().with_count_only();
-        let resp = self.kv_client().get(self.full("/"), Some(opts)).await.map_err(|e| from_etcd(e, 0))?;
+        let get = || {
+            let (mut c, key, opts) = (self.kv_client(), self.full("/"), opts.clone());
+            async move { c.get(key, Some(opts)).await }
+        };
+        let resp = retry::unsent(get).await.map_err(|e| from_etcd(e, 0))?;
         header_revision(resp.header())
     }
 
     async fn compact(&self, revision: u64) -> Result<()> {
-        match self.kv_client().compact(signed(revision), None).await {
+        match retry::unsent(|| {
+            let mut c = self.kv_client();
+            async move { c.compact(signed(revision), None).await }
+        })
+        .await
+        {
             Ok(_) => Ok(()),
             Err(e) => match from_etcd(e, revision) {
                 // Another replica (or an earlier call) compacted this far already.

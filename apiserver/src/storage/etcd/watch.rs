@@ -24,7 +24,12 @@ pub async fn start(store: &Etcd, prefix: &str, after: u64) -> Result<BoxStream<'
     if after > 0 {
         // Fails with Compacted when `after` is gone (a future revision is fine: the watch waits for it).
         let probe = GetOptions::new().with_range(prefix_end(&full)).with_revision(signed(after)).with_count_only();
-        match store.kv_client().get(full.clone(), Some(probe)).await {
+        match super::retry::unsent(|| {
+            let (mut c, key, probe) = (store.kv_client(), full.clone(), probe.clone());
+            async move { c.get(key, Some(probe)).await }
+        })
+        .await
+        {
             Ok(_) => {}
             Err(e) => match from_etcd(e, after) {
                 StorageError::FutureRevision(_) => {}
@@ -34,7 +39,11 @@ pub async fn start(store: &Etcd, prefix: &str, after: u64) -> Result<BoxStream<'
     }
     let opts =
         WatchOptions::new().with_range(prefix_end(&full)).with_start_revision(signed(after.max(1))).with_prev_key();
-    let stream = store.watch_client().watch(full, Some(opts)).await.map_err(|e| from_etcd(e, after))?;
+    let watch = || {
+        let (mut c, key, opts) = (store.watch_client(), full.clone(), opts.clone());
+        async move { c.watch(key, Some(opts)).await }
+    };
+    let stream = super::retry::unsent(watch).await.map_err(|e| from_etcd(e, after))?;
     let (tx, out) = mpsc::channel(BUFFER);
     tokio::spawn(follow(stream, store.prefix.clone(), after, tx));
     Ok(ReceiverStream::new(out).boxed())
