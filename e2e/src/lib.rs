@@ -7,19 +7,28 @@
 //! Layout:
 //! - `containerd`: a containerd of the test's own.
 //! - `registry`: a local registry, and the demo image pushed to it.
+//! - `apiserver`: one `berth apiserver` process, to kill and restart.
+//! - `http`: a minimal blocking HTTP client, and watch streams.
+//! - `load`: concurrent writers that record acknowledged writes, and their check.
 //! - `berth`: a `berth up` process, with kubectl and `berth` CLI helpers.
 //! - `kubectl`: the kubectl binaries of the verb matrix, run with a deadline.
+//! - `etcd`: a single-member etcd of the test's own, for the etcd store.
 //! - `poll`: waiting on a condition with a deadline, never a blind sleep.
 //! - `process`: running, describing and stopping child processes.
 
+pub mod apiserver;
 pub mod berth;
 pub mod containerd;
+pub mod etcd;
+pub mod http;
 pub mod kubectl;
+pub mod load;
 pub mod poll;
 pub mod process;
 pub mod registry;
 
 pub use containerd::Containerd;
+pub use etcd::{Etcd, EtcdCluster};
 pub use process::{output_text, run_with_stdin, terminate};
 pub use registry::{Registry, build_demo_image};
 

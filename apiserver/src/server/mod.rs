@@ -6,6 +6,7 @@ mod apply;
 mod bootstrap;
 mod cache;
 mod compactor;
+mod crd_sync;
 mod create;
 mod delete;
 mod discovery;
@@ -163,10 +164,11 @@ pub async fn serve_with<S: Storage>(
         let app = app.clone();
         tokio::spawn(async move { app.cache.follow(&app.store, from).await })
     };
-    bootstrap::run(&app, crds).await?;
+    let crds_read_at = bootstrap::run(&app, crds).await?;
     let compactor = tokio::spawn(compactor::run(app.clone()));
     let tls = app.opts.tls.clone();
     let collector = tokio::spawn(gc::run(app.clone()));
+    let crd_sync = tokio::spawn(crd_sync::run(app.clone(), crds_read_at));
     let router = Router::new().fallback(dispatch::<S>).with_state(app);
     let signal = async move {
         shutdown.await;
@@ -181,7 +183,7 @@ pub async fn serve_with<S: Storage>(
     };
     // Background tasks hold the store; wait until they are gone, so that a
     // caller may open the same store again as soon as this returns.
-    for task in [compactor, collector, feeder] {
+    for task in [compactor, collector, feeder, crd_sync] {
         task.abort();
         let _ = task.await;
     }

@@ -28,6 +28,9 @@ pub async fn run_all<S: Storage, F: Future<Output = S>>(fresh: impl Fn() -> F) {
     watch_replays_then_goes_live(&fresh().await).await;
     watch_from_a_compacted_revision_fails(&fresh().await).await;
     concurrent_writers_all_land(&fresh().await).await;
+    concurrent_cas_on_one_key_has_one_winner(&fresh().await).await;
+    concurrent_creates_of_one_key_have_one_winner(&fresh().await).await;
+    concurrent_writes_take_gap_free_revisions(&fresh().await).await;
 }
 
 pub async fn create_then_already_exists<S: Storage>(s: &S) {
@@ -200,6 +203,68 @@ pub async fn concurrent_writers_all_land<S: Storage>(s: &S) {
     futures::future::join_all((0..16).map(attempt)).await;
     let end = s.get("/c/counter").await.expect("get").expect("present");
     assert_eq!(end.value, b("16"), "every successful CAS must count exactly once");
+}
+
+/// Many updates with the same expected revision, all in flight at once
+/// (a backend that batches them gets them in one batch): exactly one wins
+/// each round, the rest conflict and name the winner's revision.
+pub async fn concurrent_cas_on_one_key_has_one_winner<S: Storage>(s: &S) {
+    let mut cur = s.create("/c/k", b("start")).await.expect("create");
+    for round in 0..5 {
+        let attempts = (0..32).map(|i| s.update("/c/k", b(&format!("{round}-{i}")), cur.mod_revision));
+        let results = futures::future::join_all(attempts).await;
+        let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(winners.len(), 1, "round {round}: exactly one CAS must win, got {results:?}");
+        let won = winners[0].clone();
+        assert_eq!(won.mod_revision, cur.mod_revision + 1, "round {round}: the winner takes the next revision");
+        for r in &results {
+            match r {
+                Ok(_) => {}
+                Err(StorageError::Conflict { current, .. }) => assert_eq!(*current, won.mod_revision, "{results:?}"),
+                Err(e) => panic!("round {round}: a losing CAS must conflict, got {e}"),
+            }
+        }
+        let stored = s.get("/c/k").await.expect("get").expect("present");
+        assert_eq!(stored, won, "round {round}: the store holds the winner's value");
+        cur = won;
+    }
+    assert_eq!(s.current_revision().await.expect("rev"), cur.mod_revision, "losers take no revision");
+}
+
+/// Many creates of one key at once: one succeeds, the others are told it exists.
+pub async fn concurrent_creates_of_one_key_have_one_winner<S: Storage>(s: &S) {
+    let results = futures::future::join_all((0..32).map(|i| s.create("/c/once", b(&i.to_string())))).await;
+    let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(won.len(), 1, "exactly one create must succeed: {results:?}");
+    assert!(
+        results.iter().all(|r| r.is_ok() || matches!(r, Err(StorageError::AlreadyExists(_)))),
+        "the others must be AlreadyExists: {results:?}"
+    );
+    assert_eq!(s.get("/c/once").await.expect("get").as_ref(), Some(won[0]));
+}
+
+/// Writes in flight together, some of them refused: the accepted ones take
+/// consecutive revisions with no gaps, and a watch sees each once, in order.
+pub async fn concurrent_writes_take_gap_free_revisions<S: Storage>(s: &S) {
+    s.create("/g/taken", b("x")).await.expect("create");
+    let start = s.current_revision().await.expect("rev");
+    let mut w = s.watch("/g/", start).await.expect("watch");
+    let writes = (0..64).map(|i| async move {
+        if i % 4 == 0 { s.create("/g/taken", b("again")).await } else { s.create(&format!("/g/{i:02}"), b("v")).await }
+    });
+    let results = futures::future::join_all(writes).await;
+    let mut revs: Vec<u64> = results.iter().filter_map(|r| r.as_ref().ok()).map(|kv| kv.mod_revision).collect();
+    revs.sort_unstable();
+    let expected: Vec<u64> = (start + 1..=start + 48).collect();
+    assert_eq!(revs, expected, "48 accepted writes must take revisions {}..={} exactly", start + 1, start + 48);
+    assert_eq!(results.iter().filter(|r| matches!(r, Err(StorageError::AlreadyExists(_)))).count(), 16);
+    let mut seen = Vec::new();
+    while seen.len() < 48 {
+        let ev = next_event(&mut w, &seen).await;
+        seen.push(ev);
+    }
+    let watched: Vec<u64> = seen.iter().map(Event::revision).collect();
+    assert_eq!(watched, expected, "the watch delivers each accepted write once, in revision order");
 }
 
 /// `open()` must return the same store each time (e.g. the same file).

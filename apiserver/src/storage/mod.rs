@@ -4,11 +4,17 @@
 //! Keys are paths (`/berth.dev/jobs/default/hello`); values are the
 //! object's JSON. Every write gets the next revision of one global counter;
 //! an object's `resourceVersion` is its `mod_revision`.
+//!
+//! Backends: [`Embedded`] (one redb file, group commit) and [`Etcd`] (a real
+//! etcd cluster, shared by several API servers). Both pass the one suite in
+//! [`conformance`].
 
 pub mod conformance;
 pub mod embedded;
+pub mod etcd;
 
 pub use embedded::Embedded;
+pub use etcd::{Etcd, EtcdConfig};
 
 use futures::stream::BoxStream;
 

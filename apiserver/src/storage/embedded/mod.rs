@@ -1,25 +1,30 @@
 //! The embedded backend: one `redb` file on local disk.
 //!
 //! Tables: `kv` (key → create/mod revision and value), `log` (revision →
-//! event with the previous value) and `meta` (the revision counter and the
-//! compacted revision). Every write is one redb transaction committed with
-//! immediate durability (fsync) before the call returns; writes are
-//! serialised by one lock held through commit *and* broadcast, so live
-//! watchers see events in revision order.
+//! event with the previous value) and `meta` (the format, the revision
+//! counter and the compacted revision). Writes go through one writer
+//! thread that commits them in groups, each group one transaction and one
+//! fsync, and answers a write only once it is durable (see `writer`). Reads
+//! are redb read transactions on blocking threads and see committed data
+//! only. A damaged file is refused at open (see `open`).
 
 mod codec;
+mod open;
 mod read;
 mod watch;
+mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
-use tokio::sync::broadcast;
+use redb::{Database, ReadableDatabase, TableDefinition};
+use tokio::sync::{broadcast, oneshot};
 
 use super::{Event, KeyValue, Range, Result, Storage, StorageError};
+use writer::{Counters, Done, Op, Request};
 
 pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
@@ -40,10 +45,25 @@ pub struct Embedded {
 }
 
 pub(crate) struct Inner {
-    pub(crate) db: Database,
-    write_lock: Mutex<()>,
+    pub(crate) db: Arc<Database>,
     pub(crate) events: broadcast::Sender<Event>,
+    writer: Mutex<Option<mpsc::Sender<Request>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    counters: Arc<Counters>,
     path: PathBuf,
+}
+
+impl Drop for Inner {
+    /// Stops the writer (after its batch in hand) and waits for it, so the
+    /// file is closed when the last handle is gone and can be opened again.
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+    }
 }
 
 pub(crate) fn backend<E: Into<redb::Error>>(e: E) -> StorageError {
@@ -52,28 +72,22 @@ pub(crate) fn backend<E: Into<redb::Error>>(e: E) -> StorageError {
 
 impl Embedded {
     /// Opens (or creates) the store at `path`. A file that is not a Berth
-    /// store, or is corrupt, is refused with an error naming the file.
+    /// store, or is truncated or corrupt, is refused with an error naming
+    /// the file and what is wrong with it.
     pub fn open(path: &Path) -> Result<Embedded> {
-        let fail =
-            |what: String| StorageError::Backend(format!("cannot open the embedded store {}: {what}", path.display()));
-        let db = Database::create(path).map_err(|e| fail(redb::Error::from(e).to_string()))?;
-        let txn = db.begin_write().map_err(|e| fail(redb::Error::from(e).to_string()))?;
-        {
-            let mut meta = txn.open_table(META).map_err(|e| fail(redb::Error::from(e).to_string()))?;
-            let format = meta.get(FORMAT).map_err(|e| fail(e.to_string()))?.map(|v| v.value());
-            match format {
-                Some(FORMAT_VERSION) => {}
-                Some(other) => return Err(fail(format!("unsupported format version {other}"))),
-                None => {
-                    meta.insert(FORMAT, FORMAT_VERSION).map_err(|e| fail(e.to_string()))?;
-                }
-            }
-            txn.open_table(KV).map_err(|e| fail(redb::Error::from(e).to_string()))?;
-            txn.open_table(LOG).map_err(|e| fail(redb::Error::from(e).to_string()))?;
-        }
-        txn.commit().map_err(|e| fail(redb::Error::from(e).to_string()))?;
+        let db = Arc::new(open::open_or_create(path)?);
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let inner = Inner { db, write_lock: Mutex::new(()), events, path: path.to_path_buf() };
+        let counters = Arc::new(Counters::default());
+        let (writer, thread) = writer::spawn(db.clone(), events.clone(), counters.clone())
+            .map_err(|e| StorageError::Backend(format!("starting the store's writer thread: {e}")))?;
+        let inner = Inner {
+            db,
+            events,
+            writer: Mutex::new(Some(writer)),
+            thread: Mutex::new(Some(thread)),
+            counters,
+            path: path.to_path_buf(),
+        };
         Ok(Embedded { inner: Arc::new(inner) })
     }
 
@@ -82,55 +96,30 @@ impl Embedded {
         &self.inner.path
     }
 
-    /// Runs one write transaction on a blocking thread. `f` gets the
-    /// transaction and the revision this write will have; it returns the
-    /// result and the event to log, or an error to abort.
-    async fn write<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&WriteTransaction, u64) -> Result<(T, Option<Event>)> + Send + 'static,
-    {
-        let inner = self.inner.clone();
-        blocking(move || {
-            let _serial = inner.write_lock.lock().map_err(|_| StorageError::Backend("write lock poisoned".into()))?;
-            let mut txn = inner.db.begin_write().map_err(backend)?;
-            txn.set_durability(Durability::Immediate).map_err(|e| StorageError::Backend(e.to_string()))?;
-            let current = read::meta(&txn.open_table(META).map_err(backend)?, REVISION)?;
-            let next = current + 1;
-            let (out, event) = f(&txn, next)?;
-            if let Some(ev) = &event {
-                txn.open_table(LOG)
-                    .map_err(backend)?
-                    .insert(next, codec::encode_event(ev).as_slice())
-                    .map_err(backend)?;
-                txn.open_table(META).map_err(backend)?.insert(REVISION, next).map_err(backend)?;
-            }
-            txn.commit().map_err(backend)?;
-            if let Some(ev) = event {
-                // No receivers is fine: nobody is watching.
-                let _ = inner.events.send(ev);
-            }
-            Ok(out)
-        })
-        .await
+    /// How many transactions (each one fsync) the writer has committed, and
+    /// how many write operations it has answered, since the store was opened.
+    pub fn commit_stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.inner.counters.commits.load(Relaxed), self.inner.counters.writes.load(Relaxed))
     }
 
-    fn put(txn: &WriteTransaction, key: &str, create: u64, rev: u64, value: &[u8]) -> Result<KeyValue> {
-        let mut kv = txn.open_table(KV).map_err(backend)?;
-        kv.insert(key, codec::encode_kv(create, rev, value).as_slice()).map_err(backend)?;
-        Ok(KeyValue {
-            key: key.to_string(),
-            value: Bytes::copy_from_slice(value),
-            create_revision: create,
-            mod_revision: rev,
-        })
+    /// Queues `op` for the writer and waits until it is durable (or refused).
+    async fn write(&self, op: Op) -> Result<Done> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || StorageError::Backend("the store's writer has stopped".into());
+        {
+            let writer = self.inner.writer.lock().map_err(|_| gone())?;
+            writer.as_ref().ok_or_else(gone)?.send(Request { op, reply }).map_err(|_| gone())?;
+        }
+        answer.await.map_err(|_| gone())?
     }
-}
 
-fn current(txn: &WriteTransaction, key: &str) -> Result<Option<KeyValue>> {
-    let kv = txn.open_table(KV).map_err(backend)?;
-    let found = kv.get(key).map_err(backend)?;
-    found.map(|v| codec::decode_kv(key, v.value())).transpose()
+    async fn put(&self, op: Op) -> Result<KeyValue> {
+        match self.write(op).await? {
+            Done::Put(kv) => Ok(kv),
+            _ => Err(StorageError::Backend("the writer answered a put with another result".into())),
+        }
+    }
 }
 
 /// Runs blocking redb work off the async runtime.
@@ -140,41 +129,18 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + 
 
 impl Storage for Embedded {
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
-        let key = key.to_string();
-        self.write(move |txn, rev| {
-            if current(txn, &key)?.is_some() {
-                return Err(StorageError::AlreadyExists(key));
-            }
-            let kv = Self::put(txn, &key, rev, rev, &value)?;
-            Ok((kv.clone(), Some(Event::Put { kv, prev: None })))
-        })
-        .await
+        self.put(Op::Create { key: key.to_string(), value }).await
     }
 
     async fn update(&self, key: &str, value: Bytes, expected: u64) -> Result<KeyValue> {
-        let key = key.to_string();
-        self.write(move |txn, rev| {
-            let prev = current(txn, &key)?.ok_or_else(|| StorageError::NotFound(key.clone()))?;
-            if prev.mod_revision != expected {
-                return Err(StorageError::Conflict { key, current: prev.mod_revision });
-            }
-            let kv = Self::put(txn, &key, prev.create_revision, rev, &value)?;
-            Ok((kv.clone(), Some(Event::Put { kv, prev: Some(prev) })))
-        })
-        .await
+        self.put(Op::Update { key: key.to_string(), value, expected }).await
     }
 
     async fn delete(&self, key: &str, expected: Option<u64>) -> Result<(KeyValue, u64)> {
-        let key = key.to_string();
-        self.write(move |txn, rev| {
-            let prev = current(txn, &key)?.ok_or_else(|| StorageError::NotFound(key.clone()))?;
-            if expected.is_some_and(|e| e != prev.mod_revision) {
-                return Err(StorageError::Conflict { key, current: prev.mod_revision });
-            }
-            txn.open_table(KV).map_err(backend)?.remove(key.as_str()).map_err(backend)?;
-            Ok(((prev.clone(), rev), Some(Event::Delete { prev, revision: rev })))
-        })
-        .await
+        match self.write(Op::Delete { key: key.to_string(), expected }).await? {
+            Done::Deleted(prev, rev) => Ok((prev, rev)),
+            _ => Err(StorageError::Backend("the writer answered a delete with another result".into())),
+        }
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
@@ -209,27 +175,11 @@ impl Storage for Embedded {
     }
 
     async fn compact(&self, revision: u64) -> Result<()> {
-        let inner = self.inner.clone();
-        blocking(move || {
-            let _serial = inner.write_lock.lock().map_err(|_| StorageError::Backend("write lock poisoned".into()))?;
-            let txn = inner.db.begin_write().map_err(backend)?;
-            {
-                let mut meta = txn.open_table(META).map_err(backend)?;
-                let current = read::meta(&meta, REVISION)?;
-                if revision > current {
-                    return Err(StorageError::FutureRevision(revision));
-                }
-                if revision <= read::meta(&meta, COMPACTED)? {
-                    return Ok(());
-                }
-                meta.insert(COMPACTED, revision).map_err(backend)?;
-                txn.open_table(LOG).map_err(backend)?.retain_in(..=revision, |_, _| false).map_err(backend)?;
-            }
-            txn.commit().map_err(backend)
-        })
-        .await
+        self.write(Op::Compact { revision }).await.map(|_| ())
     }
 }
 
+#[cfg(test)]
+mod damage_tests;
 #[cfg(test)]
 mod tests;

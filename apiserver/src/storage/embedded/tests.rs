@@ -25,16 +25,6 @@ async fn embedded_survives_reopen() {
     conformance::survives_reopen(|| Embedded::open(&path).expect("open")).await;
 }
 
-#[test]
-fn a_corrupt_file_is_refused_with_its_name() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("berth.redb");
-    std::fs::write(&path, vec![0x5a; 8192]).expect("write");
-    let err = Embedded::open(&path).err().expect("a corrupt file must not open");
-    let msg = err.to_string();
-    assert!(msg.contains("berth.redb"), "{msg}");
-}
-
 #[tokio::test]
 async fn a_lagging_watcher_loses_nothing() {
     let (_dir, s) = fresh_store();
@@ -55,4 +45,26 @@ async fn a_lagging_watcher_loses_nothing() {
     }
     assert!(revs.windows(2).all(|p| p[1] == p[0] + 1), "gap or duplicate in {revs:?}");
     assert_eq!(revs.last().copied(), last.map(|kv| kv.mod_revision));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_transactions() {
+    let (_dir, s) = fresh_store();
+    let (commits_before, writes_before) = s.commit_stats();
+    let writes = (0..64).map(|i| {
+        let s = s.clone();
+        async move { s.create(&format!("/batch/{i:02}"), Bytes::from_static(b"v")).await }
+    });
+    for r in futures::future::join_all(writes).await {
+        r.expect("create");
+    }
+    let (commits, writes) = s.commit_stats();
+    let (commits, writes) = (commits - commits_before, writes - writes_before);
+    assert_eq!(writes, 64);
+    assert!(commits < 64, "64 writes in flight together must share fsyncs, took {commits} commits");
+    // Each of them is durable: a reopen finds them all.
+    let path = s.path().to_path_buf();
+    drop(s);
+    let s = Embedded::open(&path).expect("reopen");
+    assert_eq!(s.range("/batch/", None, 0, 0).await.expect("range").kvs.len(), 64);
 }
