@@ -25,7 +25,7 @@ reliability: deps build
 
 ## bench: benchmarks that print figures (the store: embedded vs a local etcd)
 bench: deps
-	$(CARGO) bench -p berth-apiserver --bench store
+	$(CARGO) bench -p berth-apiserver --bench store --bench api
 
 ## unit: tests that need no containerd or kubectl
 unit:

@@ -1,6 +1,8 @@
 //! `berth-controllers`: the reconcilers that turn `Job`s into `Placement`s
 //! and keep agents' claim ledgers true. They talk to the store only
 //! through the Kubernetes API, so they run unchanged on kube-apiserver.
+//! Placements carry an `ownerReference` to their Job, so the API server's
+//! garbage collector deletes them with it.
 //!
 //! Layout:
 //! - `scheduler::plan`: the pure planner (agents and demand in, a plan out).
@@ -9,10 +11,8 @@
 //! - `job_status`: a Job's status computed from its placements.
 //! - `ledger`: releases claims of finished or never-created placements.
 //! - `events`: what is worth an Event, and writing it.
-//! - `gc`: deletes placements whose Job is gone.
 
 pub mod events;
-pub mod gc;
 pub mod job;
 pub mod job_status;
 pub mod ledger;
@@ -26,7 +26,7 @@ use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
-use kube::{Client, ResourceExt};
+use kube::Client;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -98,27 +98,11 @@ pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + Syn
         .run(ledger::reconcile, ledger::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
 
-    // A Job's deletion touches its placements, so the collector looks at them.
-    let owned = ctx.placements.clone();
-    let gc_loop = Controller::new(Api::<Placement>::all(client.clone()), watcher::Config::default())
-        .watches(Api::<Job>::all(client.clone()), watcher::Config::default(), move |j| {
-            let (ns, name) = (j.namespace(), j.name_any());
-            owned
-                .state()
-                .into_iter()
-                .filter(|p| p.namespace() == ns && p.spec.job == name)
-                .map(|p| ObjectRef::from_obj(&*p))
-                .collect::<Vec<_>>()
-        })
-        .graceful_shutdown_on(stopped())
-        .run(gc::reconcile, gc::error_policy, ctx.clone())
-        .for_each(|_| futures::future::ready(()));
-
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
     tracing::info!("controllers running");
-    tokio::join!(job_loop, ledger_loop, gc_loop);
+    tokio::join!(job_loop, ledger_loop);
     Ok(())
 }

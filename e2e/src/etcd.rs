@@ -58,6 +58,11 @@ impl Etcd {
         }
     }
 
+    /// The etcd process's PID (for its memory, in benchmarks).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `127.0.0.1:PORT`, the client endpoint.
     pub fn endpoint(&self) -> &str {
         &self.client

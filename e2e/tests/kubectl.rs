@@ -422,3 +422,58 @@ fn apply_server_side_with_conflicts_and_force() {
         assert_eq!(priority(), "", "{}: a field no manager applies any more is removed", k.version);
     }
 }
+
+#[test]
+fn delete_cascades_background_foreground_and_orphan() {
+    let m = Matrix::start();
+    for (k, ns) in &m.runs {
+        let names = || k.ok(&["get", "jobs.berth.dev", "-n", ns, "-o", "name"]);
+        // An owner and a dependent whose ownerReference blocks the owner's foreground deletion.
+        let family = |owner: &str| {
+            k.ok_stdin(&["apply", "-f", "-"], &job(ns, owner, "", ""));
+            let uid = k.ok(&["get", &format!("job.berth.dev/{owner}"), "-n", ns, "-o", "jsonpath={.metadata.uid}"]);
+            let child = job(ns, &format!("{owner}-child"), "", "").replace(
+                "  labels: {}\n",
+                &format!(
+                    "  labels: {{}}\n  ownerReferences:\n  - {{apiVersion: berth.dev/v1alpha1, kind: Job, name: {owner}, uid: {uid}, blockOwnerDeletion: true, controller: true}}\n"
+                ),
+            );
+            k.ok_stdin(&["apply", "-f", "-"], &child);
+        };
+
+        family("fg");
+        k.ok(&["delete", "job.berth.dev/fg", "-n", ns, "--cascade=foreground", "--timeout=30s"]);
+        let left = names();
+        assert!(!left.contains("/fg\n") && !left.contains("fg-child"), "{}: foreground took both: {left}", k.version);
+
+        family("keep");
+        k.ok(&["delete", "job.berth.dev/keep", "-n", ns, "--cascade=orphan", "--timeout=30s"]);
+        let refs = k.ok(&["get", "job.berth.dev/keep-child", "-n", ns, "-o", "jsonpath={.metadata.ownerReferences}"]);
+        assert_eq!(refs, "", "{}: an orphan loses its reference and stays", k.version);
+        assert!(!names().contains("job.berth.dev/keep\n"));
+
+        family("bg");
+        k.ok(&["delete", "job.berth.dev/bg", "-n", ns, "--cascade=background"]);
+        eventually("the background dependent to go", || {
+            let left = names();
+            if left.contains("bg-child") { Err(left) } else { Ok(()) }
+        });
+    }
+}
+
+#[test]
+fn apply_validate_warn_stores_and_warns() {
+    let m = Matrix::start();
+    for (k, ns) in &m.runs {
+        let typo = job(ns, "warned", "", "  priorty: 3\n");
+        let out = k.run_with(&["apply", "--validate=warn", "-f", "-"], Some(&typo), &[]);
+        assert!(out.ok, "{}: {out:?}", k.version);
+        assert!(
+            out.stderr.contains("unknown field \"spec.priorty\""),
+            "{}: kubectl prints the warning: {out:?}",
+            k.version
+        );
+        let spec = k.ok(&["get", "job.berth.dev/warned", "-n", ns, "-o", "jsonpath={.spec}"]);
+        assert!(!spec.contains("priorty") && spec.contains("taskGroups"), "{}: stored, pruned: {spec}", k.version);
+    }
+}
