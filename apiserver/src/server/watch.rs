@@ -118,11 +118,10 @@ impl<S: Storage> Pump<S> {
                 change = sub.next() => match change {
                     Some(Ok(change)) => {
                         self.last = sub.revision();
-                        if let Some((kind, obj)) = self.convert(&change) {
-                            let shown = self.render(&obj);
-                            if !self.send(kind, shown).await {
-                                return;
-                            }
+                        if let Some(type_) = self.event_type(&change)
+                            && !self.send_line(self.line(&change, type_)).await
+                        {
+                            return;
                         }
                     }
                     Some(Err(e)) => {
@@ -144,24 +143,37 @@ impl<S: Storage> Pump<S> {
         }
     }
 
-    /// The watch event for a change, after selectors.
-    fn convert(&self, change: &Change) -> Option<(&'static str, Value)> {
-        let kind = &self.ctx.kind;
+    /// The watch event type a change is for this watcher, after selectors
+    /// (`None`: not its business).
+    fn event_type(&self, change: &Change) -> Option<&'static str> {
         match change {
             Change::Put { entry, prev } => {
                 let now = self.filter.matches(&entry.value);
                 let before = prev.as_ref().map(|p| self.filter.matches(&p.value));
-                let shown = || entry.shown(kind, entry.revision);
                 match (before, now) {
-                    (Some(true), true) => Some(("MODIFIED", shown())),
-                    (_, true) => Some(("ADDED", shown())),
-                    (Some(true), false) => Some(("DELETED", shown())),
+                    (Some(true), true) => Some("MODIFIED"),
+                    (_, true) => Some("ADDED"),
+                    (Some(true), false) => Some("DELETED"),
                     _ => None,
                 }
             }
-            Change::Delete { prev, revision } => {
-                self.filter.matches(&prev.value).then(|| ("DELETED", prev.shown(kind, *revision)))
+            Change::Delete { prev, .. } => self.filter.matches(&prev.value).then_some("DELETED"),
+        }
+    }
+
+    /// The encoded event; the plain object form is encoded once for all
+    /// watchers of the change.
+    fn line(&self, change: &Change, type_: &'static str) -> Bytes {
+        let kind = &self.ctx.kind;
+        let shown = || match change {
+            Change::Put { entry, .. } => entry.shown(kind, entry.revision),
+            Change::Delete { prev, revision } => prev.shown(kind, *revision),
+        };
+        match self.ctx.output {
+            Output::Object => {
+                self.app.cache.lines.get(change.revision(), type_, &kind.api_version(), || encode(type_, &shown()))
             }
+            _ => encode(type_, &self.render(&shown())),
         }
     }
 
@@ -187,8 +199,17 @@ impl<S: Storage> Pump<S> {
 
     /// Sends one event; false when the client has gone.
     async fn send(&self, kind: &str, obj: Value) -> bool {
-        let mut line = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
-        line.push(b'\n');
-        self.tx.send(Ok(Bytes::from(line))).await.is_ok()
+        self.send_line(encode(kind, &obj)).await
     }
+
+    async fn send_line(&self, line: Bytes) -> bool {
+        self.tx.send(Ok(line)).await.is_ok()
+    }
+}
+
+/// One watch event as a line of JSON.
+fn encode(kind: &str, obj: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
 }

@@ -10,6 +10,7 @@
 //! When the storage watch breaks, the cache lists again and every open
 //! watch ends (clients watch again from their last revision).
 
+mod lines;
 mod subscription;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -20,6 +21,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
+pub use lines::Lines;
 pub use subscription::Subscription;
 
 use crate::error::{Error, Result};
@@ -89,6 +91,8 @@ struct State {
 }
 
 pub struct Cache {
+    /// Encoded events, shared by the watchers of a change.
+    pub lines: Lines,
     state: RwLock<State>,
     progress: watch::Sender<u64>,
     capacity: usize,
@@ -106,7 +110,12 @@ impl Cache {
     pub fn new(capacity: usize) -> Arc<Cache> {
         let (live, _) = broadcast::channel(BROADCAST);
         let state = State { objects: BTreeMap::new(), window: VecDeque::new(), revision: 0, since: 0, live };
-        Arc::new(Cache { state: RwLock::new(state), progress: watch::channel(0).0, capacity: capacity.max(1) })
+        Arc::new(Cache {
+            lines: Lines::default(),
+            state: RwLock::new(state),
+            progress: watch::channel(0).0,
+            capacity: capacity.max(1),
+        })
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
