@@ -61,6 +61,15 @@ impl Etcd {
         }
     }
 
+    /// Why a compare-and-swap transaction did not apply, from the current
+    /// value its `or_else` read: the key is gone, or at another revision.
+    fn refused(&self, resp: &etcd_client::TxnResponse, key: &str) -> Result<StorageError> {
+        Ok(match self.found(resp)? {
+            None => StorageError::NotFound(key.to_string()),
+            Some(cur) => StorageError::Conflict { key: key.to_string(), current: cur.mod_revision },
+        })
+    }
+
     /// The key prefix every key is stored under.
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -176,10 +185,7 @@ impl Storage for Etcd {
             .or_else([TxnOp::get(full, None)]);
         let resp = self.txn(txn).await?;
         if !resp.succeeded() {
-            return Err(match self.found(&resp)? {
-                None => StorageError::NotFound(key.to_string()),
-                Some(cur) => StorageError::Conflict { key: key.to_string(), current: cur.mod_revision },
-            });
+            return Err(self.refused(&resp, key)?);
         }
         let r = header_revision(resp.header())?;
         let create = resp.op_responses().into_iter().find_map(|op| match op {
@@ -202,10 +208,7 @@ impl Storage for Etcd {
             .or_else([TxnOp::get(full, None)]);
         let resp = self.txn(txn).await?;
         if !resp.succeeded() {
-            return Err(match self.found(&resp)? {
-                None => StorageError::NotFound(key.to_string()),
-                Some(cur) => StorageError::Conflict { key: key.to_string(), current: cur.mod_revision },
-            });
+            return Err(self.refused(&resp, key)?);
         }
         let r = header_revision(resp.header())?;
         let prev = resp.op_responses().into_iter().find_map(|op| match op {
