@@ -1,9 +1,10 @@
 //! GET of a collection: `{Kind}List` (or a Table), with selectors and
 //! `limit`/`continue` paging. Later pages are read at the revision of the
 //! first, so a paged list is one consistent snapshot. Lists at
-//! `resourceVersion=0` or `NotOlderThan` are served from the watch cache
-//! (their later pages from storage at the first page's revision); the
-//! others from storage.
+//! `resourceVersion=0` or `NotOlderThan`, and consistent lists (no
+//! resourceVersion) once the cache has reached storage's current revision,
+//! are served from the watch cache (their later pages from storage at the
+//! first page's revision); `Exact` lists and `continue` pages from storage.
 
 use std::time::Duration;
 
@@ -50,6 +51,8 @@ pub async fn run<S: Storage>(app: &App<S>, ctx: &Ctx) -> Result<Response> {
 /// How long a list waits for the cache to reach the revision it asks for
 /// before reading storage instead.
 const CACHE_WAIT: Duration = Duration::from_secs(3);
+/// The same for a consistent list, which storage can always serve.
+const CONSISTENT_CACHE_WAIT: Duration = Duration::from_millis(100);
 
 pub struct Page {
     pub items: Vec<Value>,
@@ -74,8 +77,17 @@ pub async fn read_page<S: Storage>(app: &App<S>, ctx: &Ctx, filter: &Filter) -> 
             (rev, None, 0)
         }
         ListAt::Latest { not_older_than } => {
-            // `0` and `NotOlderThan` may be served from memory once the cache is new enough.
-            if ctx.params.resource_version.is_some() && app.cache.wait_for(not_older_than, CACHE_WAIT).await {
+            // `0` and `NotOlderThan` may be served from memory once the cache is new enough;
+            // a consistent list (no resourceVersion) too, once the cache has caught up with
+            // the revision storage is at now (Kubernetes' consistent reads from cache).
+            // A consistent list waits only briefly: on a store shared with other writers
+            // (etcd keys outside Berth's prefix) the cache may never see the newest
+            // revision, and storage answers as well.
+            let (wanted, wait) = match ctx.params.resource_version {
+                Some(_) => (not_older_than, CACHE_WAIT),
+                None => (app.store.current_revision().await?, CONSISTENT_CACHE_WAIT),
+            };
+            if app.cache.wait_for(wanted, wait).await {
                 let listed = app.cache.list(&prefix, None, ctx.params.limit, &|v| filter.matches(v));
                 return Ok(Page {
                     items: listed.entries.iter().map(|e| e.shown(&ctx.kind, e.revision)).collect(),

@@ -1,9 +1,9 @@
 //! The watch cache (after Kubernetes' cacher): every stored object in
 //! memory plus a window of recent changes, fed by one storage watch of all
-//! keys. Watches and the lists that may be served from memory
-//! (`resourceVersion=0`, `NotOlderThan`, and the first page of such a list)
-//! read it; `Exact` reads of old revisions, `continue` pages and lists
-//! without a resourceVersion go to storage.
+//! keys. Watches and lists (`resourceVersion=0`, `NotOlderThan`, and
+//! consistent lists once the cache has reached storage's current revision;
+//! the first page of each) read it; `Exact` reads of old revisions and
+//! `continue` pages go to storage.
 //!
 //! The window keeps the last `Options::watch_cache_events` changes; a watch
 //! from a revision before it gets 410 Expired, as one that falls behind it.
