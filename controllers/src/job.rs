@@ -3,10 +3,11 @@
 //! agent's ledger with compare-and-swap, and given a `Placement`; the Job's
 //! status follows its placements.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_api::constraint::Constraint;
 use berth_api::framework::{Mode, Scheduler};
 use berth_api::{Agent, Framework, Job, LABEL_JOB, LABEL_TASK_GROUP, Placement, PlacementSpec, TaskGroup};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -17,8 +18,8 @@ use tracing::Instrument;
 
 use crate::events;
 use crate::job_status::{self, Observed};
-use crate::scheduler::claim::claim_on_agent;
-use crate::scheduler::plan::{AgentView, Demand, plan_binpack};
+use crate::scheduler::claim::{claim_on_agent, release_on_agent};
+use crate::scheduler::plan::{AgentView, Demand, Group, Request, plan};
 use crate::{Context, Error};
 
 /// The name of instance `instance`'s attempt `attempt` of `group`.
@@ -50,7 +51,8 @@ async fn reconcile_ours(job: Arc<Job>, ctx: Arc<Context>, ns: String, name: Stri
         .collect();
 
     let mut unschedulable = None;
-    if !job_status::is_finished(&job) {
+    let invalid = berth_api::constraint::validate(&job.spec.task_groups).err();
+    if !job_status::is_finished(&job) && invalid.is_none() {
         let missing: Vec<(&TaskGroup, u32)> = job
             .spec
             .task_groups
@@ -59,14 +61,21 @@ async fn reconcile_ours(job: Arc<Job>, ctx: Arc<Context>, ns: String, name: Stri
             .filter(|(g, i)| !placements.contains_key(&placement_name(&name, &g.name, *i, 0)))
             .collect();
         if !missing.is_empty() {
-            let created = place(&job, &ctx, &ns, &missing, &now).await?;
+            let live: Vec<&Placement> =
+                placements.values().filter(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_terminal())).collect();
+            let created = place(&job, &ctx, &ns, &missing, &live, &now).await?;
             unschedulable = created.unplaced;
             placements.extend(created.placements.into_iter().map(|p| (p.name_any(), p)));
         }
     }
 
     let latest: Vec<&Placement> = placements.values().collect();
-    let status = job_status::compute(&job, &latest, Observed { unschedulable: unschedulable.as_deref() }, &now);
+    let status = job_status::compute(
+        &job,
+        &latest,
+        Observed { unschedulable: unschedulable.as_deref(), invalid: invalid.as_deref() },
+        &now,
+    );
     if job.status.as_ref() != Some(&status) {
         let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
         let patch = serde_json::json!({ "status": status });
@@ -75,9 +84,10 @@ async fn reconcile_ours(job: Arc<Job>, ctx: Arc<Context>, ns: String, name: Stri
             events::record(&ctx.client, &*job, &note).await;
         }
     }
-    Ok(match unschedulable {
-        Some(_) => Action::requeue(Duration::from_secs(5)),
-        None => Action::requeue(Duration::from_secs(60)),
+    Ok(match (unschedulable, invalid) {
+        (_, Some(_)) => Action::await_change(),
+        (Some(_), None) => Action::requeue(Duration::from_secs(5)),
+        (None, None) => Action::requeue(Duration::from_secs(60)),
     })
 }
 
@@ -103,43 +113,108 @@ struct Placed {
 
 /// Claims and creates placements for `missing` instances. A claim left in a
 /// ledger by an earlier round whose placement was never created is reused.
-async fn place(job: &Job, ctx: &Context, ns: &str, missing: &[(&TaskGroup, u32)], now: &str) -> Result<Placed, Error> {
+/// `live` are the Job's non-terminal placements (what constraints and
+/// `spread` count).
+async fn place(
+    job: &Job,
+    ctx: &Context,
+    ns: &str,
+    missing: &[(&TaskGroup, u32)],
+    live: &[&Placement],
+    now: &str,
+) -> Result<Placed, Error> {
     let name = job.name_any();
     let agents_api: Api<Agent> = Api::all(ctx.client.clone());
     let agents: Vec<Arc<Agent>> = ctx.agents.state();
-    let by_name: BTreeMap<String, &TaskGroup> =
-        missing.iter().map(|(g, i)| (placement_name(&name, &g.name, *i, 0), *g)).collect();
+    let views: Vec<AgentView> = agents.iter().map(|a| AgentView::of(a)).collect();
+    let group_of: BTreeMap<String, (&TaskGroup, u32)> =
+        missing.iter().map(|(g, i)| (placement_name(&name, &g.name, *i, 0), (*g, *i))).collect();
 
+    // Instances already holding a claim (an earlier round claimed, then
+    // failed before creating the placement) are bound to that agent.
     let mut bound: Vec<(String, String)> = Vec::new();
-    let mut demands = Vec::new();
+    let mut groups: BTreeMap<&str, Group> = BTreeMap::new();
+    let mut job_tasks: BTreeMap<String, u32> = BTreeMap::new();
+    for p in live {
+        *job_tasks.entry(p.spec.agent.clone()).or_default() += 1;
+    }
+    for g in &job.spec.task_groups {
+        let placed = live.iter().filter(|p| p.spec.task_group == g.name).map(|p| p.spec.agent.clone()).collect();
+        let constraints = g.constraints.iter().filter_map(|c| Constraint::parse(c).ok()).collect();
+        groups.insert(&g.name, Group { constraints, gang: g.gang, placed, demands: Vec::new() });
+    }
     for (g, i) in missing {
         let pname = placement_name(&name, &g.name, *i, 0);
         let owner = format!("{ns}/{pname}");
         let holder =
             agents.iter().find(|a| a.status.as_ref().is_some_and(|s| s.claims.iter().any(|c| c.owner == owner)));
+        let group = groups.get_mut(g.name.as_str()).expect("every task group has an entry");
         match holder {
-            Some(a) => bound.push((pname, a.name_any())),
-            None => demands.push(Demand { placement: pname, resources: g.container.resources.to_vec()? }),
+            Some(a) => {
+                group.placed.push(a.name_any());
+                *job_tasks.entry(a.name_any()).or_default() += 1;
+                bound.push((pname, a.name_any()));
+            }
+            None => group.demands.push(Demand { placement: pname, resources: g.container.resources.to_vec()? }),
         }
     }
 
-    let views: Vec<AgentView> = agents.iter().map(|a| AgentView::of(a)).collect();
-    let plan = plan_binpack(&views, &demands);
+    let seed = jiff::Timestamp::now().as_nanosecond() as u64 ^ fnv1a(job.uid().unwrap_or_default().as_bytes());
+    let request = Request { strategy: job.spec.strategy, seed, job_tasks, groups: groups.into_values().collect() };
+    let plan = plan(&views, &request);
     let mut unplaced: Option<String> = plan.unplaced.first().map(|(_, why)| why.clone());
+    let mut failed_gangs: BTreeSet<&str> = plan
+        .unplaced
+        .iter()
+        .map(|(d, _)| group_of[&d.placement].0)
+        .filter(|g| g.gang)
+        .map(|g| g.name.as_str())
+        .collect();
     for (agent, wanted) in &plan.assignments {
         let cached = agents.iter().find(|a| &a.name_any() == agent).map(|a| (**a).clone());
         let claimed = claim_on_agent(&agents_api, cached, agent, ns, wanted, now).await?;
-        if claimed.len() < wanted.len() {
+        for d in wanted.iter().filter(|d| !claimed.contains(d)) {
+            let g = group_of[&d.placement].0;
             unplaced.get_or_insert_with(|| format!("agent {agent} filled up while placing; retrying"));
+            if g.gang {
+                failed_gangs.insert(g.name.as_str());
+            }
         }
         bound.extend(claimed.into_iter().map(|d| (d.placement, agent.clone())));
+    }
+
+    // Gang rollback: a gang claims agent by agent (one write per agent), so a
+    // later agent's conflict can leave it part-claimed. Then every claim the
+    // gang holds — made this round or left by an earlier one — is released
+    // here and none of its placements is created, so no half gang runs or
+    // holds resources another gang waits for. Should a release itself fail,
+    // the claim has no placement and the ledger reconciler releases it after
+    // `ORPHAN_GRACE`.
+    if !failed_gangs.is_empty() {
+        let (drop, keep): (Vec<_>, Vec<_>) =
+            bound.into_iter().partition(|(p, _)| failed_gangs.contains(group_of[p].0.name.as_str()));
+        bound = keep;
+        let mut by_agent: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (p, agent) in drop {
+            by_agent.entry(agent).or_default().push(format!("{ns}/{p}"));
+        }
+        for (agent, owners) in by_agent {
+            if let Err(error) = release_on_agent(&agents_api, &agent, &owners).await {
+                tracing::warn!(%agent, %error, "could not release a gang's claims; the ledger reconciler will");
+            }
+        }
+        for g in &failed_gangs {
+            let size = job.spec.task_groups.iter().find(|t| t.name == *g).map_or(0, |t| t.instances());
+            unplaced.get_or_insert_with(|| {
+                format!("gang of {size}: an agent filled up while claiming; released, retrying")
+            });
+        }
     }
 
     let api: Api<Placement> = Api::namespaced(ctx.client.clone(), ns);
     let mut placements = Vec::new();
     for (pname, agent) in bound {
-        let group = by_name[&pname];
-        let instance = missing.iter().find(|(g, i)| placement_name(&name, &g.name, *i, 0) == pname).map_or(0, |m| m.1);
+        let (group, instance) = group_of[&pname];
         let p = new_placement(job, group, instance, &pname, &agent);
         match api.create(&PostParams::default(), &p).await {
             Ok(created) => {
@@ -151,6 +226,11 @@ async fn place(job: &Job, ctx: &Context, ns: &str, missing: &[(&TaskGroup, u32)]
         }
     }
     Ok(Placed { placements, unplaced })
+}
+
+/// FNV-1a: mixes the Job's UID into the `random` strategy's seed.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn new_placement(job: &Job, g: &TaskGroup, instance: u32, name: &str, agent: &str) -> Placement {

@@ -23,10 +23,10 @@ use std::sync::Arc;
 use berth_api::resources::ResourceError;
 use berth_api::{Agent, Job, Placement};
 use futures::StreamExt;
+use kube::Client;
 use kube::api::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
-use kube::Client;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

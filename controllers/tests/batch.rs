@@ -73,6 +73,7 @@ fn job(name: &str, instances: u32, cpu: &str, memory: &str, exit: i32) -> Job {
                     resources: Resources { cpu: Some(cpu.into()), memory: Some(memory.into()) },
                     ..Default::default()
                 },
+                ..Default::default()
             }],
             ..Default::default()
         },
