@@ -44,6 +44,7 @@ async fn start(hold: bool, cpu: &str, memory: &str) -> System {
         data_dir: dir.path().join("agent"),
         cpu: Some(cpu.into()),
         memory: Some(memory.into()),
+        hostname: None,
         endpoint: "http://127.0.0.1:1".into(),
         heartbeat: Duration::from_secs(1),
         kill_grace: Duration::from_secs(1),
