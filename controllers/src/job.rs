@@ -3,7 +3,7 @@
 //! agent's ledger with compare-and-swap, and given a `Placement`; the Job's
 //! status follows its placements.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use crate::events;
 use crate::job_status::{self, Observed};
-use crate::scheduler::claim::{claim_on_agent, release_on_agent};
+use crate::scheduler::apply::apply;
 use crate::scheduler::plan::{AgentView, Demand, Group, Request, plan};
 use crate::{Context, Error};
 
@@ -162,58 +162,14 @@ async fn place(
     let seed = jiff::Timestamp::now().as_nanosecond() as u64 ^ fnv1a(job.uid().unwrap_or_default().as_bytes());
     let request = Request { strategy: job.spec.strategy, seed, job_tasks, groups: groups.into_values().collect() };
     let plan = plan(&views, &request);
-    let mut unplaced: Option<String> = plan.unplaced.first().map(|(_, why)| why.clone());
-    let mut failed_gangs: BTreeSet<&str> = plan
-        .unplaced
-        .iter()
-        .map(|(d, _)| group_of[&d.placement].0)
-        .filter(|g| g.gang)
-        .map(|g| g.name.as_str())
-        .collect();
-    for (agent, wanted) in &plan.assignments {
-        let cached = agents.iter().find(|a| &a.name_any() == agent).map(|a| (**a).clone());
-        let claimed = claim_on_agent(&agents_api, cached, agent, ns, wanted, now).await?;
-        for d in wanted.iter().filter(|d| !claimed.contains(d)) {
-            let g = group_of[&d.placement].0;
-            unplaced.get_or_insert_with(|| format!("agent {agent} filled up while placing; retrying"));
-            if g.gang {
-                failed_gangs.insert(g.name.as_str());
-            }
-        }
-        bound.extend(claimed.into_iter().map(|d| (d.placement, agent.clone())));
-    }
-
-    // Gang rollback: a gang claims agent by agent (one write per agent), so a
-    // later agent's conflict can leave it part-claimed. Then every claim the
-    // gang holds — made this round or left by an earlier one — is released
-    // here and none of its placements is created, so no half gang runs or
-    // holds resources another gang waits for. Should a release itself fail,
-    // the claim has no placement and the ledger reconciler releases it after
-    // `ORPHAN_GRACE`.
-    if !failed_gangs.is_empty() {
-        let (drop, keep): (Vec<_>, Vec<_>) =
-            bound.into_iter().partition(|(p, _)| failed_gangs.contains(group_of[p].0.name.as_str()));
-        bound = keep;
-        let mut by_agent: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (p, agent) in drop {
-            by_agent.entry(agent).or_default().push(format!("{ns}/{p}"));
-        }
-        for (agent, owners) in by_agent {
-            if let Err(error) = release_on_agent(&agents_api, &agent, &owners).await {
-                tracing::warn!(%agent, %error, "could not release a gang's claims; the ledger reconciler will");
-            }
-        }
-        for g in &failed_gangs {
-            let size = job.spec.task_groups.iter().find(|t| t.name == *g).map_or(0, |t| t.instances());
-            unplaced.get_or_insert_with(|| {
-                format!("gang of {size}: an agent filled up while claiming; released, retrying")
-            });
-        }
-    }
+    let gang_of: BTreeMap<String, String> =
+        group_of.iter().filter(|(_, (g, _))| g.gang).map(|(p, (g, _))| (p.clone(), g.name.clone())).collect();
+    let applied = apply(&agents_api, &agents, ns, &plan, bound, &gang_of, now).await?;
+    let unplaced = plan.unplaced.first().map(|(_, why)| why.clone()).or(applied.conflict);
 
     let api: Api<Placement> = Api::namespaced(ctx.client.clone(), ns);
     let mut placements = Vec::new();
-    for (pname, agent) in bound {
+    for (pname, agent) in applied.bound {
         let (group, instance) = group_of[&pname];
         let p = new_placement(job, group, instance, &pname, &agent);
         match api.create(&PostParams::default(), &p).await {

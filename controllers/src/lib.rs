@@ -9,7 +9,8 @@
 //!   `binpack`/`spread`/`random`, gangs all or nothing).
 //! - `scheduler::constraints`: Marathon-style constraints: where the next instance may go, and why not.
 //! - `scheduler::explain`: why a task fits nowhere, in numbers.
-//! - `scheduler::claim`: the applier writing claims with resourceVersion preconditions.
+//! - `scheduler::claim`: one agent's ledger write with a resourceVersion precondition.
+//! - `scheduler::apply`: the applier: a plan's claims, gangs released when not whole.
 //! - `job`: the `builtin-batch` Job reconciler (shared-state mode).
 //! - `job_status`: a Job's status computed from its placements.
 //! - `ledger`: releases claims of finished or never-created placements.

@@ -3,8 +3,10 @@
 //! - `plan`: agents and demand in, a plan out (strategies, gangs).
 //! - `constraints`: which agents a task group's next instance may go to, and why not.
 //! - `explain`: why a task fits nowhere, in numbers.
-//! - `claim`: the applier writing claims with resourceVersion preconditions.
+//! - `claim`: one agent's ledger write with a resourceVersion precondition.
+//! - `apply`: a whole plan claimed, gangs kept whole across agents.
 
+pub mod apply;
 pub mod claim;
 pub mod constraints;
 pub mod explain;

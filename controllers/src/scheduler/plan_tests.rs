@@ -243,6 +243,16 @@ proptest! {
                 .filter_map(|d| w.get(&d.placement))
                 .map(|name| agents.iter().find(|a| &a.name == name).unwrap())
                 .collect();
+            // A plain task left unplaced had no room anywhere, even at the end.
+            if !group.gang && group.constraints.is_empty() {
+                for (d, _) in plan.unplaced.iter().filter(|(d, _)| group.demands.contains(d)) {
+                    for a in &agents {
+                        let used: ResourceVec =
+                            plan.assignments.get(&a.name).into_iter().flatten().map(|d| d.resources).sum();
+                        prop_assert!(!d.resources.fits_in(&a.free.saturating_sub(&used)), "{} fits on {}", d.placement, a.name);
+                    }
+                }
+            }
             if group.gang {
                 prop_assert!(on.is_empty() || on.len() == group.demands.len(), "gang {g} half placed: {}/{}", on.len(), group.demands.len());
             }
