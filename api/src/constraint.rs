@@ -4,11 +4,12 @@
 //!
 //! A constraint is written as Marathon writes it, a list of two or three
 //! strings. The CRD schema refuses the wrong shape (not 2–3 non-empty
-//! strings); what a structural schema cannot say per position — the
-//! operator, whether its value is required, whether a regular expression
-//! compiles — is checked by [`Constraint::parse`], and the Job controller
-//! reports a failure as a `Stalled` Job naming
-//! `spec.taskGroups[i].constraints[j]`.
+//! strings) everywhere. What a structural schema cannot say per position —
+//! the operator, whether its value is required — is said by CEL rules in
+//! the schema, which kube-apiserver enforces but Berth's own store does not
+//! evaluate; so [`Constraint::parse`] checks it all again (and that a
+//! regular expression compiles), and the Job controller reports a failure
+//! as a `Stalled` Job naming `spec.taskGroups[i].constraints[j]`.
 
 use std::fmt;
 
@@ -160,6 +161,10 @@ pub enum Strategy {
 }
 
 /// The schema of `constraints`: a list of 2–3 non-empty strings each.
+/// The CEL rules say per position what [`Constraint::parse`] checks (but
+/// regular expressions), so kube-apiserver refuses a bad constraint with
+/// 422 naming it; Berth's own store does not evaluate CEL, and there the
+/// Job controller's `InvalidSpec` condition reports it.
 pub fn constraints_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "array",
@@ -168,7 +173,25 @@ pub fn constraints_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema
             "type": "array",
             "minItems": 2,
             "maxItems": 3,
-            "items": { "type": "string", "minLength": 1, "maxLength": 253 }
+            "items": { "type": "string", "minLength": 1, "maxLength": 253 },
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.size() < 2 || self[1] in ['UNIQUE', 'CLUSTER', 'GROUP_BY', 'LIKE', 'UNLIKE', 'MAX_PER']",
+                    "message": "the operator must be one of UNIQUE, CLUSTER, GROUP_BY, LIKE, UNLIKE, MAX_PER"
+                },
+                {
+                    "rule": "self.size() != 2 || !(self[1] in ['LIKE', 'UNLIKE', 'MAX_PER'])",
+                    "message": "LIKE, UNLIKE and MAX_PER require a value"
+                },
+                {
+                    "rule": "self.size() != 3 || self[1] != 'UNIQUE'",
+                    "message": "UNIQUE takes no value"
+                },
+                {
+                    "rule": "self.size() != 3 || !(self[1] in ['GROUP_BY', 'MAX_PER']) || self[2].matches('^[1-9][0-9]*$')",
+                    "message": "the value of GROUP_BY and MAX_PER is a positive integer"
+                }
+            ]
         }
     })
 }

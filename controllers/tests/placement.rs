@@ -210,3 +210,14 @@ async fn a_gang_waits_whole_instead_of_half_placing() {
     on.sort();
     assert_eq!(on, ["agent-1", "agent-2"], "{placed:?}");
 }
+
+#[tokio::test]
+async fn a_constraint_of_the_wrong_shape_is_refused_and_nothing_is_stored() {
+    let sys = start(0, "1", "1Gi").await;
+    let jobs: Api<Job> = Api::namespaced(sys.client.clone(), "default");
+    let err = jobs.create(&PostParams::default(), &job("short", 1, "100m", &[&["rack"]], false)).await.unwrap_err();
+    let kube::Error::Api(status) = err else { panic!("not a Status: {err:?}") };
+    assert_eq!(status.code, 422, "{status:?}");
+    assert!(status.message.contains("spec.taskGroups[0].constraints[0]"), "{}", status.message);
+    assert!(jobs.get_opt("short").await.unwrap().is_none(), "nothing is stored");
+}
