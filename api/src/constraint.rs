@@ -240,6 +240,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_manifest_is_a_valid_job() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples/placement-job.yaml");
+        let job: crate::Job = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(job.spec.strategy, Strategy::Spread);
+        assert!(job.spec.task_groups[1].gang);
+        validate(&job.spec.task_groups).unwrap();
+    }
+
+    #[test]
     fn validation_names_the_field() {
         let groups = vec![
             crate::TaskGroup { name: "a".into(), ..Default::default() },

@@ -20,47 +20,66 @@ use super::plan::AgentView;
 /// every constraint, or why not. `placed` are the agents the group's live
 /// instances are on (an agent may appear once per instance).
 pub fn exclusions(constraints: &[Constraint], agents: &[AgentView], placed: &[&AgentView]) -> Vec<Option<String>> {
-    agents.iter().map(|a| constraints.iter().find_map(|c| why_not(c, a, agents, placed))).collect()
+    let checks: Vec<Check> = constraints.iter().map(|c| Check::new(c, agents, placed)).collect();
+    agents.iter().map(|a| checks.iter().find_map(|c| c.why_not(a))).collect()
 }
 
-/// Why `c` keeps the next instance off `agent`, or `None` when it allows it.
-pub fn why_not(c: &Constraint, agent: &AgentView, agents: &[AgentView], placed: &[&AgentView]) -> Option<String> {
-    let attr = c.attribute.as_str();
-    let Some(value) = agent.attributes.get(attr) else {
-        return (c.operator != Operator::Unlike).then(|| format!("without attribute {attr} for {c}"));
-    };
-    let placed_values = || placed.iter().filter_map(|p| p.attributes.get(attr));
-    let count = |v: &String| placed_values().filter(|p| *p == v).count();
-    let ok = match c.operator {
-        Operator::Unique => count(value) == 0,
-        Operator::Cluster => match (&c.value, placed_values().next()) {
-            (Some(want), _) => value == want,
-            (None, Some(first)) => value == first,
-            (None, None) => true,
-        },
-        Operator::GroupBy => {
-            let mut counts: BTreeMap<&String, usize> = agents
-                .iter()
-                .filter(|a| a.excluded.is_none())
-                .filter_map(|a| a.attributes.get(attr))
-                .map(|v| (v, 0))
-                .collect();
-            for v in placed_values() {
-                *counts.entry(v).or_default() += 1;
-            }
-            counts.entry(value).or_default();
-            let fewest = if (counts.len() as u32) < c.number.unwrap_or(0) {
-                0
-            } else {
-                counts.values().copied().min().unwrap_or(0)
-            };
-            counts[value] <= fewest
+/// One constraint with what it needs counted once per planning step: the
+/// instances per attribute value, and for `GROUP_BY` the fewest of any value.
+struct Check<'a> {
+    c: &'a Constraint,
+    /// Placed instances per value of the attribute.
+    counts: BTreeMap<&'a str, usize>,
+    /// The value of the first placed instance (`CLUSTER` without a value).
+    first: Option<&'a str>,
+    /// `GROUP_BY`: the most instances a value may have for the next one to go there.
+    fewest: usize,
+}
+
+impl<'a> Check<'a> {
+    fn new(c: &'a Constraint, agents: &'a [AgentView], placed: &[&'a AgentView]) -> Check<'a> {
+        let attr = c.attribute.as_str();
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut first = None;
+        for v in placed.iter().filter_map(|p| p.attributes.get(attr)) {
+            first = first.or(Some(v.as_str()));
+            *counts.entry(v).or_default() += 1;
         }
-        Operator::Like => c.regex.as_ref().is_some_and(|r| r.is_match(value)),
-        Operator::Unlike => !c.regex.as_ref().is_some_and(|r| r.is_match(value)),
-        Operator::MaxPer => (count(value) as u32) < c.number.unwrap_or(u32::MAX),
-    };
-    (!ok).then(|| format!("excluded by {c}"))
+        let mut fewest = 0;
+        if c.operator == Operator::GroupBy {
+            // Every value a schedulable agent has is a group, used or not.
+            let mut groups = counts.clone();
+            for v in agents.iter().filter(|a| a.excluded.is_none()).filter_map(|a| a.attributes.get(attr)) {
+                groups.entry(v).or_default();
+            }
+            if groups.len() as u32 >= c.number.unwrap_or(0) {
+                fewest = groups.values().copied().min().unwrap_or(0);
+            }
+        }
+        Check { c, counts, first, fewest }
+    }
+
+    /// Why the constraint keeps the next instance off `agent`, or `None`.
+    fn why_not(&self, agent: &AgentView) -> Option<String> {
+        let c = self.c;
+        let Some(value) = agent.attributes.get(&c.attribute) else {
+            return (c.operator != Operator::Unlike).then(|| format!("without attribute {} for {c}", c.attribute));
+        };
+        let count = self.counts.get(value.as_str()).copied().unwrap_or(0);
+        let ok = match c.operator {
+            Operator::Unique => count == 0,
+            Operator::Cluster => match (&c.value, self.first) {
+                (Some(want), _) => value == want,
+                (None, Some(first)) => value == first,
+                (None, None) => true,
+            },
+            Operator::GroupBy => count <= self.fewest,
+            Operator::Like => c.regex.as_ref().is_some_and(|r| r.is_match(value)),
+            Operator::Unlike => !c.regex.as_ref().is_some_and(|r| r.is_match(value)),
+            Operator::MaxPer => (count as u32) < c.number.unwrap_or(u32::MAX),
+        };
+        (!ok).then(|| format!("excluded by {c}"))
+    }
 }
 
 #[cfg(test)]
