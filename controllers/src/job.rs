@@ -165,7 +165,16 @@ async fn place(
     let gang_of: BTreeMap<String, String> =
         group_of.iter().filter(|(_, (g, _))| g.gang).map(|(p, (g, _))| (p.clone(), g.name.clone())).collect();
     let applied = apply(&agents_api, &agents, ns, &plan, bound, &gang_of, now).await?;
-    let unplaced = plan.unplaced.first().map(|(_, why)| why.clone()).or(applied.conflict);
+    // With several task groups, the message says whose tasks wait.
+    let several = job.spec.task_groups.len() > 1;
+    let unplaced = plan
+        .unplaced
+        .first()
+        .map(|(d, why)| match several {
+            true => format!("task group {}: {why}", group_of[&d.placement].0.name),
+            false => why.clone(),
+        })
+        .or(applied.conflict);
 
     let api: Api<Placement> = Api::namespaced(ctx.client.clone(), ns);
     let mut placements = Vec::new();
