@@ -128,6 +128,14 @@ mod tests {
     }
 
     #[test]
+    fn an_invalid_spec_is_a_warning_once() {
+        let why = "spec.taskGroups[0].constraints[0]: unsupported operator \"NEAR\"";
+        let invalid = status(vec![Condition::new("Scheduled", false, "InvalidSpec", why)]);
+        assert_eq!(job_notes(None, &invalid), [Note::warning("InvalidSpec", why)]);
+        assert_eq!(job_notes(Some(&invalid), &invalid), []);
+    }
+
+    #[test]
     fn placed_then_complete_then_nothing_more() {
         let pending = status(vec![unschedulable("0/1 agents fit")]);
         let placed = status(vec![Condition::new("Scheduled", true, "Placed", "2/2 tasks placed")]);
