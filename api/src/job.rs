@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::condition::Condition;
+use crate::constraint::Strategy;
 use crate::resources::Resources;
 
 /// Work to run: one or more task groups, each with instances of one container.
@@ -38,6 +39,15 @@ pub struct JobSpec {
     /// A `kubernetes.io/dockerconfigjson` Secret in this namespace with registry credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_secret: Option<String>,
+    /// How agents are chosen for this Job's tasks: `binpack` (default),
+    /// `spread` or `random`. Per Job, because it is the work, not the
+    /// framework, that knows whether it wants to be packed or spread.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub strategy: Strategy,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// Identical task instances running one container image.
@@ -51,6 +61,16 @@ pub struct TaskGroup {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 10000))]
     pub instances: Option<u32>,
+    /// Marathon-style `[attribute, operator, value?]` constraints over the
+    /// agents' attributes and `hostname`; operators `UNIQUE`, `CLUSTER`,
+    /// `GROUP_BY`, `LIKE`, `UNLIKE`, `MAX_PER`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::constraint::constraints_schema")]
+    pub constraints: Vec<Vec<String>>,
+    /// All instances are placed at once or none is (a gang): no part of the
+    /// group holds resources while the rest waits.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gang: bool,
     /// The container each instance runs.
     #[serde(flatten)]
     pub container: Container,

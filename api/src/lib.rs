@@ -8,6 +8,7 @@
 //! - `quantity`: Kubernetes quantity strings (`500m`, `256Mi`) parsed and formatted.
 //! - `resources`: `Resources` (what a manifest says) and `ResourceVec` (what code adds up).
 //! - `condition`: the standard condition shape and helpers to set one.
+//! - `constraint`: Marathon-style placement constraints, `Strategy`, parsing and checks.
 //! - `cluster`, `agent`, `framework`, `job`, `offer`, `placement`: one kind each.
 //! - `crds`: every CRD, as objects and as YAML.
 //! - `invariants`: DESIGN.md's invariants as checks tests call.
@@ -15,6 +16,7 @@
 pub mod agent;
 pub mod cluster;
 pub mod condition;
+pub mod constraint;
 pub mod crds;
 pub mod framework;
 pub mod invariants;

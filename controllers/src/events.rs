@@ -35,7 +35,7 @@ impl Note {
 
 /// What changed between a Job's `old` and `new` status that a user would
 /// want in its Events: it could not be placed (and why, each time the reason
-/// changes), it was placed, it completed, it failed.
+/// changes), its spec cannot be acted on, it was placed, it completed, it failed.
 pub fn job_notes(old: Option<&JobStatus>, new: &JobStatus) -> Vec<Note> {
     let was = |type_: &str| old.and_then(|o| find(&o.conditions, type_));
     let is = |type_: &str| find(&new.conditions, type_);
@@ -44,8 +44,11 @@ pub fn job_notes(old: Option<&JobStatus>, new: &JobStatus) -> Vec<Note> {
     let mut notes = Vec::new();
     if let Some(s) = is("Scheduled") {
         let before = was("Scheduled");
-        if s.reason == "Unschedulable" && before.is_none_or(|b| b.reason != s.reason || b.message != s.message) {
-            notes.push(Note::warning("FailedScheduling", &s.message));
+        let changed = before.is_none_or(|b| b.reason != s.reason || b.message != s.message);
+        match s.reason.as_str() {
+            "Unschedulable" if changed => notes.push(Note::warning("FailedScheduling", &s.message)),
+            "InvalidSpec" if changed => notes.push(Note::warning("InvalidSpec", &s.message)),
+            _ => {}
         }
     }
     if let Some(s) = became_true("Scheduled") {
@@ -122,6 +125,14 @@ mod tests {
         assert_eq!(job_notes(Some(&first), &first), [], "the same reason again is not news");
         let other = status(vec![unschedulable("0/2 agents fit: both lack cpu")]);
         assert_eq!(job_notes(Some(&first), &other).len(), 1, "a new reason is");
+    }
+
+    #[test]
+    fn an_invalid_spec_is_a_warning_once() {
+        let why = "spec.taskGroups[0].constraints[0]: unsupported operator \"NEAR\"";
+        let invalid = status(vec![Condition::new("Scheduled", false, "InvalidSpec", why)]);
+        assert_eq!(job_notes(None, &invalid), [Note::warning("InvalidSpec", why)]);
+        assert_eq!(job_notes(Some(&invalid), &invalid), []);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_api::constraint::Constraint;
 use berth_api::framework::{Mode, Scheduler};
 use berth_api::{Agent, Framework, Job, LABEL_JOB, LABEL_TASK_GROUP, Placement, PlacementSpec, TaskGroup};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -17,8 +18,8 @@ use tracing::Instrument;
 
 use crate::events;
 use crate::job_status::{self, Observed};
-use crate::scheduler::claim::claim_on_agent;
-use crate::scheduler::plan::{AgentView, Demand, plan_binpack};
+use crate::scheduler::apply::apply;
+use crate::scheduler::plan::{AgentView, Demand, Group, Request, plan};
 use crate::{Context, Error};
 
 /// The name of instance `instance`'s attempt `attempt` of `group`.
@@ -50,7 +51,8 @@ async fn reconcile_ours(job: Arc<Job>, ctx: Arc<Context>, ns: String, name: Stri
         .collect();
 
     let mut unschedulable = None;
-    if !job_status::is_finished(&job) {
+    let invalid = berth_api::constraint::validate(&job.spec.task_groups).err();
+    if !job_status::is_finished(&job) && invalid.is_none() {
         let missing: Vec<(&TaskGroup, u32)> = job
             .spec
             .task_groups
@@ -59,14 +61,21 @@ async fn reconcile_ours(job: Arc<Job>, ctx: Arc<Context>, ns: String, name: Stri
             .filter(|(g, i)| !placements.contains_key(&placement_name(&name, &g.name, *i, 0)))
             .collect();
         if !missing.is_empty() {
-            let created = place(&job, &ctx, &ns, &missing, &now).await?;
+            let live: Vec<&Placement> =
+                placements.values().filter(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_terminal())).collect();
+            let created = place(&job, &ctx, &ns, &missing, &live, &now).await?;
             unschedulable = created.unplaced;
             placements.extend(created.placements.into_iter().map(|p| (p.name_any(), p)));
         }
     }
 
     let latest: Vec<&Placement> = placements.values().collect();
-    let status = job_status::compute(&job, &latest, Observed { unschedulable: unschedulable.as_deref() }, &now);
+    let status = job_status::compute(
+        &job,
+        &latest,
+        Observed { unschedulable: unschedulable.as_deref(), invalid: invalid.as_deref() },
+        &now,
+    );
     if job.status.as_ref() != Some(&status) {
         let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
         let patch = serde_json::json!({ "status": status });
@@ -75,9 +84,10 @@ async fn reconcile_ours(job: Arc<Job>, ctx: Arc<Context>, ns: String, name: Stri
             events::record(&ctx.client, &*job, &note).await;
         }
     }
-    Ok(match unschedulable {
-        Some(_) => Action::requeue(Duration::from_secs(5)),
-        None => Action::requeue(Duration::from_secs(60)),
+    Ok(match (unschedulable, invalid) {
+        (_, Some(_)) => Action::await_change(),
+        (Some(_), None) => Action::requeue(Duration::from_secs(5)),
+        (None, None) => Action::requeue(Duration::from_secs(60)),
     })
 }
 
@@ -103,43 +113,73 @@ struct Placed {
 
 /// Claims and creates placements for `missing` instances. A claim left in a
 /// ledger by an earlier round whose placement was never created is reused.
-async fn place(job: &Job, ctx: &Context, ns: &str, missing: &[(&TaskGroup, u32)], now: &str) -> Result<Placed, Error> {
+/// `live` are the Job's non-terminal placements (what constraints and
+/// `spread` count).
+async fn place(
+    job: &Job,
+    ctx: &Context,
+    ns: &str,
+    missing: &[(&TaskGroup, u32)],
+    live: &[&Placement],
+    now: &str,
+) -> Result<Placed, Error> {
     let name = job.name_any();
     let agents_api: Api<Agent> = Api::all(ctx.client.clone());
     let agents: Vec<Arc<Agent>> = ctx.agents.state();
-    let by_name: BTreeMap<String, &TaskGroup> =
-        missing.iter().map(|(g, i)| (placement_name(&name, &g.name, *i, 0), *g)).collect();
+    let views: Vec<AgentView> = agents.iter().map(|a| AgentView::of(a)).collect();
+    let group_of: BTreeMap<String, (&TaskGroup, u32)> =
+        missing.iter().map(|(g, i)| (placement_name(&name, &g.name, *i, 0), (*g, *i))).collect();
 
+    // Instances already holding a claim (an earlier round claimed, then
+    // failed before creating the placement) are bound to that agent.
     let mut bound: Vec<(String, String)> = Vec::new();
-    let mut demands = Vec::new();
+    let mut groups: BTreeMap<&str, Group> = BTreeMap::new();
+    let mut job_tasks: BTreeMap<String, u32> = BTreeMap::new();
+    for p in live {
+        *job_tasks.entry(p.spec.agent.clone()).or_default() += 1;
+    }
+    for g in &job.spec.task_groups {
+        let placed = live.iter().filter(|p| p.spec.task_group == g.name).map(|p| p.spec.agent.clone()).collect();
+        let constraints = g.constraints.iter().filter_map(|c| Constraint::parse(c).ok()).collect();
+        groups.insert(&g.name, Group { constraints, gang: g.gang, placed, demands: Vec::new() });
+    }
     for (g, i) in missing {
         let pname = placement_name(&name, &g.name, *i, 0);
         let owner = format!("{ns}/{pname}");
         let holder =
             agents.iter().find(|a| a.status.as_ref().is_some_and(|s| s.claims.iter().any(|c| c.owner == owner)));
+        let group = groups.get_mut(g.name.as_str()).expect("every task group has an entry");
         match holder {
-            Some(a) => bound.push((pname, a.name_any())),
-            None => demands.push(Demand { placement: pname, resources: g.container.resources.to_vec()? }),
+            Some(a) => {
+                group.placed.push(a.name_any());
+                *job_tasks.entry(a.name_any()).or_default() += 1;
+                bound.push((pname, a.name_any()));
+            }
+            None => group.demands.push(Demand { placement: pname, resources: g.container.resources.to_vec()? }),
         }
     }
 
-    let views: Vec<AgentView> = agents.iter().map(|a| AgentView::of(a)).collect();
-    let plan = plan_binpack(&views, &demands);
-    let mut unplaced: Option<String> = plan.unplaced.first().map(|(_, why)| why.clone());
-    for (agent, wanted) in &plan.assignments {
-        let cached = agents.iter().find(|a| &a.name_any() == agent).map(|a| (**a).clone());
-        let claimed = claim_on_agent(&agents_api, cached, agent, ns, wanted, now).await?;
-        if claimed.len() < wanted.len() {
-            unplaced.get_or_insert_with(|| format!("agent {agent} filled up while placing; retrying"));
-        }
-        bound.extend(claimed.into_iter().map(|d| (d.placement, agent.clone())));
-    }
+    let seed = jiff::Timestamp::now().as_nanosecond() as u64 ^ fnv1a(job.uid().unwrap_or_default().as_bytes());
+    let request = Request { strategy: job.spec.strategy, seed, job_tasks, groups: groups.into_values().collect() };
+    let plan = plan(&views, &request);
+    let gang_of: BTreeMap<String, String> =
+        group_of.iter().filter(|(_, (g, _))| g.gang).map(|(p, (g, _))| (p.clone(), g.name.clone())).collect();
+    let applied = apply(&agents_api, &agents, ns, &plan, bound, &gang_of, now).await?;
+    // With several task groups, the message says whose tasks wait.
+    let several = job.spec.task_groups.len() > 1;
+    let unplaced = plan
+        .unplaced
+        .first()
+        .map(|(d, why)| match several {
+            true => format!("task group {}: {why}", group_of[&d.placement].0.name),
+            false => why.clone(),
+        })
+        .or(applied.conflict);
 
     let api: Api<Placement> = Api::namespaced(ctx.client.clone(), ns);
     let mut placements = Vec::new();
-    for (pname, agent) in bound {
-        let group = by_name[&pname];
-        let instance = missing.iter().find(|(g, i)| placement_name(&name, &g.name, *i, 0) == pname).map_or(0, |m| m.1);
+    for (pname, agent) in applied.bound {
+        let (group, instance) = group_of[&pname];
         let p = new_placement(job, group, instance, &pname, &agent);
         match api.create(&PostParams::default(), &p).await {
             Ok(created) => {
@@ -151,6 +191,11 @@ async fn place(job: &Job, ctx: &Context, ns: &str, missing: &[(&TaskGroup, u32)]
         }
     }
     Ok(Placed { placements, unplaced })
+}
+
+/// FNV-1a: mixes the Job's UID into the `random` strategy's seed.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn new_placement(job: &Job, g: &TaskGroup, instance: u32, name: &str, agent: &str) -> Placement {

@@ -10,6 +10,8 @@ use berth_api::{Job, JobStatus, Phase, Placement};
 pub struct Observed<'a> {
     /// Why some instances have no placement, if they have none.
     pub unschedulable: Option<&'a str>,
+    /// What in the spec cannot be acted on (a bad constraint), naming the field.
+    pub invalid: Option<&'a str>,
 }
 
 /// The Job's new status. `placements` are the latest attempt of each instance.
@@ -38,6 +40,20 @@ pub fn compute(job: &Job, placements: &[&Placement], observed: Observed<'_>, now
         |c: Condition| set_condition(&mut conditions, Condition { observed_generation: generation, ..c }, now);
 
     let placed = placements.len() as u32 >= total;
+    if let Some(why) = observed.invalid {
+        set(Condition::new("Scheduled", false, "InvalidSpec", why));
+        set(Condition::new("Stalled", true, "InvalidSpec", why));
+        set(Condition::new("Ready", false, "InvalidSpec", why));
+        set(Condition::new("Reconciling", false, "InvalidSpec", ""));
+        return JobStatus {
+            phase: Some("Pending".into()),
+            tasks: counts,
+            start_time: old.start_time,
+            completion_time: None,
+            observed_generation: generation,
+            conditions,
+        };
+    }
     match observed.unschedulable {
         Some(why) if !placed => set(Condition::new("Scheduled", false, "Unschedulable", why)),
         _ if placed => set(Condition::new("Scheduled", true, "Placed", format!("{total}/{total} tasks placed"))),
@@ -144,11 +160,23 @@ mod tests {
     #[test]
     fn unplaced_instances_are_pending_with_the_reason() {
         let a = placement(0, Phase::Running, None, None);
-        let s = compute(&job(3), &[&a], Observed { unschedulable: Some("0/1 agents fit") }, "t");
+        let s = compute(&job(3), &[&a], Observed { unschedulable: Some("0/1 agents fit"), ..Default::default() }, "t");
         assert_eq!((s.tasks.pending, s.tasks.running), (2, 1));
         let sched = cond(&s, "Scheduled");
         assert!(!sched.is_true());
         assert_eq!((sched.reason.as_str(), sched.message.as_str()), ("Unschedulable", "0/1 agents fit"));
         assert_eq!(s.phase.as_deref(), Some("Running"));
+    }
+
+    #[test]
+    fn an_invalid_constraint_stalls_the_job_naming_the_field() {
+        let why = "spec.taskGroups[0].constraints[0]: unsupported operator \"NEAR\"";
+        let s = compute(&job(1), &[], Observed { invalid: Some(why), ..Default::default() }, "t");
+        assert_eq!(
+            (cond(&s, "Scheduled").reason.as_str(), cond(&s, "Scheduled").message.as_str()),
+            ("InvalidSpec", why)
+        );
+        assert!(cond(&s, "Stalled").is_true());
+        assert_eq!(s.tasks.pending, 1);
     }
 }

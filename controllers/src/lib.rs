@@ -5,8 +5,12 @@
 //! garbage collector deletes them with it.
 //!
 //! Layout:
-//! - `scheduler::plan`: the pure planner (agents and demand in, a plan out).
-//! - `scheduler::claim`: the applier writing claims with resourceVersion preconditions.
+//! - `scheduler::plan`: the pure planner (agents and demand in, a plan out;
+//!   `binpack`/`spread`/`random`, gangs all or nothing).
+//! - `scheduler::constraints`: Marathon-style constraints: where the next instance may go, and why not.
+//! - `scheduler::explain`: why a task fits nowhere, in numbers.
+//! - `scheduler::claim`: one agent's ledger write with a resourceVersion precondition.
+//! - `scheduler::apply`: the applier: a plan's claims, gangs released when not whole.
 //! - `job`: the `builtin-batch` Job reconciler (shared-state mode).
 //! - `job_status`: a Job's status computed from its placements.
 //! - `ledger`: releases claims of finished or never-created placements.

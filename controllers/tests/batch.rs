@@ -44,6 +44,7 @@ async fn start(hold: bool, cpu: &str, memory: &str) -> System {
         data_dir: dir.path().join("agent"),
         cpu: Some(cpu.into()),
         memory: Some(memory.into()),
+        hostname: None,
         endpoint: "http://127.0.0.1:1".into(),
         heartbeat: Duration::from_secs(1),
         kill_grace: Duration::from_secs(1),
@@ -73,6 +74,7 @@ fn job(name: &str, instances: u32, cpu: &str, memory: &str, exit: i32) -> Job {
                     resources: Resources { cpu: Some(cpu.into()), memory: Some(memory.into()) },
                     ..Default::default()
                 },
+                ..Default::default()
             }],
             ..Default::default()
         },

@@ -16,6 +16,10 @@ pub struct AgentConfig {
     pub cpu: Option<Quantity>,
     /// Memory offered to placements; the machine's memory when unset.
     pub memory: Option<Quantity>,
+    /// Reported as `status.hostname` (what `hostname` constraints match);
+    /// the machine's hostname when unset. Set it when several agents share
+    /// one machine's hostname (simulated agents, tests).
+    pub hostname: Option<String>,
     /// The URL others reach this agent's log server at.
     pub endpoint: String,
     /// How often the agent reports it is alive.
@@ -80,6 +84,7 @@ mod tests {
             data_dir: "/tmp".into(),
             cpu: Some("500m".into()),
             memory: Some("12x".into()),
+            hostname: None,
             endpoint: String::new(),
             heartbeat: Duration::from_secs(1),
             kill_grace: Duration::from_secs(1),

@@ -43,6 +43,23 @@ pub async fn claim_on_agent(
     Err(Error::Contended(agent.to_string()))
 }
 
+/// Releases the claims of `owners` on `agent`, re-reading it on conflict.
+pub async fn release_on_agent(api: &Api<Agent>, agent: &str, owners: &[String]) -> Result<(), Error> {
+    for _ in 0..MAX_ATTEMPTS {
+        let current = api.get(agent).await?;
+        let held = current.status.as_ref().is_some_and(|s| s.claims.iter().any(|c| owners.contains(&c.owner)));
+        if !held {
+            return Ok(());
+        }
+        match api.replace_status(agent, &PostParams::default(), &without_claims(&current, owners)).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Contended(agent.to_string()))
+}
+
 /// The agent with every demand that fits added to its ledger, in order.
 /// A demand already claimed (same owner) counts as claimed and is not added twice.
 pub fn with_claims(agent: &Agent, namespace: &str, demands: &[Demand], now: &str) -> (Agent, Vec<Demand>) {

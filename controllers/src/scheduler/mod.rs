@@ -1,4 +1,13 @@
 //! Shared-state scheduling: a pure planner and a ledger applier.
+//!
+//! - `plan`: agents and demand in, a plan out (strategies, gangs).
+//! - `constraints`: which agents a task group's next instance may go to, and why not.
+//! - `explain`: why a task fits nowhere, in numbers.
+//! - `claim`: one agent's ledger write with a resourceVersion precondition.
+//! - `apply`: a whole plan claimed, gangs kept whole across agents.
 
+pub mod apply;
 pub mod claim;
+pub mod constraints;
+pub mod explain;
 pub mod plan;

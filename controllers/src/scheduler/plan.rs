@@ -1,10 +1,14 @@
 //! The pure planner: a snapshot of agents and the tasks to place in, a plan
 //! out. No I/O and no clock, so tests drive it directly.
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
-use berth_api::{Agent, Quantity, ResourceVec};
+use berth_api::constraint::{Constraint, Strategy};
+use berth_api::{Agent, ResourceVec};
+
+use super::constraints;
+use super::explain::explain;
 
 /// What the planner needs to know of one agent.
 #[derive(Clone, Debug, PartialEq)]
@@ -14,6 +18,10 @@ pub struct AgentView {
     pub free: ResourceVec,
     /// Why it takes no placements at all (`not ready`, `unschedulable`), if so.
     pub excluded: Option<&'static str>,
+    /// What constraints match: the Agent's labels, then its
+    /// `spec.attributes` (which win), and `hostname` (its
+    /// `status.hostname`, or its name when absent).
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl AgentView {
@@ -31,7 +39,10 @@ impl AgentView {
         } else {
             None
         };
-        AgentView { name, free: free.unwrap_or_default(), excluded }
+        let mut attributes = agent.metadata.labels.clone().unwrap_or_default();
+        attributes.extend(agent.spec.attributes.clone());
+        attributes.insert("hostname".into(), status.hostname.clone().unwrap_or_else(|| name.clone()));
+        AgentView { name, free: free.unwrap_or_default(), excluded, attributes }
     }
 }
 
@@ -43,6 +54,28 @@ pub struct Demand {
     pub resources: ResourceVec,
 }
 
+/// The instances of one task group still to place, and what binds them.
+#[derive(Clone, Debug, Default)]
+pub struct Group {
+    pub constraints: Vec<Constraint>,
+    /// All of `demands` are placed, or none is.
+    pub gang: bool,
+    /// The agents this group's live instances already run on (one entry per instance).
+    pub placed: Vec<String>,
+    pub demands: Vec<Demand>,
+}
+
+/// Everything one planning round of one Job needs besides the agents.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub strategy: Strategy,
+    /// Seeds `random`: the same seed gives the same plan.
+    pub seed: u64,
+    /// This Job's live tasks per agent (what `spread` evens out).
+    pub job_tasks: BTreeMap<String, u32>,
+    pub groups: Vec<Group>,
+}
+
 /// The outcome: which placement goes where, and why the rest cannot go anywhere.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Plan {
@@ -52,124 +85,94 @@ pub struct Plan {
     pub unplaced: Vec<(Demand, String)>,
 }
 
-/// Places each demand on the fitting agent with the least free memory, then
-/// least free CPU (bin packing), counting earlier assignments of this plan.
-pub fn plan_binpack(agents: &[AgentView], demands: &[Demand]) -> Plan {
-    let mut free: Vec<(usize, ResourceVec)> =
-        agents.iter().enumerate().filter(|(_, a)| a.excluded.is_none()).map(|(i, a)| (i, a.free)).collect();
+/// Places each group's demands, in order, on agents that are schedulable,
+/// satisfy the group's constraints (counting instances placed earlier in
+/// this plan) and have room (counting earlier assignments), choosing among
+/// them by `strategy`. A gang that cannot be placed whole is not placed at
+/// all, and leaves the agents as it found them for the groups after it.
+pub fn plan(agents: &[AgentView], req: &Request) -> Plan {
+    let mut free: Vec<ResourceVec> = agents.iter().map(|a| a.free).collect();
+    let mut tasks: Vec<u32> = agents.iter().map(|a| req.job_tasks.get(&a.name).copied().unwrap_or(0)).collect();
+    let mut rng = SplitMix64(req.seed);
     let mut plan = Plan::default();
-    for d in demands {
-        let best = free
-            .iter_mut()
-            .filter(|(_, f)| d.resources.fits_in(f))
-            .min_by_key(|(i, f)| (f.memory_bytes, f.cpu_millis, agents[*i].name.clone()));
-        match best {
-            Some((i, f)) => {
-                *f = f.saturating_sub(&d.resources);
-                plan.assignments.entry(agents[*i].name.clone()).or_default().push(d.clone());
-            }
-            None => plan.unplaced.push((d.clone(), explain(agents, &free, &d.resources))),
+    for g in &req.groups {
+        let mut placed: Vec<usize> = g.placed.iter().filter_map(|n| agents.iter().position(|a| &a.name == n)).collect();
+        let (free_before, tasks_before) = (free.clone(), tasks.clone());
+        let mut got: Vec<(usize, &Demand)> = Vec::new();
+        let mut gang_failure = None;
+        for d in &g.demands {
+            let on: Vec<&AgentView> = placed.iter().map(|i| &agents[*i]).collect();
+            let ruled_out = constraints::exclusions(&g.constraints, agents, &on);
+            let fits: Vec<usize> = (0..agents.len())
+                .filter(|i| agents[*i].excluded.is_none() && ruled_out[*i].is_none())
+                .filter(|i| d.resources.fits_in(&free[*i]))
+                .collect();
+            let Some(i) = choose(req.strategy, &fits, agents, &free, &tasks, &mut rng) else {
+                let why = explain(agents, &free, &ruled_out, &d.resources);
+                if g.gang {
+                    gang_failure = Some(why);
+                    break;
+                }
+                plan.unplaced.push((d.clone(), why));
+                continue;
+            };
+            free[i] = free[i].saturating_sub(&d.resources);
+            tasks[i] += 1;
+            placed.push(i);
+            got.push((i, d));
+        }
+        if let Some(why) = gang_failure {
+            (free, tasks) = (free_before, tasks_before);
+            let size = g.placed.len() + g.demands.len();
+            let fit = g.placed.len() + got.len();
+            let msg = format!("gang of {size}: only {fit} fit: {why}");
+            plan.unplaced.extend(g.demands.iter().map(|d| (d.clone(), msg.clone())));
+            continue;
+        }
+        for (i, d) in got {
+            plan.assignments.entry(agents[i].name.clone()).or_default().push(d.clone());
         }
     }
     plan
 }
 
-/// "0/3 agents fit: 2 insufficient memory (need 2Gi, most free 1Gi), 1 not ready".
-fn explain(agents: &[AgentView], free: &[(usize, ResourceVec)], need: &ResourceVec) -> String {
-    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    for a in agents {
-        if let Some(why) = a.excluded {
-            *reasons.entry(why.to_string()).or_default() += 1;
+/// The agent of `fits` (indices into `agents`) that `strategy` prefers.
+fn choose(
+    strategy: Strategy,
+    fits: &[usize],
+    agents: &[AgentView],
+    free: &[ResourceVec],
+    tasks: &[u32],
+    rng: &mut SplitMix64,
+) -> Option<usize> {
+    let name = |i: usize| agents[i].name.clone();
+    match strategy {
+        Strategy::Binpack => {
+            fits.iter().copied().min_by_key(|i| (free[*i].memory_bytes, free[*i].cpu_millis, name(*i)))
         }
+        Strategy::Spread => fits
+            .iter()
+            .copied()
+            .min_by_key(|i| (tasks[*i], Reverse(free[*i].memory_bytes), Reverse(free[*i].cpu_millis), name(*i))),
+        Strategy::Random if fits.is_empty() => None,
+        Strategy::Random => Some(fits[(rng.next() % fits.len() as u64) as usize]),
     }
-    for name in ["cpu", "memory"] {
-        let short: Vec<&ResourceVec> =
-            free.iter().map(|(_, f)| f).filter(|f| need.shortfalls(f).iter().any(|s| s.0 == name)).collect();
-        if short.is_empty() {
-            continue;
-        }
-        let (need_q, most) = match name {
-            "cpu" => (
-                Quantity::from_millis(need.cpu_millis),
-                Quantity::from_millis(short.iter().map(|f| f.cpu_millis).max().unwrap_or(0)),
-            ),
-            _ => (
-                Quantity::from_bytes(need.memory_bytes),
-                Quantity::from_bytes(short.iter().map(|f| f.memory_bytes).max().unwrap_or(0)),
-            ),
-        };
-        reasons.insert(format!("insufficient {name} (need {need_q}, most free {most})"), short.len());
+}
+
+/// A small, seedable generator (SplitMix64): `random` must be reproducible
+/// from its seed, and needs no more than this.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
-    let mut msg = format!("0/{} agents fit", agents.len());
-    if agents.is_empty() {
-        msg.push_str(": no agents are registered");
-    }
-    for (i, (why, n)) in reasons.iter().enumerate() {
-        let _ = write!(msg, "{}{n} {why}", if i == 0 { ": " } else { ", " });
-    }
-    msg
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    const GI: u64 = 1 << 30;
-
-    fn agent(name: &str, cpu: u64, mem: u64) -> AgentView {
-        AgentView { name: name.into(), free: ResourceVec::new(cpu, mem), excluded: None }
-    }
-
-    fn demand(n: usize, cpu: u64, mem: u64) -> Demand {
-        Demand { placement: format!("p{n}"), resources: ResourceVec::new(cpu, mem) }
-    }
-
-    #[test]
-    fn packs_onto_the_fullest_agent_that_fits() {
-        let agents = [agent("big", 4000, 8 * GI), agent("small", 1000, GI)];
-        let plan = plan_binpack(&agents, &[demand(0, 500, GI / 2)]);
-        assert_eq!(plan.assignments.keys().collect::<Vec<_>>(), ["small"]);
-    }
-
-    #[test]
-    fn explains_in_numbers_why_nothing_fits() {
-        let mut down = agent("c", 4000, 8 * GI);
-        down.excluded = Some("not ready");
-        let agents = [agent("a", 4000, GI), agent("b", 4000, GI / 2), down];
-        let plan = plan_binpack(&agents, &[demand(0, 100, 2 * GI)]);
-        assert_eq!(plan.unplaced[0].1, "0/3 agents fit: 2 insufficient memory (need 2Gi, most free 1Gi), 1 not ready");
-    }
-
-    #[test]
-    fn says_when_there_are_no_agents() {
-        let plan = plan_binpack(&[], &[demand(0, 100, GI)]);
-        assert_eq!(plan.unplaced[0].1, "0/0 agents fit: no agents are registered");
-    }
-
-    proptest! {
-        #[test]
-        fn a_plan_never_overcommits_an_agent(
-            frees in prop::collection::vec((0u64..8000, 0u64..16 * GI), 1..6),
-            needs in prop::collection::vec((1u64..3000, 1u64..6 * GI), 0..20),
-        ) {
-            let agents: Vec<AgentView> =
-                frees.iter().enumerate().map(|(i, (c, m))| agent(&format!("a{i}"), *c, *m)).collect();
-            let demands: Vec<Demand> = needs.iter().enumerate().map(|(i, (c, m))| demand(i, *c, *m)).collect();
-            let plan = plan_binpack(&agents, &demands);
-            for a in &agents {
-                let used: ResourceVec = plan.assignments.get(&a.name).into_iter().flatten().map(|d| d.resources).sum();
-                prop_assert!(used.fits_in(&a.free), "{} overcommitted: {used} > {}", a.name, a.free);
-            }
-            let placed: usize = plan.assignments.values().map(Vec::len).sum();
-            prop_assert_eq!(placed + plan.unplaced.len(), demands.len());
-            // Nothing was left unplaced that would have fit on an agent's leftover.
-            for (d, _) in &plan.unplaced {
-                for a in &agents {
-                    let used: ResourceVec = plan.assignments.get(&a.name).into_iter().flatten().map(|d| d.resources).sum();
-                    prop_assert!(!d.resources.fits_in(&a.free.saturating_sub(&used)));
-                }
-            }
-        }
-    }
-}
+#[path = "plan_tests.rs"]
+mod tests;
