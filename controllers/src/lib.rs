@@ -5,6 +5,7 @@
 //! garbage collector deletes them with it.
 //!
 //! Layout:
+//! - `allocator`: the pure offer planner (weighted DRF, quotas, declines, rescinds).
 //! - `scheduler::plan`: the pure planner (agents and demand in, a plan out).
 //! - `scheduler::claim`: the applier writing claims with resourceVersion preconditions.
 //! - `job`: the `builtin-batch` Job reconciler (shared-state mode).
@@ -12,6 +13,7 @@
 //! - `ledger`: releases claims of finished or never-created placements.
 //! - `events`: what is worth an Event, and writing it.
 
+pub mod allocator;
 pub mod events;
 pub mod job;
 pub mod job_status;
@@ -23,10 +25,10 @@ use std::sync::Arc;
 use berth_api::resources::ResourceError;
 use berth_api::{Agent, Job, Placement};
 use futures::StreamExt;
+use kube::Client;
 use kube::api::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
-use kube::Client;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
