@@ -5,7 +5,7 @@
 //! garbage collector deletes them with it.
 //!
 //! Layout:
-//! - `allocator`: the pure offer planner (weighted DRF, quotas, declines, rescinds).
+//! - `allocator`: the pure offer planner (weighted DRF, quotas, declines, rescinds) and its applier.
 //! - `scheduler::plan`: the pure planner (agents and demand in, a plan out).
 //! - `scheduler::claim`: the applier writing claims with resourceVersion preconditions.
 //! - `job`: the `builtin-batch` Job reconciler (shared-state mode).

@@ -175,6 +175,17 @@ pub enum RescindReason {
     FrameworkGone,
 }
 
+impl RescindReason {
+    /// The reason written to the Offer's status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RescindReason::Expired => "Expired",
+            RescindReason::AgentGone => "AgentGone",
+            RescindReason::FrameworkGone => "FrameworkGone",
+        }
+    }
+}
+
 /// Why a framework got no new offer this round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdleReason {

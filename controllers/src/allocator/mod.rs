@@ -1,7 +1,9 @@
-//! The allocator's planner: which free capacity to offer to which
-//! `mode: Offers` framework, and which offers to withdraw. Pure — agents,
-//! frameworks, policy, declines and open offers in, a [`RoundPlan`] out;
-//! time comes in as an argument — so unit and property tests drive it.
+//! The allocator: which free capacity to offer to which `mode: Offers`
+//! framework, and which offers to withdraw. The planner ([`plan_round`]) is
+//! pure — agents, frameworks, policy, declines and open offers in, a
+//! [`RoundPlan`] out; time comes in as an argument — so unit and property
+//! tests drive it. The applier ([`apply::apply`]) writes a plan to the API.
+//! Not yet run by `berth_controllers::run`.
 //!
 //! Rules, in the order they bind:
 //! - an offer is never made on capacity another offer or a placement holds
@@ -17,11 +19,13 @@
 //!   so large tasks are not starved by small ones.
 //!
 //! Layout:
+//! - `apply`: the applier — hold claims with resourceVersion preconditions, Offer objects, rescinds.
 //! - `input`: the round's input and output types, and the policy from a `Cluster`.
 //! - `tally`: consumption, shares and the serving order.
 //! - `round`: the round itself.
 //! - `why`: why a framework got nothing.
 
+pub mod apply;
 mod input;
 mod round;
 mod tally;
