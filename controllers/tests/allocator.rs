@@ -176,6 +176,7 @@ async fn a_rescinded_offer_is_marked_and_its_hold_released() {
     let input =
         Input { agents: vec![view(&a1)], frameworks: vec![framework("default/f", task, 1)], ..Default::default() };
     let plan = plan_round(&input, now());
+    let first = plan.clone();
     let made = apply(&s.client, &plan, now()).await.unwrap().made;
     assert_eq!(made.len(), 1);
 
@@ -199,4 +200,11 @@ async fn a_rescinded_offer_is_marked_and_its_hold_released() {
     assert_eq!((st.state, st.reason.as_deref()), (Some(OfferState::Rescinded), Some("Expired")));
     assert_eq!(st.closed_at.as_deref(), Some("2026-01-01T00:00:31Z"));
     assert!(holds(&agents(&s.client).await[0]).is_empty(), "the hold is released");
+
+    // A stale allocator re-applying the first plan does not bring it back.
+    let stale = apply(&s.client, &first, now()).await.unwrap();
+    assert_eq!((stale.made.len(), stale.refused.len()), (0, 1), "{stale:?}");
+    let st = offers.get(made[0].split('/').nth(1).unwrap()).await.unwrap().status.unwrap();
+    assert_eq!(st.state, Some(OfferState::Rescinded));
+    assert!(holds(&agents(&s.client).await[0]).is_empty(), "no hold is left behind");
 }

@@ -5,7 +5,7 @@
 //! allocators racing on the same capacity cannot both hold it), then the
 //! `Offer` object. A rescind marks the Offer `Rescinded` and releases the hold.
 
-use berth_api::{Agent, Claim, ClaimKind, Offer, OfferSpec, ResourceVec};
+use berth_api::{Agent, Claim, ClaimKind, Offer, OfferSpec, OfferState, ResourceVec};
 use jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -32,7 +32,7 @@ pub struct Applied {
 /// The Offer's name: framework, agent and expiry, so re-applying a plan is idempotent.
 pub fn offer_name(o: &NewOffer) -> String {
     let fw = o.framework.rsplit('/').next().unwrap_or(&o.framework);
-    format!("{fw}-{}-{}", o.agent, o.expires_at.as_second())
+    format!("{fw}-{}-{}", o.agent, o.expires_at.as_millisecond())
 }
 
 fn split(id: &str) -> (&str, &str) {
@@ -76,7 +76,16 @@ async fn make_offer(client: &Client, o: &NewOffer, now: Timestamp) -> Result<Opt
     };
     match offers.create(&PostParams::default(), &Offer::new(&name, spec)).await {
         Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            // Made by an earlier application of this plan — unless it was
+            // answered or rescinded since: then it is not made again.
+            let closed =
+                offers.get(&name).await?.status.and_then(|s| s.state).is_some_and(|s| s != OfferState::Outstanding);
+            if closed {
+                release(&agents, &o.agent, &id).await?;
+                return Ok(None);
+            }
+        }
         Err(e) => {
             release(&agents, &o.agent, &id).await?;
             return Err(e.into());
