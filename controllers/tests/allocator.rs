@@ -4,7 +4,7 @@
 //! the Offer and frees the hold.
 
 use berth_api::framework::Mode;
-use berth_api::invariants::assert_no_overcommit;
+use berth_api::invariants::{assert_no_overcommit, assert_offers_held};
 use berth_api::{Agent, AgentSpec, AgentStatus, ClaimKind, Offer, OfferState, ResourceVec, Resources};
 use berth_controllers::allocator::apply::{Applied, apply, offer_name};
 use berth_controllers::allocator::{AgentInput, Demand, FrameworkInput, Input, RescindReason, RoundPlan, plan_round};
@@ -116,6 +116,8 @@ async fn an_offer_is_a_hold_in_the_ledger_and_an_outstanding_offer_object() {
         assert_eq!(obj.status.and_then(|s| s.state), Some(OfferState::Outstanding));
     }
 
+    assert_offers_held(&agents(&s.client).await, &offers.list(&Default::default()).await.unwrap().items);
+
     // Applying the same plan again changes nothing: no second hold, no error.
     let again = apply(&s.client, &plan, now()).await.unwrap();
     assert_eq!(again.made.len(), 2);
@@ -165,7 +167,9 @@ async fn two_allocators_racing_for_the_same_capacity_cannot_both_hold_it() {
     assert_no_overcommit(&ledger);
     assert_eq!(holds(&ledger[0]).len(), 1);
     let offers: Api<Offer> = Api::namespaced(s.client.clone(), "default");
-    assert_eq!(offers.list(&Default::default()).await.unwrap().items.len(), 1, "the loser creates no Offer");
+    let made = offers.list(&Default::default()).await.unwrap().items;
+    assert_eq!(made.len(), 1, "the loser creates no Offer");
+    assert_offers_held(&ledger, &made);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
