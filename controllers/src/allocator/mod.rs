@@ -21,6 +21,7 @@
 //! Layout:
 //! - `apply`: the applier — hold claims with resourceVersion preconditions, Offer objects, rescinds.
 //! - `input`: the round's input and output types, and the policy from a `Cluster`.
+//! - `snapshot`: the inputs read from Agents, Frameworks and Offers.
 //! - `tally`: consumption, shares and the serving order.
 //! - `round`: the round itself.
 //! - `why`: why a framework got nothing.
@@ -28,6 +29,7 @@
 pub mod apply;
 mod input;
 mod round;
+pub mod snapshot;
 mod tally;
 mod why;
 
