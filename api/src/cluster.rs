@@ -9,6 +9,14 @@ use serde::{Deserialize, Serialize};
 use crate::condition::Condition;
 use crate::resources::Resources;
 
+/// How long an offer stays open when the cluster does not say.
+pub const DEFAULT_OFFER_TIMEOUT_SECONDS: u32 = 30;
+/// How long a declined agent is not re-offered when neither the cluster nor
+/// the decline says (Mesos' default filter).
+pub const DEFAULT_REFUSE_SECONDS: u32 = 5;
+/// The role of a framework that names none.
+pub const DEFAULT_ROLE: &str = "*";
+
 /// A pool of agents and its allocation policy.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -32,39 +40,62 @@ pub struct ClusterSpec {
     /// Roles frameworks belong to, with weights and quotas.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<Role>,
-    /// How long an offer stays open before it is rescinded.
+    /// How long an offer stays open before it is rescinded (default 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
     pub offer_timeout_seconds: Option<u32>,
-    /// How long a declined agent is not re-offered to the framework, unless it says otherwise.
+    /// How long a declined agent is not re-offered to the framework, unless
+    /// the decline says otherwise (default 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 31536000))]
     pub refuse_seconds: Option<u32>,
+}
+
+impl ClusterSpec {
+    /// The offer timeout, defaulted.
+    pub fn offer_timeout_seconds(&self) -> u32 {
+        self.offer_timeout_seconds.unwrap_or(DEFAULT_OFFER_TIMEOUT_SECONDS)
+    }
+
+    /// The refuse time of a decline that names none, defaulted.
+    pub fn refuse_seconds(&self) -> u32 {
+        self.refuse_seconds.unwrap_or(DEFAULT_REFUSE_SECONDS)
+    }
 }
 
 /// The allocation policy.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Allocation {
+    /// `DRF` (default) or `StrictPriority`.
     #[serde(default)]
     pub policy: AllocationPolicy,
 }
 
+/// How frameworks are ordered when they compete for resources.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum AllocationPolicy {
-    /// Weighted Dominant Resource Fairness.
+    /// Weighted Dominant Resource Fairness, among roles and within each role.
     #[default]
     #[serde(rename = "DRF")]
     Drf,
-    /// Higher-priority frameworks first.
+    /// Higher-priority frameworks first; DRF among equal priorities.
     StrictPriority,
 }
 
 /// A role: a share of the cluster for the frameworks in it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Role {
+    /// The name frameworks give in `spec.role`.
+    #[schemars(length(min = 1, max = 63))]
     pub name: String,
+    /// Its weight among roles under DRF (default 1); must be above zero.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.001, max = 1000000))]
     pub weight: Option<f64>,
+    /// Resources its frameworks are offered before any fair sharing, while they have demand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guarantee: Option<Resources>,
+    /// Resources its frameworks together never exceed (placements and offers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<Resources>,
 }
@@ -78,4 +109,30 @@ pub struct ClusterStatus {
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_manifest_without_policy_fields_still_reads() {
+        let spec: ClusterSpec = serde_json::from_str(r#"{"agentSelector": {"pool": "a"}}"#).unwrap();
+        assert_eq!(spec.allocation.policy, AllocationPolicy::Drf);
+        assert_eq!(spec.offer_timeout_seconds(), DEFAULT_OFFER_TIMEOUT_SECONDS);
+        assert_eq!(spec.refuse_seconds(), DEFAULT_REFUSE_SECONDS);
+    }
+
+    #[test]
+    fn policy_and_roles_read_as_written() {
+        let spec: ClusterSpec = serde_json::from_str(
+            r#"{"allocation": {"policy": "StrictPriority"}, "offerTimeoutSeconds": 10,
+                "roles": [{"name": "prod", "weight": 3, "guarantee": {"cpu": "4"}, "limit": {"memory": "64Gi"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.allocation.policy, AllocationPolicy::StrictPriority);
+        assert_eq!(spec.offer_timeout_seconds(), 10);
+        assert_eq!(spec.roles[0].weight, Some(3.0));
+        assert_eq!(spec.roles[0].limit.as_ref().and_then(|l| l.memory.clone()), Some("64Gi".into()));
+    }
 }

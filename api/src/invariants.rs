@@ -1,6 +1,6 @@
 //! DESIGN.md's invariants as checks any test can call on what it observed.
 
-use crate::{Agent, Placement};
+use crate::{Agent, ClaimKind, Offer, OfferState, Placement};
 
 /// Invariant 1, no overcommit: on every agent, the claims in its ledger fit
 /// its allocatable. Returns each violation as a sentence.
@@ -26,6 +26,36 @@ pub fn assert_no_overcommit(agents: &[Agent]) {
     assert!(v.is_empty(), "overcommitted: {}", v.join("; "));
 }
 
+/// Invariant 3, offer exclusivity: every outstanding offer holds its
+/// resources by its own hold claim in its agent's ledger (so, with no
+/// overcommit, no capacity is offered twice). Returns each violation.
+pub fn unheld_offers(agents: &[Agent], offers: &[Offer]) -> Vec<String> {
+    let mut out = Vec::new();
+    for o in offers {
+        if o.status.as_ref().and_then(|s| s.state).is_some_and(|s| s != OfferState::Outstanding) {
+            continue;
+        }
+        let id =
+            format!("{}/{}", o.metadata.namespace.as_deref().unwrap_or(""), o.metadata.name.as_deref().unwrap_or("?"));
+        let agent = agents.iter().find(|a| a.metadata.name.as_deref() == Some(o.spec.agent.as_str()));
+        let hold = agent
+            .and_then(|a| a.status.as_ref())
+            .and_then(|s| s.claims.iter().find(|c| c.kind == ClaimKind::Hold && c.owner == id));
+        match (hold.map(|c| c.resources.to_vec()), o.spec.resources.to_vec()) {
+            (None, _) => out.push(format!("offer {id} on agent {} has no hold in its ledger", o.spec.agent)),
+            (Some(Ok(h)), Ok(r)) if r.fits_in(&h) => {}
+            (Some(h), r) => out.push(format!("offer {id} offers {r:?} but its hold is {h:?}")),
+        }
+    }
+    out
+}
+
+/// Panics, naming the offers, if an outstanding offer is not held.
+pub fn assert_offers_held(agents: &[Agent], offers: &[Offer]) {
+    let v = unheld_offers(agents, offers);
+    assert!(v.is_empty(), "offers not exclusive: {}", v.join("; "));
+}
+
 /// Invariant 2, at most one live attempt: no task instance has two
 /// non-terminal placements. Returns each violation as a sentence.
 pub fn double_attempts(placements: &[Placement]) -> Vec<String> {
@@ -47,7 +77,7 @@ pub fn double_attempts(placements: &[Placement]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AgentSpec, AgentStatus, Claim, ClaimKind, Resources};
+    use crate::{AgentSpec, AgentStatus, Claim, Resources};
 
     #[test]
     fn a_ledger_over_allocatable_is_reported() {
@@ -67,5 +97,30 @@ mod tests {
         assert_eq!(overcommits(std::slice::from_ref(&a)).len(), 1);
         a.status.as_mut().unwrap().claims.pop();
         assert!(overcommits(&[a]).is_empty());
+    }
+
+    #[test]
+    fn an_outstanding_offer_without_its_hold_is_reported() {
+        let res = Resources { cpu: Some("1".into()), memory: None };
+        let mut offer = Offer::new(
+            "o",
+            crate::OfferSpec {
+                framework: "f".into(),
+                agent: "a1".into(),
+                resources: res.clone(),
+                ..Default::default()
+            },
+        );
+        offer.metadata.namespace = Some("ns".into());
+        let mut a = Agent::new("a1", AgentSpec::default());
+        a.status = Some(AgentStatus::default());
+        assert_eq!(unheld_offers(std::slice::from_ref(&a), std::slice::from_ref(&offer)).len(), 1);
+        let hold =
+            Claim { kind: ClaimKind::Hold, owner: "ns/o".into(), uid: String::new(), resources: res, created_at: None };
+        a.status.as_mut().unwrap().claims.push(hold);
+        assert!(unheld_offers(std::slice::from_ref(&a), std::slice::from_ref(&offer)).is_empty());
+        offer.status = Some(crate::OfferStatus { state: Some(OfferState::Rescinded), ..Default::default() });
+        a.status.as_mut().unwrap().claims.clear();
+        assert!(unheld_offers(&[a], &[offer]).is_empty(), "a closed offer needs no hold");
     }
 }

@@ -5,6 +5,7 @@
 //! garbage collector deletes them with it.
 //!
 //! Layout:
+//! - `allocator`: the pure offer planner (weighted DRF, quotas, declines, rescinds) and its applier.
 //! - `scheduler::plan`: the pure planner (agents and demand in, a plan out;
 //!   `binpack`/`spread`/`random`, gangs all or nothing).
 //! - `scheduler::constraints`: Marathon-style constraints: where the next instance may go, and why not.
@@ -16,6 +17,7 @@
 //! - `ledger`: releases claims of finished or never-created placements.
 //! - `events`: what is worth an Event, and writing it.
 
+pub mod allocator;
 pub mod events;
 pub mod job;
 pub mod job_status;
