@@ -49,6 +49,14 @@ pub struct FrameworkSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 31536000))]
     pub failover_timeout_seconds: Option<u32>,
+    /// For an `external` framework in `Offers` mode: true stops its offers
+    /// (Mesos' suppress), false or absent brings them back (revive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<bool>,
+    /// For an `external` framework: its smallest task; offers are made in
+    /// multiples of it (default 100m CPU, 64Mi memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_unit: Option<Resources>,
 }
 
 /// How a framework gets resources.

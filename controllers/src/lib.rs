@@ -6,6 +6,7 @@
 //!
 //! Layout:
 //! - `allocator`: the pure offer planner (weighted DRF, quotas, declines, rescinds) and its applier.
+//! - `offers`: the allocation loop and the frameworks' answers (accept, decline), and `Framework.status`.
 //! - `scheduler::plan`: the pure planner (agents and demand in, a plan out;
 //!   `binpack`/`spread`/`random`, gangs all or nothing).
 //! - `scheduler::constraints`: Marathon-style constraints: where the next instance may go, and why not.
@@ -22,6 +23,7 @@ pub mod events;
 pub mod job;
 pub mod job_status;
 pub mod ledger;
+pub mod offers;
 pub mod scheduler;
 
 use std::sync::Arc;
@@ -104,11 +106,13 @@ pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + Syn
         .run(ledger::reconcile, ledger::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
 
+    let allocation = offers::allocation_loop(client.clone(), stopped());
+
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
     tracing::info!("controllers running");
-    tokio::join!(job_loop, ledger_loop);
+    tokio::join!(job_loop, ledger_loop, allocation);
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! pure — agents, frameworks, policy, declines and open offers in, a
 //! [`RoundPlan`] out; time comes in as an argument — so unit and property
 //! tests drive it. The applier ([`apply::apply`]) writes a plan to the API.
-//! Not yet run by `berth_controllers::run`.
+//! Run by `crate::offers::allocation_loop`.
 //!
 //! Rules, in the order they bind:
 //! - an offer is never made on capacity another offer or a placement holds

@@ -1,0 +1,24 @@
+//! The offers protocol, running: allocation rounds over the watch caches,
+//! and the frameworks' answers — accepts (Placements naming an offer) and
+//! declines (`spec.decline` on the Offer).
+//!
+//! An `external` framework in `Offers` mode states its demand the Mesos
+//! way: it wants offers unless `spec.suppressed` is true (suppress / revive),
+//! in multiples of `spec.offerUnit`. Built-in schedulers do not answer
+//! offers, so they are never offered anything.
+//!
+//! Layout:
+//! - `inputs`: the caches and a round's planner input read from them.
+//! - `answers`: accepts and declines turned into ledger writes and Offer states.
+//! - `refuse`: marking a Placement that cannot take its offer `Failed`.
+//! - `status`: `Framework.status` from a round.
+//! - `run`: the loop: a round on every change and on a short period.
+
+pub mod answers;
+pub mod inputs;
+mod refuse;
+pub mod run;
+pub mod status;
+
+pub use inputs::Caches;
+pub use run::allocation_loop;

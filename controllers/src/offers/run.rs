@@ -1,0 +1,84 @@
+//! The allocation loop: a round on every change of Agents, Frameworks,
+//! Offers, Placements or Clusters, and at least once a [`PERIOD`]. A round
+//! settles the frameworks' answers, plans from the caches, applies the plan
+//! (holds, Offers, rescinds) and writes the frameworks' status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::reflector::Store;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use tokio::sync::Notify;
+
+use super::inputs::{Caches, input};
+use super::{answers, status};
+use crate::Error;
+use crate::allocator::{apply::apply, plan_round};
+
+/// The longest time between two rounds.
+pub const PERIOD: Duration = Duration::from_secs(1);
+
+/// A cache of all objects of `K` that pokes `changed` on every event.
+pub fn watched<K>(api: Api<K>, changed: Arc<Notify>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+    tokio::spawn(stream.for_each(move |_| {
+        changed.notify_one();
+        futures::future::ready(())
+    }));
+    reader
+}
+
+/// The caches the loop reads, each poking `changed`.
+pub async fn caches(client: &Client, changed: Arc<Notify>) -> Caches {
+    let c = Caches {
+        agents: watched(Api::all(client.clone()), changed.clone()),
+        frameworks: watched(Api::all(client.clone()), changed.clone()),
+        offers: watched(Api::all(client.clone()), changed.clone()),
+        placements: watched(Api::all(client.clone()), changed.clone()),
+        clusters: watched(Api::all(client.clone()), changed),
+    };
+    let _ = tokio::join!(
+        c.agents.wait_until_ready(),
+        c.frameworks.wait_until_ready(),
+        c.offers.wait_until_ready(),
+        c.placements.wait_until_ready(),
+        c.clusters.wait_until_ready()
+    );
+    c
+}
+
+/// One round at `now`.
+pub async fn round(client: &Client, c: &Caches, now: Timestamp) -> Result<(), Error> {
+    answers::settle(client, c, now).await?;
+    let input = input(c, now);
+    let plan = plan_round(&input, now);
+    let applied = apply(client, &plan, now).await?;
+    status::write(client, &c.frameworks.state(), &input, &plan, &applied, &berth_api::format_time(now)).await
+}
+
+/// Runs rounds until `stopped` resolves.
+pub async fn allocation_loop(client: Client, stopped: impl Future<Output = ()>) {
+    let changed = Arc::new(Notify::new());
+    let c = caches(&client, changed.clone()).await;
+    let mut tick = tokio::time::interval(PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = tick.tick() => {}
+            _ = changed.notified() => {}
+        }
+        if let Err(e) = round(&client, &c, Timestamp::now()).await {
+            tracing::warn!(error = %e, "allocation round failed; the next one retries");
+        }
+    }
+}
