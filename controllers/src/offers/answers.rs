@@ -30,11 +30,9 @@ fn key(obj: &impl ResourceExt) -> String {
 pub async fn settle(client: &Client, c: &Caches, now: Timestamp) -> Result<(), Error> {
     let offers: HashMap<String, Arc<Offer>> = c.offers.state().into_iter().map(|o| (key(&*o), o)).collect();
     let mut naming: HashMap<String, Vec<Arc<Placement>>> = HashMap::new();
+    // Every phase: the agent may begin a placement before its accept is settled.
     for p in c.placements.state() {
-        let pending = p.status.as_ref().is_none_or(|s| s.phase == berth_api::Phase::Pending);
-        if let Some(o) = &p.spec.offer
-            && pending
-        {
+        if let Some(o) = &p.spec.offer {
             naming.entry(format!("{}/{o}", p.namespace().unwrap_or_default())).or_default().push(p);
         }
     }
@@ -43,6 +41,11 @@ pub async fn settle(client: &Client, c: &Caches, now: Timestamp) -> Result<(), E
         ps.sort_by_key(|p| (p.creation_timestamp().map(|t| t.0), p.name_any()));
         match offers.get(&id) {
             None => {
+                // The framework may have seen the Offer before this cache did.
+                let (ns, name) = id.split_once('/').unwrap_or_default();
+                if Api::<Offer>::namespaced(client.clone(), ns).get_opt(name).await?.is_some() {
+                    continue;
+                }
                 for p in &ps {
                     refuse(client, p, &format!("offer {id} does not exist"), &stamp).await?;
                 }
@@ -224,7 +227,8 @@ pub fn converted(agent: &Agent, hold: &str, take: &[&Placement], now: &str) -> O
     status.claims.remove(at);
     for p in take {
         let owner = key(*p);
-        if status.claims.iter().any(|c| c.owner == owner) {
+        let finished = p.status.as_ref().is_some_and(|s| s.phase.is_terminal());
+        if finished || status.claims.iter().any(|c| c.owner == owner) {
             continue;
         }
         let need: ResourceVec = p.spec.container.resources.to_vec().ok()?;

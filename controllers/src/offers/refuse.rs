@@ -1,9 +1,9 @@
 //! A Placement that cannot take the offer it names is marked `Failed` with
 //! reason `OfferRefused` and a message naming why — but only while it has
 //! no claim in its agent's ledger (read fresh), so an accepted placement is
-//! never failed on a stale cache.
+//! never failed on a stale cache, and only while it is `Pending`.
 
-use berth_api::{Agent, Placement};
+use berth_api::{Agent, Phase, Placement};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -16,6 +16,10 @@ pub const REASON: &str = "OfferRefused";
 /// Marks `p` Failed with `why`, unless its agent's ledger holds a claim for it.
 pub async fn refuse(client: &kube::Client, p: &Placement, why: &str, now: &str) -> Result<(), Error> {
     let ns = p.namespace().unwrap_or_default();
+    if p.status.as_ref().is_some_and(|s| s.phase != Phase::Pending) {
+        // Begun or finished: a refusal can no longer stop it.
+        return Ok(());
+    }
     let owner = format!("{ns}/{}", p.name_any());
     let agents: Api<Agent> = Api::all(client.clone());
     if let Some(a) = agents.get_opt(&p.spec.agent).await?
