@@ -146,6 +146,11 @@ async fn a_shared_state_job_and_an_offers_framework_share_an_agent() {
     let cluster = ClusterSpec { offer_timeout_seconds: Some(2), ..Default::default() };
     let s = start(Some(cluster), false, &[("fa", 1.0)]).await;
     let c = &s.client;
+    eventually(c, "fa to hold all of agent-1 in offers", async || {
+        let by = offered_cpu(&offers(c).await);
+        if by.get("fa") == Some(&4000) { Ok(()) } else { Err(format!("{by:?}")) }
+    })
+    .await;
     let container = Container {
         image: "registry.test/demo:1".into(),
         env: vec![EnvVar { name: "FAKE_EXIT".into(), value: "0".into() }],
@@ -156,6 +161,8 @@ async fn a_shared_state_job_and_an_offers_framework_share_an_agent() {
     let job = Job::new("batch", JobSpec { task_groups: vec![group], ..Default::default() });
     let jobs: Api<Job> = Api::namespaced(c.clone(), "default");
     jobs.create(&PostParams::default(), &job).await.unwrap();
+    // fa's offers expire every 2 s; the Job claims what they free between
+    // rounds, and no capacity is ever both held and claimed.
     eventually(c, "the Job to complete beside fa's offers", async || {
         let j = jobs.get("batch").await.map_err(|e| e.to_string())?;
         let conds = j.status.clone().map(|s| s.conditions).unwrap_or_default();
@@ -163,6 +170,4 @@ async fn a_shared_state_job_and_an_offers_framework_share_an_agent() {
         if done { Ok(()) } else { Err(format!("{conds:?}")) }
     })
     .await;
-    let (fw, cond) = offered_condition(c, "fa").await.unwrap();
-    assert!(fw.status.is_some(), "fa took part: {cond:?}");
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::Error;
 use crate::allocator::apply::Applied;
-use crate::allocator::{IdleReason, Input, RoundPlan};
+use crate::allocator::{Input, RoundPlan};
 
 /// The status `fw` should have after the round.
 pub fn desired(fw: &Framework, input: &Input, plan: &RoundPlan, applied: &Applied, now: &str) -> FrameworkStatus {
@@ -35,14 +35,9 @@ pub fn desired(fw: &Framework, input: &Input, plan: &RoundPlan, applied: &Applie
     let open = kept + made;
     st.offers_outstanding = Some(open as u32);
     st.observed_generation = fw.metadata.generation;
+    // Stable while offers stay open, so a busy framework's status is not rewritten every round.
     let cond = match plan.idle.get(&id) {
-        _ if made > 0 => Condition::new(CONDITION_OFFERED, true, "Offered", format!("{made} new offer(s) this round")),
-        Some(idle) if idle.reason == IdleReason::OffersOutstanding || open > 0 => Condition::new(
-            CONDITION_OFFERED,
-            true,
-            IdleReason::OffersOutstanding.as_str(),
-            format!("{open} open offer(s)"),
-        ),
+        _ if open > 0 => Condition::new(CONDITION_OFFERED, true, "OffersOutstanding", format!("{open} open offer(s)")),
         Some(idle) => Condition::new(CONDITION_OFFERED, false, idle.reason.as_str(), idle.message.clone()),
         None => Condition::new(CONDITION_OFFERED, false, "NoCapacity", "no offer was made"),
     };
