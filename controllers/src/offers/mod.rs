@@ -19,6 +19,8 @@ pub mod inputs;
 mod refuse;
 pub mod run;
 pub mod status;
+#[cfg(test)]
+mod tests;
 
 pub use inputs::Caches;
 pub use run::allocation_loop;
