@@ -7,7 +7,7 @@
 //! name another agent, exceed what is left of the offer, or name an offer
 //! that is closed or expired are refused, naming why.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use berth_api::{Agent, Claim, ClaimKind, Offer, Placement, ResourceVec};
@@ -36,9 +36,21 @@ pub async fn settle(client: &Client, c: &Caches, now: Timestamp) -> Result<(), E
             naming.entry(format!("{}/{o}", p.namespace().unwrap_or_default())).or_default().push(p);
         }
     }
+    let held: HashSet<String> = c
+        .agents
+        .state()
+        .iter()
+        .flat_map(|a| a.status.iter().flat_map(|s| &s.claims).filter(|c| c.kind == ClaimKind::Hold))
+        .map(|c| c.owner.clone())
+        .collect();
     let stamp = berth_api::format_time(now);
     for (id, mut ps) in naming {
         ps.sort_by_key(|p| (p.creation_timestamp().map(|t| t.0), p.name_any()));
+        // Settled answers stay in the caches; only a Pending placement or a hold left over needs work.
+        let pending = ps.iter().any(|p| p.status.as_ref().is_none_or(|s| s.phase == berth_api::Phase::Pending));
+        if !pending && !held.contains(&id) {
+            continue;
+        }
         match offers.get(&id) {
             None => {
                 // The framework may have seen the Offer before this cache did.
