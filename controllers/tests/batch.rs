@@ -2,10 +2,11 @@
 //! in-process API server: Jobs are claimed, placed, run and reported, and
 //! no agent is ever overcommitted. (Real containers: see `e2e/`.)
 
+mod server;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_agent::AgentConfig;
 use berth_agent::fake::{Call, Fake};
 use berth_agent::supervisor::container_id;
 use berth_api::invariants::assert_no_overcommit;
@@ -13,44 +14,23 @@ use berth_api::job::EnvVar;
 use berth_api::{Agent, Condition, Container, Job, JobSpec, Phase, Placement, Resources, TaskGroup};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use tokio::sync::watch;
 
 struct System {
     client: Client,
     fake: Arc<Fake>,
-    _stop: watch::Sender<bool>,
+    _stop: server::Stop,
     _dir: tempfile::TempDir,
 }
 
 async fn start(hold: bool, cpu: &str, memory: &str) -> System {
     let dir = tempfile::tempdir().unwrap();
-    let (stop, rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let store = berth_apiserver::Embedded::open(&dir.path().join("store.redb")).unwrap();
-    tokio::spawn(berth_apiserver::serve(listener, store, berth_api::crds::all(), stopped()));
-    let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
-    tokio::spawn(berth_controllers::run(client.clone(), stopped()));
+    let (client, stop, stopped) = server::start(dir.path()).await;
+    server::controllers(&client, &stopped);
 
     let fake = Arc::new(Fake::new(hold));
-    let config = AgentConfig {
-        name: "agent-1".into(),
-        data_dir: dir.path().join("agent"),
-        cpu: Some(cpu.into()),
-        memory: Some(memory.into()),
-        hostname: None,
-        endpoint: "http://127.0.0.1:1".into(),
-        heartbeat: Duration::from_secs(1),
-        kill_grace: Duration::from_secs(1),
-    };
+    let config = server::agent_config("agent-1", dir.path(), cpu, memory, None);
     let logs = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    tokio::spawn(berth_agent::run(client.clone(), fake.clone(), config, logs, stopped()));
+    tokio::spawn(berth_agent::run(client.clone(), fake.clone(), config, logs, stopped.wait()));
     let sys = System { client, fake, _stop: stop, _dir: dir };
     let agents: Api<Agent> = Api::all(sys.client.clone());
     eventually(&sys, "the agent to be ready", async || match agents.get_opt("agent-1").await {

@@ -7,6 +7,7 @@
 //! agent. No agent is overcommitted and every outstanding offer is held at
 //! every poll (see `support`).
 
+mod server;
 mod support;
 
 use berth_api::cluster::ClusterSpec;

@@ -3,22 +3,22 @@
 //! constraints spread instances, gangs wait whole, and a Job that cannot be
 //! placed says why, naming the constraint. No agent is ever overcommitted.
 
+mod server;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_agent::AgentConfig;
 use berth_agent::fake::Fake;
 use berth_agent::supervisor::container_id;
 use berth_api::invariants::assert_no_overcommit;
 use berth_api::{Agent, Condition, Container, Job, JobSpec, Placement, Resources, TaskGroup};
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
-use tokio::sync::watch;
 
 struct System {
     client: Client,
     fakes: Vec<Arc<Fake>>,
-    _stop: watch::Sender<bool>,
+    _stop: server::Stop,
     _dir: tempfile::TempDir,
 }
 
@@ -26,35 +26,15 @@ struct System {
 /// own hostname `host-1`…) that hold their containers until released.
 async fn start(n: usize, cpu: &str, memory: &str) -> System {
     let dir = tempfile::tempdir().unwrap();
-    let (stop, rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let store = berth_apiserver::Embedded::open(&dir.path().join("store.redb")).unwrap();
-    tokio::spawn(berth_apiserver::serve(listener, store, berth_api::crds::all(), stopped()));
-    let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
-    tokio::spawn(berth_controllers::run(client.clone(), stopped()));
+    let (client, stop, stopped) = server::start(dir.path()).await;
+    server::controllers(&client, &stopped);
 
     let mut fakes = Vec::new();
     for i in 1..=n {
         let fake = Arc::new(Fake::new(true));
-        let config = AgentConfig {
-            name: format!("agent-{i}"),
-            data_dir: dir.path().join(format!("agent-{i}")),
-            cpu: Some(cpu.into()),
-            memory: Some(memory.into()),
-            hostname: Some(format!("host-{i}")),
-            endpoint: "http://127.0.0.1:1".into(),
-            heartbeat: Duration::from_secs(1),
-            kill_grace: Duration::from_secs(1),
-        };
+        let config = server::agent_config(&format!("agent-{i}"), dir.path(), cpu, memory, Some(format!("host-{i}")));
         let logs = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        tokio::spawn(berth_agent::run(client.clone(), fake.clone(), config, logs, stopped()));
+        tokio::spawn(berth_agent::run(client.clone(), fake.clone(), config, logs, stopped.wait()));
         fakes.push(fake);
     }
     let sys = System { client, fakes, _stop: stop, _dir: dir };

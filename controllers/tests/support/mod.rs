@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_agent::AgentConfig;
 use berth_agent::fake::Fake;
 use berth_api::framework::{CONDITION_OFFERED, FrameworkSpec, Mode, Scheduler};
 use berth_api::invariants::{assert_no_overcommit, assert_offers_held};
@@ -20,11 +19,12 @@ use berth_api::{
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tokio::sync::watch;
+
+use crate::server;
 
 pub struct System {
     pub client: Client,
-    _stop: watch::Sender<bool>,
+    _stop: server::Stop,
     _dir: tempfile::TempDir,
 }
 
@@ -37,18 +37,7 @@ pub fn res(cpu: &str, memory: &str) -> Resources {
 /// before the first allocation round, so they contend from the start.
 pub async fn start(cluster: Option<ClusterSpec>, with_a2: bool, frameworks: &[(&str, f64)]) -> System {
     let dir = tempfile::tempdir().unwrap();
-    let (stop, rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let store = berth_apiserver::Embedded::open(&dir.path().join("store.redb")).unwrap();
-    tokio::spawn(berth_apiserver::serve(listener, store, berth_api::crds::all(), stopped()));
-    let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let (client, stop, stopped) = server::start(dir.path()).await;
     if let Some(spec) = cluster {
         Api::<Cluster>::all(client.clone()).create(&PostParams::default(), &Cluster::new("main", spec)).await.unwrap();
     }
@@ -59,19 +48,10 @@ pub async fn start(cluster: Option<ClusterSpec>, with_a2: bool, frameworks: &[(&
     for (name, weight) in frameworks {
         framework(&client, name, *weight).await;
     }
-    tokio::spawn(berth_controllers::run(client.clone(), stopped()));
-    let config = AgentConfig {
-        name: "agent-1".into(),
-        data_dir: dir.path().join("agent"),
-        cpu: Some("4".into()),
-        memory: Some("8Gi".into()),
-        hostname: None,
-        endpoint: "http://127.0.0.1:1".into(),
-        heartbeat: Duration::from_secs(1),
-        kill_grace: Duration::from_secs(1),
-    };
+    server::controllers(&client, &stopped);
+    let config = server::agent_config("agent-1", dir.path(), "4", "8Gi", None);
     let logs = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    tokio::spawn(berth_agent::run(client.clone(), Arc::new(Fake::new(false)), config, logs, stopped()));
+    tokio::spawn(berth_agent::run(client.clone(), Arc::new(Fake::new(false)), config, logs, stopped.wait()));
     System { client, _stop: stop, _dir: dir }
 }
 

@@ -1,0 +1,59 @@
+//! What every controllers test starts: a real in-process API server with
+//! Berth's CRDs and the controllers, ended with the test; and the config of
+//! an agent on the fake runtime.
+
+use std::path::Path;
+use std::time::Duration;
+
+use berth_agent::AgentConfig;
+use kube::Client;
+use tokio::sync::watch;
+
+/// Ends what a test started in the background when sent `true` or dropped.
+pub struct Stop {
+    _tx: watch::Sender<bool>,
+}
+
+/// Resolves once the test's [`Stop`] fires.
+#[derive(Clone)]
+pub struct Stopped(watch::Receiver<bool>);
+
+impl Stopped {
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
+}
+
+/// The API server (on a store in `dir`) and the controllers; the client to reach them.
+pub async fn start(dir: &Path) -> (Client, Stop, Stopped) {
+    let (tx, rx) = watch::channel(false);
+    let stopped = Stopped(rx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let store = berth_apiserver::Embedded::open(&dir.join("store.redb")).unwrap();
+    tokio::spawn(berth_apiserver::serve(listener, store, berth_api::crds::all(), stopped.wait()));
+    let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    (client, Stop { _tx: tx }, stopped)
+}
+
+/// Starts the controllers against `client`.
+pub fn controllers(client: &Client, stopped: &Stopped) {
+    tokio::spawn(berth_controllers::run(client.clone(), stopped.wait()));
+}
+
+/// An agent `name` keeping its data under `dir`, offering `cpu` and `memory`.
+pub fn agent_config(name: &str, dir: &Path, cpu: &str, memory: &str, hostname: Option<String>) -> AgentConfig {
+    AgentConfig {
+        name: name.into(),
+        data_dir: dir.join(name),
+        cpu: Some(cpu.into()),
+        memory: Some(memory.into()),
+        hostname,
+        endpoint: "http://127.0.0.1:1".into(),
+        heartbeat: Duration::from_secs(1),
+        kill_grace: Duration::from_secs(1),
+    }
+}
