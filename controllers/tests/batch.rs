@@ -5,11 +5,9 @@
 mod server;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use berth_agent::fake::{Call, Fake};
 use berth_agent::supervisor::container_id;
-use berth_api::invariants::assert_no_overcommit;
 use berth_api::job::EnvVar;
 use berth_api::{Agent, Condition, Container, Job, JobSpec, Phase, Placement, Resources, TaskGroup};
 use kube::Client;
@@ -33,7 +31,7 @@ async fn start(hold: bool, cpu: &str, memory: &str) -> System {
     tokio::spawn(berth_agent::run(client.clone(), fake.clone(), config, logs, stopped.wait()));
     let sys = System { client, fake, _stop: stop, _dir: dir };
     let agents: Api<Agent> = Api::all(sys.client.clone());
-    eventually(&sys, "the agent to be ready", async || match agents.get_opt("agent-1").await {
+    server::eventually(&sys.client, "the agent to be ready", async || match agents.get_opt("agent-1").await {
         Ok(Some(a)) if a.status.as_ref().is_some_and(|s| s.is_ready()) => Ok(()),
         other => Err(format!("{other:?}")),
     })
@@ -61,23 +59,6 @@ fn job(name: &str, instances: u32, cpu: &str, memory: &str, exit: i32) -> Job {
     )
 }
 
-/// Polls `check` until it returns `Ok`, checking the no-overcommit invariant
-/// at every look; panics with the last observation on timeout.
-async fn eventually<T>(sys: &System, what: &str, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let agents: Api<Agent> = Api::all(sys.client.clone());
-    loop {
-        if let Ok(list) = agents.list(&ListParams::default()).await {
-            assert_no_overcommit(&list.items);
-        }
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => panic!("timed out waiting for {what}; last seen: {last}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
 async fn condition(api: &Api<Job>, name: &str, type_: &str) -> Result<Condition, String> {
     let j = api.get(name).await.map_err(|e| e.to_string())?;
     let conds = j.status.map(|s| s.conditions).unwrap_or_default();
@@ -94,9 +75,10 @@ async fn a_job_runs_to_complete_and_frees_its_claims() {
     let sys = start(false, "1", "1Gi").await;
     let jobs: Api<Job> = Api::namespaced(sys.client.clone(), "default");
     jobs.create(&PostParams::default(), &job("ok", 2, "250m", "128Mi", 0)).await.unwrap();
-    let complete = eventually(&sys, "Complete", async || true_condition(&jobs, "ok", "Complete").await).await;
+    let complete =
+        server::eventually(&sys.client, "Complete", async || true_condition(&jobs, "ok", "Complete").await).await;
     assert_eq!(complete.message, "2/2 tasks succeeded");
-    let reasons = eventually(&sys, "Scheduled and Completed events", async || {
+    let reasons = server::eventually(&sys.client, "Scheduled and Completed events", async || {
         let seen = events_of(&sys, "ok").await?;
         let reasons: Vec<String> = seen.iter().map(|(_, r, _)| r.clone()).collect();
         if reasons.contains(&"Completed".to_string()) { Ok(reasons) } else { Err(format!("{seen:?}")) }
@@ -106,7 +88,7 @@ async fn a_job_runs_to_complete_and_frees_its_claims() {
     let j = jobs.get("ok").await.unwrap();
     assert_eq!(j.status.as_ref().unwrap().observed_generation, j.metadata.generation);
     let agents: Api<Agent> = Api::all(sys.client.clone());
-    eventually(&sys, "the ledger to be empty", async || {
+    server::eventually(&sys.client, "the ledger to be empty", async || {
         let a = agents.get("agent-1").await.map_err(|e| e.to_string())?;
         let claims = a.status.map(|s| s.claims).unwrap_or_default();
         if claims.is_empty() { Ok(()) } else { Err(format!("{claims:?}")) }
@@ -119,7 +101,7 @@ async fn a_failing_task_fails_the_job_with_its_exit_code() {
     let sys = start(false, "1", "1Gi").await;
     let jobs: Api<Job> = Api::namespaced(sys.client.clone(), "default");
     jobs.create(&PostParams::default(), &job("bad", 1, "100m", "64Mi", 3)).await.unwrap();
-    let failed = eventually(&sys, "Failed", async || true_condition(&jobs, "bad", "Failed").await).await;
+    let failed = server::eventually(&sys.client, "Failed", async || true_condition(&jobs, "bad", "Failed").await).await;
     assert!(failed.message.contains("exit code 3 (Error)"), "{}", failed.message);
 }
 
@@ -128,13 +110,14 @@ async fn a_job_too_big_for_any_agent_says_why() {
     let sys = start(false, "1", "1Gi").await;
     let jobs: Api<Job> = Api::namespaced(sys.client.clone(), "default");
     jobs.create(&PostParams::default(), &job("huge", 1, "100m", "2Gi", 0)).await.unwrap();
-    let c = eventually(&sys, "an Unschedulable condition", async || {
+    let c = server::eventually(&sys.client, "an Unschedulable condition", async || {
         let c = condition(&jobs, "huge", "Scheduled").await?;
         if c.reason == "Unschedulable" { Ok(c) } else { Err(format!("{c:?}")) }
     })
     .await;
     assert_eq!(c.message, "0/1 agents fit: 1 insufficient memory (need 2Gi, most free 1Gi)");
-    let seen = eventually(&sys, "a FailedScheduling event", async || events_of(&sys, "huge").await).await;
+    let seen =
+        server::eventually(&sys.client, "a FailedScheduling event", async || events_of(&sys, "huge").await).await;
     assert_eq!(seen, [("Warning".to_string(), "FailedScheduling".to_string(), c.message.clone())]);
 }
 
@@ -158,7 +141,7 @@ async fn tasks_that_do_not_fit_together_wait_and_never_overcommit() {
     jobs.create(&PostParams::default(), &job("a", 1, "600m", "64Mi", 0)).await.unwrap();
     jobs.create(&PostParams::default(), &job("b", 1, "600m", "64Mi", 0)).await.unwrap();
     let placements: Api<Placement> = Api::namespaced(sys.client.clone(), "default");
-    let first = eventually(&sys, "exactly one placement, running", async || {
+    let first = server::eventually(&sys.client, "exactly one placement, running", async || {
         let ps = placements.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
         let running = ps.iter().filter(|p| p.status.as_ref().is_some_and(|s| s.phase == Phase::Running)).count();
         match ps.as_slice() {
@@ -168,7 +151,7 @@ async fn tasks_that_do_not_fit_together_wait_and_never_overcommit() {
     })
     .await;
     let waiting = if first.spec.job == "a" { "b" } else { "a" };
-    eventually(&sys, "the other job to be unschedulable", async || {
+    server::eventually(&sys.client, "the other job to be unschedulable", async || {
         let c = condition(&jobs, waiting, "Scheduled").await?;
         if c.reason == "Unschedulable" && c.message.contains("insufficient cpu") {
             Ok(())
@@ -179,7 +162,7 @@ async fn tasks_that_do_not_fit_together_wait_and_never_overcommit() {
     .await;
 
     sys.fake.release(&container_id(&first), 0);
-    eventually(&sys, "the other job to run and both to complete", async || {
+    server::eventually(&sys.client, "the other job to run and both to complete", async || {
         if let Some(p) = placements.get_opt(&format!("{waiting}-main-0-0")).await.map_err(|e| e.to_string())? {
             sys.fake.release(&container_id(&p), 0);
         }
@@ -195,7 +178,7 @@ async fn deleting_a_job_stops_its_running_tasks_and_frees_their_claims() {
     let jobs: Api<Job> = Api::namespaced(sys.client.clone(), "default");
     jobs.create(&PostParams::default(), &job("doomed", 1, "500m", "64Mi", 0)).await.unwrap();
     let placements: Api<Placement> = Api::namespaced(sys.client.clone(), "default");
-    let running = eventually(&sys, "the task to run", async || {
+    let running = server::eventually(&sys.client, "the task to run", async || {
         let p = placements.get("doomed-main-0-0").await.map_err(|e| e.to_string())?;
         if p.status.as_ref().is_some_and(|s| s.phase == Phase::Running) {
             Ok(p)
@@ -207,7 +190,7 @@ async fn deleting_a_job_stops_its_running_tasks_and_frees_their_claims() {
     jobs.delete("doomed", &DeleteParams::default()).await.unwrap();
 
     let id = container_id(&running);
-    eventually(&sys, "the container to be killed and removed", async || {
+    server::eventually(&sys.client, "the container to be killed and removed", async || {
         let calls = sys.fake.calls();
         let killed = calls.iter().any(|c| matches!(c, Call::Kill(k, _) if *k == id));
         let removed = calls.iter().any(|c| matches!(c, Call::Remove(r) if *r == id));
@@ -215,7 +198,7 @@ async fn deleting_a_job_stops_its_running_tasks_and_frees_their_claims() {
     })
     .await;
     let agents: Api<Agent> = Api::all(sys.client.clone());
-    eventually(&sys, "the placement and its claim to be gone", async || {
+    server::eventually(&sys.client, "the placement and its claim to be gone", async || {
         let left = placements.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items.len();
         let claims =
             agents.get("agent-1").await.map_err(|e| e.to_string())?.status.map(|s| s.claims).unwrap_or_default();

@@ -6,11 +6,9 @@
 mod server;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use berth_agent::fake::Fake;
 use berth_agent::supervisor::container_id;
-use berth_api::invariants::assert_no_overcommit;
 use berth_api::{Agent, Condition, Container, Job, JobSpec, Placement, Resources, TaskGroup};
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
@@ -39,7 +37,7 @@ async fn start(n: usize, cpu: &str, memory: &str) -> System {
     }
     let sys = System { client, fakes, _stop: stop, _dir: dir };
     let agents: Api<Agent> = Api::all(sys.client.clone());
-    eventually(&sys, "every agent to be ready", async || {
+    server::eventually(&sys.client, "every agent to be ready", async || {
         let list = agents.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
         let ready = list.iter().filter(|a| a.status.as_ref().is_some_and(|s| s.is_ready())).count();
         if ready == n { Ok(()) } else { Err(format!("{ready}/{n} ready")) }
@@ -66,23 +64,6 @@ fn job(name: &str, instances: u32, cpu: &str, constraints: &[&[&str]], gang: boo
             ..Default::default()
         },
     )
-}
-
-/// Polls `check` until it returns `Ok`, checking the no-overcommit invariant
-/// at every look; panics with the last observation on timeout.
-async fn eventually<T>(sys: &System, what: &str, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let agents: Api<Agent> = Api::all(sys.client.clone());
-    loop {
-        if let Ok(list) = agents.list(&ListParams::default()).await {
-            assert_no_overcommit(&list.items);
-        }
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => panic!("timed out waiting for {what}; last seen: {last}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
 }
 
 /// The Job's `Scheduled` condition once its reason is `reason`.
@@ -117,7 +98,7 @@ async fn unique_hostname_puts_each_instance_on_its_own_agent() {
     let jobs: Api<Job> = Api::namespaced(sys.client.clone(), "default");
     // Binpack alone would stack all three on one agent: each has room for all.
     jobs.create(&PostParams::default(), &job("web", 3, "100m", &[&["hostname", "UNIQUE"]], false)).await.unwrap();
-    eventually(&sys, "all instances placed", async || scheduled(&jobs, "web", "Placed").await).await;
+    server::eventually(&sys.client, "all instances placed", async || scheduled(&jobs, "web", "Placed").await).await;
     let placed = agents_of(&sys, "web").await.unwrap();
     let mut agents: Vec<&str> = placed.iter().map(|(_, a)| a.as_str()).collect();
     agents.sort();
@@ -132,7 +113,7 @@ async fn a_job_its_constraint_cannot_place_says_so_in_its_condition_and_events()
     // Until the controllers' cache has seen every agent ready the reasons may
     // differ; what the user is left with is this.
     let want = "0/3 agents fit: 3 excluded by UNIQUE hostname";
-    let c = eventually(&sys, "an Unschedulable condition naming UNIQUE hostname", async || {
+    let c = server::eventually(&sys.client, "an Unschedulable condition naming UNIQUE hostname", async || {
         let c = scheduled(&jobs, "four", "Unschedulable").await?;
         if c.message == want { Ok(c) } else { Err(format!("{c:?}")) }
     })
@@ -140,7 +121,7 @@ async fn a_job_its_constraint_cannot_place_says_so_in_its_condition_and_events()
     assert_eq!(agents_of(&sys, "four").await.unwrap().len(), 3, "the three that fit are placed");
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(sys.client.clone(), "default");
     let lp = ListParams::default().fields("involvedObject.kind=Job,involvedObject.name=four");
-    eventually(&sys, "a FailedScheduling event naming the constraint", async || {
+    server::eventually(&sys.client, "a FailedScheduling event naming the constraint", async || {
         let seen: Vec<(String, String)> = events
             .list(&lp)
             .await
@@ -160,7 +141,10 @@ async fn a_bad_constraint_stalls_the_job_naming_the_field() {
     let sys = start(1, "2", "1Gi").await;
     let jobs: Api<Job> = Api::namespaced(sys.client.clone(), "default");
     jobs.create(&PostParams::default(), &job("near", 1, "100m", &[&["rack", "NEAR", "r1"]], false)).await.unwrap();
-    let c = eventually(&sys, "an InvalidSpec condition", async || scheduled(&jobs, "near", "InvalidSpec").await).await;
+    let c = server::eventually(&sys.client, "an InvalidSpec condition", async || {
+        scheduled(&jobs, "near", "InvalidSpec").await
+    })
+    .await;
     assert!(c.message.starts_with("spec.taskGroups[0].constraints[0]: unsupported operator \"NEAR\""), "{}", c.message);
     assert!(agents_of(&sys, "near").await.unwrap().is_empty(), "nothing is placed");
 }
@@ -170,11 +154,12 @@ async fn a_gang_waits_whole_instead_of_half_placing() {
     let sys = start(2, "1", "1Gi").await;
     let jobs: Api<Job> = Api::namespaced(sys.client.clone(), "default");
     jobs.create(&PostParams::default(), &job("blocker", 1, "600m", &[], false)).await.unwrap();
-    eventually(&sys, "the blocker to be placed", async || scheduled(&jobs, "blocker", "Placed").await).await;
+    server::eventually(&sys.client, "the blocker to be placed", async || scheduled(&jobs, "blocker", "Placed").await)
+        .await;
 
     jobs.create(&PostParams::default(), &job("gang", 2, "600m", &[], true)).await.unwrap();
     let want = "gang of 2: only 1 fit: 0/2 agents fit: 2 insufficient cpu (need 600m, most free 400m)";
-    eventually(&sys, "the gang to wait, saying why", async || {
+    server::eventually(&sys.client, "the gang to wait, saying why", async || {
         let c = scheduled(&jobs, "gang", "Unschedulable").await?;
         if c.message == want { Ok(()) } else { Err(format!("{c:?}")) }
     })
@@ -190,7 +175,7 @@ async fn a_gang_waits_whole_instead_of_half_placing() {
     for fake in &sys.fakes {
         fake.release(&container_id(&blocker), 0);
     }
-    let placed = eventually(&sys, "the whole gang to be placed", async || {
+    let placed = server::eventually(&sys.client, "the whole gang to be placed", async || {
         scheduled(&jobs, "gang", "Placed").await?;
         agents_of(&sys, "gang").await
     })
@@ -225,7 +210,7 @@ async fn constraints_match_the_labels_of_agents() {
     let mut j = job("racked", 4, "100m", &[&["rack", "LIKE", "r1"], &["hostname", "MAX_PER", "2"]], false);
     j.spec.strategy = berth_api::constraint::Strategy::Spread;
     jobs.create(&PostParams::default(), &j).await.unwrap();
-    let placed = eventually(&sys, "all four placed on r1 agents, two each", async || {
+    let placed = server::eventually(&sys.client, "all four placed on r1 agents, two each", async || {
         let placed = agents_of(&sys, "racked").await?;
         let on = |a: &str| placed.iter().filter(|(_, x)| x == a).count();
         if (on("agent-1"), on("agent-3")) == (2, 2) { Ok(placed) } else { Err(format!("{placed:?}")) }

@@ -3,10 +3,13 @@
 //! an agent on the fake runtime.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_agent::AgentConfig;
+use berth_api::Agent;
+use berth_api::invariants::assert_no_overcommit;
 use kube::Client;
+use kube::api::{Api, ListParams};
 use tokio::sync::watch;
 
 /// Ends what a test started in the background when sent `true` or dropped.
@@ -55,5 +58,22 @@ pub fn agent_config(name: &str, dir: &Path, cpu: &str, memory: &str, hostname: O
         endpoint: "http://127.0.0.1:1".into(),
         heartbeat: Duration::from_secs(1),
         kill_grace: Duration::from_secs(1),
+    }
+}
+
+/// Polls `check` until it returns `Ok`, checking the no-overcommit invariant
+/// at every look; panics with the last observation after 30 s.
+pub async fn eventually<T>(client: &Client, what: &str, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let agents: Api<Agent> = Api::all(client.clone());
+    loop {
+        if let Ok(list) = agents.list(&ListParams::default()).await {
+            assert_no_overcommit(&list.items);
+        }
+        match check().await {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > deadline => panic!("timed out waiting for {what}; last seen: {last}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
     }
 }

@@ -6,11 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use berth_agent::fake::Fake;
 use berth_api::framework::{CONDITION_OFFERED, FrameworkSpec, Mode, Scheduler};
-use berth_api::invariants::{assert_no_overcommit, assert_offers_held};
+use berth_api::invariants::assert_offers_held;
 use berth_api::job::EnvVar;
 use berth_api::{
     Agent, AgentSpec, AgentStatus, Cluster, ClusterSpec, Condition, Container, Framework, Offer, OfferState, Phase,
@@ -131,19 +130,14 @@ pub fn offered_cpu(all: &[Offer]) -> BTreeMap<String, u64> {
 /// (offers listed before agents: a hold is written before its offer and
 /// released only after it closes).
 pub async fn eventually<T>(client: &Client, what: &str, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
     let agents: Api<Agent> = Api::all(client.clone());
-    loop {
+    server::eventually(client, what, async || {
         let offered = offers(client).await;
-        let list = agents.list(&ListParams::default()).await.unwrap().items;
-        assert_no_overcommit(&list);
+        let list = agents.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
         assert_offers_held(&list, &offered);
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => panic!("timed out waiting for {what}; last seen: {last}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
+        check().await
+    })
+    .await
 }
 
 pub async fn placement(client: &Client, name: &str) -> Placement {
