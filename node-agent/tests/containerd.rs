@@ -108,6 +108,9 @@ async fn echo_hello_exits_zero_and_logs_hello() {
     let log = env.log("hello");
     assert!(log.contains("hello") && log.contains("to-stderr"), "stdout and stderr are not in the log: {log:?}");
     assert!(exit.finished_at.parse::<jiff::Timestamp>().is_ok(), "finished_at {:?} is not RFC 3339", exit.finished_at);
+    // Asked again (as after the agent restarts), the same exit comes back.
+    let again = env.wait("hello").await;
+    assert_eq!(again, exit, "a second wait");
 }
 
 #[tokio::test]

@@ -60,9 +60,15 @@ fn record(worst: &Mutex<f64>, v: f64) -> f64 {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
-    /// Invariant 6: frameworks that accept everything and hold it forever,
-    /// each wanting more than the cluster has, end with weighted dominant
-    /// shares equal within `DRF_TOLERANCE`.
+    /// Invariant 6, with indivisible tasks: frameworks that accept
+    /// everything and hold it forever, each wanting more than the cluster
+    /// has, fill it until no task of any fits, and none is ahead of another
+    /// by more than one task unless the one behind could not take that
+    /// task's place: the allocator fills each agent with the framework of
+    /// least weighted dominant share that fits, so when a framework got its
+    /// last task, every framework behind it did not fit on that agent. The
+    /// spread of shares this leaves (fragments that only small tasks fit)
+    /// is printed as measured, not bounded.
     #[test]
     fn held_allocations_follow_the_weights(
         agents in agents(),
@@ -73,10 +79,33 @@ proptest! {
         for _ in 0..20 {
             world.step();
         }
-        let dev = deviation(&weighted_shares(&world));
+        let shares = weighted_shares(&world);
+        for f in 0..world.frameworks.len() {
+            prop_assert!(!world.fits_somewhere(f), "a task of {} still fits after 20 rounds; shares {shares:?}", world.frameworks[f].id);
+        }
+        let total: ResourceVec = world.agents.iter().map(|a| a.1).sum();
+        for (g, leader) in world.frameworks.iter().enumerate() {
+            let one_task = dominant_share(&leader.task, &total) / leader.weight;
+            for (f, behind) in world.frameworks.iter().enumerate() {
+                if shares[g] - one_task <= shares[f] + 1e-9 {
+                    continue;
+                }
+                // Some agent holding a task of `g` (the one of its last
+                // task) had no room for `f` even with that task's capacity.
+                let blocked = (0..world.agents.len()).any(|a| {
+                    world.agents[a].2.iter().any(|p| p.framework == g)
+                        && !behind.task.fits_in(&(world.free(a) + leader.task))
+                });
+                prop_assert!(
+                    blocked,
+                    "{} is {:.4} ahead of {} in weighted share, more than its one task ({one_task:.4}), and {} would fit in the place of any of its tasks",
+                    leader.id, shares[g] - shares[f], behind.id, behind.id
+                );
+            }
+        }
+        let dev = deviation(&shares);
         let worst = record(&WORST_DEVIATION, dev);
         println!("DRF held: deviation {:.2}% (worst so far {:.2}%)", dev * 100.0, worst * 100.0);
-        prop_assert!(dev <= DRF_TOLERANCE, "weighted shares {:?} deviate {:.1}%", weighted_shares(&world), dev * 100.0);
     }
 
     /// The same under churn: tasks end after a few rounds and frameworks

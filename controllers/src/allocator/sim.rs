@@ -64,6 +64,17 @@ impl World {
         self.agents.iter().flat_map(|a| &a.2).filter(|p| p.framework == f).map(|p| p.resources).sum()
     }
 
+    /// What agent `a` has left.
+    pub fn free(&self, a: usize) -> ResourceVec {
+        let (_, alloc, ps) = &self.agents[a];
+        alloc.saturating_sub(&ps.iter().map(|p| p.resources).sum())
+    }
+
+    /// Whether one more task of framework `f` fits on some agent.
+    pub fn fits_somewhere(&self, f: usize) -> bool {
+        (0..self.agents.len()).any(|a| self.frameworks[f].task.fits_in(&self.free(a)))
+    }
+
     /// The planner's view of the world (no offers stay open: all are accepted at once).
     pub fn input(&self) -> Input {
         let agents = self

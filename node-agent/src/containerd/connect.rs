@@ -93,9 +93,14 @@ pub(super) fn ignore_not_found<T>(
     r: Result<T, tonic::Status>,
     what: impl std::fmt::Display,
 ) -> Result<(), RuntimeError> {
+    found(r, what).map(|_| ())
+}
+
+/// The answer, `None` if what was asked for does not exist.
+pub(super) fn found<T>(r: Result<T, tonic::Status>, what: impl std::fmt::Display) -> Result<Option<T>, RuntimeError> {
     match r {
-        Ok(_) => Ok(()),
-        Err(s) if is_not_found(&s) => Ok(()),
+        Ok(v) => Ok(Some(v)),
+        Err(s) if is_not_found(&s) => Ok(None),
         Err(s) => Err(grpc(what)(s)),
     }
 }

@@ -8,31 +8,86 @@
 //! deleted, and the count survives the agent's restart, which an event
 //! subscription would not. A container whose process exited 0 is not
 //! reported OOM-killed even if one of its children was.
+//!
+//! The shim appends the container's output to its log file from pipes, and
+//! those copies may still be draining when the exit is published; only
+//! deleting the task waits for them. So once the exit is known it is kept
+//! in the container's labels and the task is deleted: when `wait` returns,
+//! the log is complete, and a later `wait` (after the agent restarts) reads
+//! the same exit back from the labels.
 
 use std::path::{Path, PathBuf};
 
-use containerd_client::services::v1::WaitRequest;
+use containerd_client::services::v1::containers_client::ContainersClient;
 use containerd_client::services::v1::tasks_client::TasksClient;
+use containerd_client::services::v1::{DeleteTaskRequest, GetContainerRequest, UpdateContainerRequest, WaitRequest};
 
 use super::Containerd;
-use super::connect::{grpc, is_not_found};
+use super::connect::{found, grpc, ignore_not_found, is_not_found};
 use super::spec::cgroup_path;
 use crate::runtime::{ExitStatus, RuntimeError};
 
-/// Waits for the container's process to exit; returns at once if it has.
+/// Container labels that keep how the container ended once its task is gone.
+const EXIT_CODE: &str = "berth.dev/exit-code";
+const OOM_KILLED: &str = "berth.dev/oom-killed";
+const FINISHED_AT: &str = "berth.dev/finished-at";
+
+/// Waits for the container's process to exit and for its output to reach
+/// the log; returns at once if it has.
 pub(super) async fn wait(c: &Containerd, id: &str) -> Result<ExitStatus, RuntimeError> {
-    let resp = TasksClient::new(c.channel.clone())
+    let waited = TasksClient::new(c.channel.clone())
         .wait(c.request(WaitRequest { container_id: id.to_string(), exec_id: String::new() }))
-        .await
-        .map_err(|s| {
-            if is_not_found(&s) { RuntimeError::NotFound(id.into()) } else { grpc(format!("waiting for {id}"))(s) }
-        })?
-        .into_inner();
+        .await;
+    let resp = match waited {
+        Ok(resp) => resp.into_inner(),
+        Err(s) if is_not_found(&s) => return recorded(c, id).await?.ok_or_else(|| RuntimeError::NotFound(id.into())),
+        Err(s) => return Err(grpc(format!("waiting for {id}"))(s)),
+    };
     let finished =
         resp.exited_at.and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok()).unwrap_or_else(jiff::Timestamp::now);
     let code = i32::try_from(resp.exit_status).unwrap_or(i32::MAX);
+    // Read before the task is deleted: the cgroup goes with it.
     let oom_killed = code != 0 && oom_kills(&cgroup_path(id)) > 0;
-    Ok(ExitStatus { code, oom_killed, finished_at: berth_api::format_time(finished) })
+    let exit = ExitStatus { code, oom_killed, finished_at: berth_api::format_time(finished) };
+    record(c, id, &exit).await?;
+    let deleted =
+        TasksClient::new(c.channel.clone()).delete(c.request(DeleteTaskRequest { container_id: id.to_string() })).await;
+    ignore_not_found(deleted, format!("deleting the exited task of {id}"))?;
+    Ok(exit)
+}
+
+/// Keeps `exit` in the container's labels.
+async fn record(c: &Containerd, id: &str, exit: &ExitStatus) -> Result<(), RuntimeError> {
+    let mut containers = ContainersClient::new(c.channel.clone());
+    let got = containers.get(c.request(GetContainerRequest { id: id.to_string() })).await;
+    let Some(mut container) = found(got, format!("reading container {id}"))?.and_then(|r| r.into_inner().container)
+    else {
+        return Ok(());
+    };
+    container.labels.insert(EXIT_CODE.into(), exit.code.to_string());
+    container.labels.insert(OOM_KILLED.into(), exit.oom_killed.to_string());
+    container.labels.insert(FINISHED_AT.into(), exit.finished_at.clone());
+    let mask = prost_types::FieldMask { paths: vec!["labels".into()] };
+    let req = UpdateContainerRequest { container: Some(container), update_mask: Some(mask) };
+    let updated = containers.update(c.request(req)).await;
+    ignore_not_found(updated, format!("recording the exit of {id}"))
+}
+
+/// The exit kept in the labels of a container whose task was deleted.
+async fn recorded(c: &Containerd, id: &str) -> Result<Option<ExitStatus>, RuntimeError> {
+    let got = ContainersClient::new(c.channel.clone()).get(c.request(GetContainerRequest { id: id.to_string() })).await;
+    let Some(container) = found(got, format!("reading container {id}"))?.and_then(|r| r.into_inner().container) else {
+        return Ok(None);
+    };
+    Ok(exit_from_labels(&container.labels))
+}
+
+fn exit_from_labels(labels: &std::collections::HashMap<String, String>) -> Option<ExitStatus> {
+    Some(ExitStatus {
+        code: labels.get(EXIT_CODE)?.parse().ok()?,
+        oom_killed: labels.get(OOM_KILLED).is_some_and(|v| v == "true"),
+        finished_at: labels.get(FINISHED_AT)?.clone(),
+    })
 }
 
 /// OOM kills the kernel counted in the memory cgroup at `cgroup` (0 when
