@@ -67,6 +67,7 @@ fn input(fill_percent: u64, now: Timestamp) -> Input {
                     total: ResourceVec::new(task.cpu_millis * 2000, task.memory_bytes * 2000),
                     task,
                 }),
+                usable: None,
             }
         })
         .collect();

@@ -1,7 +1,9 @@
-//! The `builtin-batch` Job reconciler in shared-state mode: every task
+//! The `builtin-batch` Job reconciler. In shared-state mode every task
 //! instance without a placement is planned onto an agent, claimed on that
-//! agent's ledger with compare-and-swap, and given a `Placement`; the Job's
-//! status follows its placements.
+//! agent's ledger with compare-and-swap, and given a `Placement`. In
+//! `Offers` mode the allocation loop places them through offers
+//! (`offers::builtin_answer`) and this says why any wait. Either way the
+//! Job's status follows its placements.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 use berth_api::constraint::Constraint;
 use berth_api::framework::{Mode, Scheduler};
-use berth_api::{Agent, Framework, Job, LABEL_JOB, LABEL_TASK_GROUP, Placement, PlacementSpec, TaskGroup};
+use berth_api::{Agent, Framework, Job, LABEL_JOB, LABEL_TASK_GROUP, Offer, Placement, PlacementSpec, TaskGroup};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -18,6 +20,7 @@ use tracing::Instrument;
 
 use crate::events;
 use crate::job_status::{self, Observed};
+use crate::offers::builtin::{PendingJob, plan_jobs};
 use crate::scheduler::apply::apply;
 use crate::scheduler::plan::{AgentView, Demand, Group, Request, plan};
 use crate::{Context, Error};
@@ -30,14 +33,20 @@ pub fn placement_name(job: &str, group: &str, instance: u32, attempt: u32) -> St
 pub async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = job.namespace().unwrap_or_default();
     let name = job.name_any();
-    if !is_ours(&job, &ctx, &ns).await? {
+    let Some(route) = route(&job, &ctx, &ns).await? else {
         return Ok(Action::await_change());
-    }
+    };
     let span = tracing::info_span!("job", job = format!("{ns}/{name}"));
-    reconcile_ours(job, ctx, ns, name).instrument(span).await
+    reconcile_ours(job, ctx, ns, name, route).instrument(span).await
 }
 
-async fn reconcile_ours(job: Arc<Job>, ctx: Arc<Context>, ns: String, name: String) -> Result<Action, Error> {
+async fn reconcile_ours(
+    job: Arc<Job>,
+    ctx: Arc<Context>,
+    ns: String,
+    name: String,
+    route: Route,
+) -> Result<Action, Error> {
     let now = berth_api::now_rfc3339();
 
     let uid = job.uid().unwrap_or_default();
@@ -63,9 +72,15 @@ async fn reconcile_ours(job: Arc<Job>, ctx: Arc<Context>, ns: String, name: Stri
         if !missing.is_empty() {
             let live: Vec<&Placement> =
                 placements.values().filter(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_terminal())).collect();
-            let created = place(&job, &ctx, &ns, &missing, &live, &now).await?;
-            unschedulable = created.unplaced;
-            placements.extend(created.placements.into_iter().map(|p| (p.name_any(), p)));
+            match route {
+                Route::SharedState => {
+                    let created = place(&job, &ctx, &ns, &missing, &live, &now).await?;
+                    unschedulable = created.unplaced;
+                    placements.extend(created.placements.into_iter().map(|p| (p.name_any(), p)));
+                }
+                // The allocation loop places them through offers; this says why they wait.
+                Route::Offers(fw) => unschedulable = offers_wait(&job, &ctx, &ns, &fw, missing, live).await?,
+            }
         }
     }
 
@@ -96,14 +111,62 @@ pub fn error_policy(job: Arc<Job>, error: &Error, _ctx: Arc<Context>) -> Action 
     Action::requeue(Duration::from_secs(2))
 }
 
-/// True when this Job is for the built-in batch scheduler in shared-state mode.
-async fn is_ours(job: &Job, ctx: &Context, ns: &str) -> Result<bool, Error> {
-    let Some(fw) = &job.spec.framework else { return Ok(true) };
+/// How a Job of the built-in batch scheduler gets its placements.
+enum Route {
+    /// Claimed here on the shared ledger (a Job without a framework, too).
+    SharedState,
+    /// Placed through offers to this framework (by name) by the allocation loop.
+    Offers(String),
+}
+
+/// How this Job is placed, or `None` when it is not the built-in batch scheduler's.
+async fn route(job: &Job, ctx: &Context, ns: &str) -> Result<Option<Route>, Error> {
+    let Some(fw) = &job.spec.framework else { return Ok(Some(Route::SharedState)) };
     let frameworks: Api<Framework> = Api::namespaced(ctx.client.clone(), ns);
     Ok(match frameworks.get_opt(fw).await? {
-        Some(f) => f.spec.scheduler == Scheduler::BuiltinBatch && f.spec.mode == Mode::SharedState,
-        None => false,
+        Some(f) if f.spec.scheduler == Scheduler::BuiltinBatch => match f.spec.mode {
+            Mode::SharedState => Some(Route::SharedState),
+            Mode::Offers => Some(Route::Offers(f.name_any())),
+        },
+        _ => None,
     })
+}
+
+/// Why `missing` instances of an `Offers` Job wait, if they fit nowhere:
+/// planned (without writing anything) over what could be offered to its
+/// framework — each agent's free capacity plus what the framework's open
+/// offers hold there — so the reason is the shared-state path's, in numbers.
+async fn offers_wait(
+    job: &Job,
+    ctx: &Context,
+    ns: &str,
+    fw: &str,
+    missing: Vec<(&TaskGroup, u32)>,
+    live: Vec<&Placement>,
+) -> Result<Option<String>, Error> {
+    let offers = Api::<Offer>::namespaced(ctx.client.clone(), ns).list(&Default::default()).await?;
+    let own: std::collections::HashSet<String> = offers
+        .items
+        .iter()
+        .filter(|o| o.spec.framework == fw && crate::offers::inputs::is_open(o))
+        .map(|o| format!("{ns}/{}", o.name_any()))
+        .collect();
+    let mut views: Vec<AgentView> = ctx
+        .agents
+        .state()
+        .iter()
+        .map(|a| {
+            let mut v = AgentView::of(a);
+            let claims = a.status.iter().flat_map(|s| &s.claims);
+            for c in claims.filter(|c| own.contains(&c.owner)) {
+                v.free += c.resources.to_vec().unwrap_or_default();
+            }
+            v
+        })
+        .collect();
+    let pending = PendingJob { job, live, missing };
+    let planning = plan_jobs(std::slice::from_ref(&pending), &mut views, 0);
+    Ok(planning.unplaced.get(&0).cloned())
 }
 
 struct Placed {
@@ -198,7 +261,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-fn new_placement(job: &Job, g: &TaskGroup, instance: u32, name: &str, agent: &str) -> Placement {
+pub(crate) fn new_placement(job: &Job, g: &TaskGroup, instance: u32, name: &str, agent: &str) -> Placement {
     let labels =
         BTreeMap::from([(LABEL_JOB.to_string(), job.name_any()), (LABEL_TASK_GROUP.to_string(), g.name.clone())]);
     let owner = OwnerReference {

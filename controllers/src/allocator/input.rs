@@ -1,6 +1,6 @@
 //! What one allocation round sees and what it decides, as plain values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use berth_api::cluster::{AllocationPolicy, ClusterSpec};
 use berth_api::framework::Mode;
@@ -47,6 +47,9 @@ pub struct FrameworkInput {
     pub allocated: ResourceVec,
     /// What it waits for; `None` when it has nothing pending (suppressed).
     pub demand: Option<Demand>,
+    /// The agents (by name) where at least one of its pending tasks could
+    /// go under their constraints; it is offered no other. `None`: all.
+    pub usable: Option<BTreeSet<String>>,
 }
 
 /// A role's weight and quota.
@@ -203,6 +206,8 @@ pub enum IdleReason {
     GuaranteeHeadroom,
     /// No agent has room for its smallest task.
     NoCapacity,
+    /// Its pending tasks' constraints rule out every agent with room.
+    NoUsableAgent,
 }
 
 impl IdleReason {
@@ -216,6 +221,7 @@ impl IdleReason {
             IdleReason::Reserved => "Reserved",
             IdleReason::GuaranteeHeadroom => "GuaranteeHeadroom",
             IdleReason::NoCapacity => "NoCapacity",
+            IdleReason::NoUsableAgent => "NoUsableAgent",
         }
     }
 }

@@ -73,6 +73,7 @@ prop_compose! {
             mode: if *offers { Mode::Offers } else { Mode::SharedState },
             allocated: *allocated,
             demand: demand.map(|(task, n)| Demand { total: times(task, n), task }),
+            usable: None,
         }).collect();
         let mut inp = Input { frameworks, ..Default::default() };
         for (i, (alloc, placed, offers, schedulable)) in agents.iter().enumerate() {
@@ -180,6 +181,36 @@ proptest! {
                 && inp.agents.iter().any(|a| a.name == o.agent && a.schedulable)
                 && inp.frameworks.iter().any(|f| f.id == o.framework && f.mode == Mode::Offers);
             prop_assert_eq!(rescinded, !live, "{}", o.id);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// A framework with a set of usable agents (its pending tasks'
+    /// constraints) is offered no other agent, and the cluster's capacity
+    /// still is never offered twice.
+    #[test]
+    fn frameworks_are_offered_only_agents_they_can_use(mut inp in world(), masks in prop::collection::vec(prop::option::of(any::<u8>()), 6)) {
+        for (f, mask) in inp.frameworks.iter_mut().zip(&masks) {
+            f.usable = mask.map(|m| (0..8).filter(|i| m & (1 << i) != 0).map(|i| format!("agent-{i}")).collect());
+        }
+        let plan = plan_round(&inp, now());
+        for o in &plan.offers {
+            let f = inp.frameworks.iter().find(|f| f.id == o.framework).unwrap();
+            prop_assert!(f.usable.as_ref().is_none_or(|u| u.contains(&o.agent)), "{} offered barred {}", o.framework, o.agent);
+        }
+        for a in &inp.agents {
+            let old: ResourceVec = inp.offers.iter().filter(|o| o.agent == a.name && !a.holds.contains(&o.id)).map(|o| o.resources).sum();
+            let new = sum_where(plan.offers.iter(), |o| o.agent == a.name);
+            prop_assert!((a.claimed + old + new).fits_in(&a.allocatable) || new == ResourceVec::ZERO, "{} overcommitted", a.name);
+        }
+        for (id, idle) in &plan.idle {
+            let f = inp.frameworks.iter().find(|f| &f.id == id).unwrap();
+            if idle.reason == IdleReason::NoUsableAgent {
+                prop_assert!(f.usable.is_some(), "{id}: {idle:?}");
+            }
         }
     }
 }

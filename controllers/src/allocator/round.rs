@@ -24,6 +24,8 @@ pub(super) struct Round<'a> {
     pub declined: HashSet<(usize, usize)>,
     /// `(framework, agent)` pairs with an offer that stays open.
     pub open: HashSet<(usize, usize)>,
+    /// `(framework, agent)` pairs where none of the framework's pending tasks may go.
+    pub barred: HashSet<(usize, usize)>,
     pub reservation: Option<(usize, usize)>,
     pub tally: Tally,
 }
@@ -113,6 +115,15 @@ impl<'a> Round<'a> {
             .filter(|d| d.until > now)
             .filter_map(|d| Some((*fw_all.get(d.framework.as_str())?, *agent_ix.get(d.agent.as_str())?)))
             .collect();
+        let barred = input
+            .frameworks
+            .iter()
+            .enumerate()
+            .filter_map(|(f, fw)| Some((f, fw.usable.as_ref()?)))
+            .flat_map(|(f, usable)| {
+                input.agents.iter().enumerate().filter(|(_, a)| !usable.contains(&a.name)).map(move |(a, _)| (f, a))
+            })
+            .collect();
         Round {
             input,
             now,
@@ -120,6 +131,7 @@ impl<'a> Round<'a> {
             free,
             declined,
             open,
+            barred,
             reservation: None,
             tally: Tally::new(input, total, &kept),
         }
@@ -127,7 +139,10 @@ impl<'a> Round<'a> {
 
     /// True when agent `a` may be offered to framework `f` at all this round.
     pub fn usable(&self, f: usize, a: usize) -> bool {
-        self.input.agents[a].schedulable && !self.declined.contains(&(f, a)) && !self.open.contains(&(f, a))
+        self.input.agents[a].schedulable
+            && !self.declined.contains(&(f, a))
+            && !self.open.contains(&(f, a))
+            && !self.barred.contains(&(f, a))
     }
 
     /// True when one more task of `f` stays within its role's limit.

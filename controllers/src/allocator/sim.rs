@@ -100,6 +100,7 @@ impl World {
                 mode: Mode::Offers,
                 allocated: self.allocated(i),
                 demand: (f.pending > 0).then(|| Demand { total: times(f.task, f.pending), task: f.task }),
+                usable: None,
             })
             .collect();
         Input { agents, frameworks, policy: self.policy.clone(), filters: vec![], offers: vec![] }

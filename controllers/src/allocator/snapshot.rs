@@ -52,6 +52,7 @@ pub fn framework_input(fw: &Framework, allocated: ResourceVec, demand: Option<De
         mode: fw.spec.mode,
         allocated,
         demand,
+        usable: None,
     }
 }
 

@@ -30,6 +30,7 @@ fn fw(id: &str, role: &str, task: ResourceVec, pending: u64, allocated: Resource
         mode: Mode::Offers,
         allocated,
         demand: (pending > 0).then(|| Demand { total: times(task, pending), task }),
+        usable: None,
     }
 }
 
@@ -254,6 +255,44 @@ fn a_large_task_gets_an_agent_kept_for_it_while_small_ones_wait() {
     assert_eq!(plan.idle["ns/big"].reason, IdleReason::Reserved);
     assert!(plan.offers.iter().all(|o| o.agent != "a"), "{plan:?}");
     assert_eq!(offered(&plan), ["ns/small"]);
+}
+
+#[test]
+fn a_framework_is_offered_only_agents_its_pending_tasks_can_use() {
+    let mut f = fw("ns/f", "*", r(1000, 1), 4, ResourceVec::ZERO);
+    f.usable = Some(["b".to_string()].into());
+    let other = fw("ns/g", "*", r(1000, 1), 1, ResourceVec::ZERO);
+    let agents = vec![agent("a", r(4000, 8), ResourceVec::ZERO), agent("b", r(4000, 8), ResourceVec::ZERO)];
+    let plan = plan_round(&input(agents.clone(), vec![f.clone(), other]), now());
+    let to_f: Vec<&str> = plan.offers.iter().filter(|o| o.framework == "ns/f").map(|o| o.agent.as_str()).collect();
+    assert_eq!(to_f, ["b"], "{plan:?}");
+    assert!(plan.offers.iter().any(|o| o.framework == "ns/g" && o.agent == "a"), "others still get a: {plan:?}");
+
+    // A big task that fits only on a barred agent gets no agent kept for it there.
+    let mut big = fw("ns/big", "*", r(4000, 4), 1, ResourceVec::ZERO);
+    big.usable = Some(["b".to_string()].into());
+    let inp = input(vec![agent("a", r(4000, 8), ResourceVec::ZERO), agent("b", r(4000, 8), r(1000, 1))], vec![big]);
+    let plan = plan_round(&inp, now());
+    assert_eq!(plan.reservation, Some(("ns/big".to_string(), "b".to_string())), "{plan:?}");
+    assert!(plan.offers.is_empty(), "{plan:?}");
+}
+
+#[test]
+fn a_framework_whose_constraints_rule_out_every_agent_is_told_so() {
+    // b is full and too small to ever take the task, so nothing is kept for it there.
+    let agents = vec![agent("a", r(4000, 8), ResourceVec::ZERO), agent("b", r(500, 1), r(500, 1))];
+    let mut f = fw("ns/f", "*", r(1000, 1), 1, ResourceVec::ZERO);
+    f.usable = Some(Default::default());
+    let plan = plan_round(&input(agents.clone(), vec![f.clone()]), now());
+    assert!(plan.offers.is_empty(), "{plan:?}");
+    let idle = &plan.idle["ns/f"];
+    assert_eq!(idle.reason, IdleReason::NoUsableAgent);
+    assert!(idle.message.contains("rule out all 2 schedulable agent(s)"), "{idle:?}");
+    // It may use only the full agent: the one with room is ruled out, not missing.
+    f.usable = Some(["b".to_string()].into());
+    let idle = plan_round(&input(agents, vec![f]), now()).idle["ns/f"].clone();
+    assert_eq!(idle.reason, IdleReason::NoUsableAgent, "{idle:?}");
+    assert!(idle.message.contains("all 1 agent(s) with room"), "{idle:?}");
 }
 
 #[test]

@@ -36,11 +36,30 @@ impl Round<'_> {
             return idle(IdleReason::Reserved, format!("agent {agent} is kept for it until {} is free there", fw.task));
         }
         let agents = 0..self.input.agents.len();
+        let schedulable = agents.clone().filter(|&a| self.input.agents[a].schedulable).count();
+        let can_use = agents.clone().filter(|&a| self.input.agents[a].schedulable && !self.barred.contains(&(f, a)));
+        if schedulable > 0 && can_use.count() == 0 {
+            return idle(
+                IdleReason::NoUsableAgent,
+                format!("its pending tasks' constraints rule out all {schedulable} schedulable agent(s)"),
+            );
+        }
         let with_room: Vec<usize> = agents
             .filter(|&a| {
                 self.input.agents[a].schedulable && !self.open.contains(&(f, a)) && fw.task.fits_in(&self.free[a])
             })
             .collect();
+        if !with_room.is_empty() && with_room.iter().all(|&a| self.barred.contains(&(f, a))) {
+            return idle(
+                IdleReason::NoUsableAgent,
+                format!(
+                    "its pending tasks' constraints rule out all {} agent(s) with room for {}",
+                    with_room.len(),
+                    fw.task
+                ),
+            );
+        }
+        let with_room: Vec<usize> = with_room.into_iter().filter(|&a| !self.barred.contains(&(f, a))).collect();
         if with_room.is_empty() {
             return idle(
                 IdleReason::NoCapacity,

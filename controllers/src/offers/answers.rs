@@ -83,7 +83,7 @@ pub async fn settle(client: &Client, c: &Caches, now: Timestamp) -> Result<(), E
 }
 
 /// Releases `o`'s hold and closes it `Declined`.
-async fn decline(client: &Client, o: &Offer, refuse_default: u32, now: Timestamp) -> Result<(), Error> {
+pub(super) async fn decline(client: &Client, o: &Offer, refuse_default: u32, now: Timestamp) -> Result<(), Error> {
     let secs = o.spec.decline.as_ref().and_then(|d| d.refuse_seconds).unwrap_or(refuse_default);
     let status = json!({"state": "Declined", "refuseSeconds": secs, "closedAt": berth_api::format_time(now),
         "message": format!("declined; agent {} is not offered again for {secs}s", o.spec.agent)});
@@ -154,7 +154,7 @@ pub const FRAMEWORK_LABEL: &str = "berth.dev/framework";
 
 /// Closes `o` `Accepted` (first, so an open offer always has its hold),
 /// then turns its hold into claims for the placements it takes.
-async fn accept(client: &Client, o: &Offer, ps: &[Arc<Placement>], now: Timestamp) -> Result<(), Error> {
+pub(super) async fn accept(client: &Client, o: &Offer, ps: &[Arc<Placement>], now: Timestamp) -> Result<(), Error> {
     let stamp = berth_api::format_time(now);
     let (take, refused) = split_accept(o, ps, Some(now));
     if take.is_empty() {

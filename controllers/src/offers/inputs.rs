@@ -3,13 +3,16 @@
 use std::collections::HashSet;
 
 use berth_api::framework::{Mode, Scheduler};
-use berth_api::{Agent, Cluster, ClusterSpec, Framework, Offer, OfferState, Placement, ResourceVec};
+use berth_api::{Agent, Cluster, ClusterSpec, Framework, Job, Offer, OfferState, Placement, ResourceVec};
 use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 
+use super::builtin;
+use super::builtin_answer::is_builtin_offers;
 use crate::allocator::snapshot::{agent_input, decline_filter, framework_input, outstanding};
-use crate::allocator::{DeclineFilter, Demand, Input, Policy};
+use crate::allocator::{DeclineFilter, Demand, FrameworkInput, Input, Policy};
+use crate::scheduler::plan::AgentView;
 
 /// The offer unit of an external framework that names none: 100m CPU, 64Mi.
 pub const DEFAULT_OFFER_UNIT: ResourceVec = ResourceVec { cpu_millis: 100, memory_bytes: 64 << 20 };
@@ -22,6 +25,7 @@ pub struct Caches {
     pub offers: Store<Offer>,
     pub placements: Store<Placement>,
     pub clusters: Store<Cluster>,
+    pub jobs: Store<Job>,
 }
 
 /// The cluster's policy: the first `Cluster` by name, or the defaults.
@@ -36,8 +40,9 @@ pub fn is_open(o: &Offer) -> bool {
     o.status.as_ref().and_then(|s| s.state).unwrap_or_default() == OfferState::Outstanding
 }
 
-/// What `fw` asks for: nothing unless it is an external `Offers` framework
-/// that is not suppressed; then all it can get, in units of its offer unit.
+/// What an external `fw` asks for: nothing unless it is in `Offers` mode
+/// and not suppressed; then all it can get, in units of its offer unit.
+/// (A builtin-batch framework's demand is its waiting tasks: see `builtin`.)
 pub fn demand(fw: &Framework, cluster_total: ResourceVec) -> Option<Demand> {
     let spec = &fw.spec;
     if spec.mode != Mode::Offers || spec.scheduler != Scheduler::External || spec.suppressed == Some(true) {
@@ -100,11 +105,20 @@ pub fn input(c: &Caches, now: Timestamp) -> Input {
     let total: ResourceVec = agents.iter().filter(|a| a.schedulable).map(|a| a.allocatable).sum();
     let offers = c.offers.state();
     let placements = c.placements.state();
+    let jobs = c.jobs.state();
+    let views: Vec<AgentView> = c.agents.state().iter().map(|a| AgentView::of(a)).collect();
     let frameworks = c
         .frameworks
         .state()
         .iter()
-        .map(|fw| framework_input(fw, allocated(fw, &offers, &placements), demand(fw, total)))
+        .map(|fw| {
+            let held = allocated(fw, &offers, &placements);
+            if !is_builtin_offers(fw) {
+                return framework_input(fw, held, demand(fw, total));
+            }
+            let (demand, usable) = builtin::wants(&builtin::pending(fw, &jobs, &placements, &HashSet::new()), &views);
+            FrameworkInput { usable, ..framework_input(fw, held, demand) }
+        })
         .collect();
     let filters = offers
         .iter()

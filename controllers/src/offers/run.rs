@@ -1,7 +1,8 @@
 //! The allocation loop: a round on every change of Agents, Frameworks,
-//! Offers, Placements or Clusters, and at least once a [`PERIOD`]. A round
-//! settles the frameworks' answers, plans from the caches, applies the plan
-//! (holds, Offers, rescinds) and writes the frameworks' status.
+//! Offers, Placements, Clusters or Jobs, and at least once a [`PERIOD`]. A
+//! round settles the frameworks' answers, plans from the caches, applies the
+//! plan (holds, Offers, rescinds), answers the built-in schedulers' offers
+//! and writes the frameworks' status.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tokio::sync::Notify;
 
+use super::builtin_answer::{self, Memory};
 use super::inputs::{Caches, input};
 use super::{answers, status};
 use crate::Error;
@@ -43,24 +45,28 @@ pub async fn caches(client: &Client, changed: Arc<Notify>) -> Caches {
         frameworks: watched(Api::all(client.clone()), changed.clone()),
         offers: watched(Api::all(client.clone()), changed.clone()),
         placements: watched(Api::all(client.clone()), changed.clone()),
-        clusters: watched(Api::all(client.clone()), changed),
+        clusters: watched(Api::all(client.clone()), changed.clone()),
+        jobs: watched(Api::all(client.clone()), changed),
     };
     let _ = tokio::join!(
         c.agents.wait_until_ready(),
         c.frameworks.wait_until_ready(),
         c.offers.wait_until_ready(),
         c.placements.wait_until_ready(),
-        c.clusters.wait_until_ready()
+        c.clusters.wait_until_ready(),
+        c.jobs.wait_until_ready()
     );
     c
 }
 
-/// One round at `now`.
-pub async fn round(client: &Client, c: &Caches, now: Timestamp) -> Result<(), Error> {
+/// One round at `now`: settle answers, plan, make the offers, let the
+/// built-in schedulers answer theirs, write the frameworks' status.
+pub async fn round(client: &Client, c: &Caches, now: Timestamp, memory: &mut Memory) -> Result<(), Error> {
     answers::settle(client, c, now).await?;
     let input = input(c, now);
     let plan = plan_round(&input, now);
     let applied = apply(client, &plan, now).await?;
+    builtin_answer::answer(client, c, &input, &plan, &applied, now, memory).await?;
     status::write(client, &c.frameworks.state(), &input, &plan, &applied, &berth_api::format_time(now)).await
 }
 
@@ -68,6 +74,7 @@ pub async fn round(client: &Client, c: &Caches, now: Timestamp) -> Result<(), Er
 pub async fn allocation_loop(client: Client, stopped: impl Future<Output = ()>) {
     let changed = Arc::new(Notify::new());
     let c = caches(&client, changed.clone()).await;
+    let mut memory = Memory::default();
     let mut tick = tokio::time::interval(PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stopped);
@@ -77,7 +84,7 @@ pub async fn allocation_loop(client: Client, stopped: impl Future<Output = ()>) 
             _ = tick.tick() => {}
             _ = changed.notified() => {}
         }
-        if let Err(e) = round(&client, &c, Timestamp::now()).await {
+        if let Err(e) = round(&client, &c, Timestamp::now(), &mut memory).await {
             tracing::warn!(error = %e, "allocation round failed; the next one retries");
         }
     }

@@ -1,0 +1,185 @@
+//! The built-in batch scheduler answering its offers, once per allocation
+//! round, right after the round's offers are made (so all the offers
+//! outstanding to it at that moment are seen together — a gang is taken
+//! only if it fits whole in them). For each `Offers` / `builtin-batch`
+//! framework: plan its Jobs' waiting instances over its open offers
+//! ([`plan_jobs`]), create their Placements naming the offer (label
+//! `berth.dev/framework`, owned by the Job), accept each used offer at once
+//! (its hold becomes their claims), and decline every offer it cannot use
+//! with a short refusal, so it comes back when things change. Nothing is
+//! held for a gang that does not fit. Why an instance waits is told by the
+//! Job reconciler, which owns the Job's status.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use berth_api::framework::{Mode, Scheduler};
+use berth_api::{Agent, Framework, Offer, Placement, ResourceVec};
+use jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use super::answers::{self, FRAMEWORK_LABEL};
+use super::builtin::{pending, plan_jobs};
+use super::inputs::{Caches, is_open};
+use crate::Error;
+use crate::allocator::apply::{Applied, offer_name};
+use crate::allocator::{Input, RoundPlan};
+use crate::scheduler::plan::AgentView;
+
+/// How long a declined offer's agent is not offered again: short, so it
+/// returns as soon as what the framework waits for may have changed.
+pub const REFUSE_SECONDS: u32 = 1;
+
+/// What the answerer knows that the caches may not show yet.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// Offers (`namespace/name`) it answered, until the cache shows them closed.
+    answered: HashSet<String>,
+    /// Placements (`namespace/name`) it created, until the cache shows them.
+    created: HashSet<String>,
+}
+
+/// True for a framework this module answers for.
+pub fn is_builtin_offers(fw: &Framework) -> bool {
+    fw.spec.mode == Mode::Offers && fw.spec.scheduler == Scheduler::BuiltinBatch
+}
+
+/// An offer open to a framework: `(namespace/name, agent, resources)`.
+type Open = (String, String, ResourceVec);
+
+/// Answers the open offers of every builtin-batch `Offers` framework.
+pub async fn answer(
+    client: &kube::Client,
+    c: &Caches,
+    input: &Input,
+    plan: &RoundPlan,
+    applied: &Applied,
+    now: Timestamp,
+    memory: &mut Memory,
+) -> Result<(), Error> {
+    let placements = c.placements.state();
+    let offers = c.offers.state();
+    let cached: BTreeMap<String, &Arc<Offer>> = offers.iter().map(|o| (key(&**o), o)).collect();
+    memory.created.retain(|p| !placements.iter().any(|q| key(&**q) == *p));
+    memory.answered.retain(|o| cached.get(o).is_none_or(|o| is_open(o) && o.spec.decline.is_none()));
+    let named: HashSet<String> = placements
+        .iter()
+        .filter_map(|p| Some(format!("{}/{}", p.namespace().unwrap_or_default(), p.spec.offer.as_ref()?)))
+        .collect();
+    let rescinded: HashSet<&str> = plan.rescinds.iter().map(|(id, _)| id.as_str()).collect();
+    let kept =
+        input.offers.iter().map(|o| (o.id.clone(), o.framework.clone(), o.agent.clone(), o.resources, o.expires_at));
+    let made = plan.offers.iter().filter_map(|n| {
+        let ns = n.framework.split_once('/')?.0;
+        let id = format!("{ns}/{}", offer_name(n));
+        applied.made.contains(&id).then(|| (id, n.framework.clone(), n.agent.clone(), n.resources, n.expires_at))
+    });
+    let mut open: BTreeMap<String, Vec<Open>> = BTreeMap::new();
+    for (id, fw, agent, resources, expires) in kept.chain(made) {
+        if rescinded.contains(id.as_str()) || named.contains(&id) || memory.answered.contains(&id) || now >= expires {
+            continue;
+        }
+        open.entry(fw).or_default().push((id, agent, resources));
+    }
+    let jobs = c.jobs.state();
+    let agents = c.agents.state();
+    for fw in c.frameworks.state().iter().filter(|f| is_builtin_offers(f)) {
+        let id = key(&**fw);
+        let Some(mine) = open.get(&id) else { continue };
+        let waiting = pending(fw, &jobs, &placements, &memory.created);
+        let taken = place(client, fw, &waiting, &agents, mine, now, memory).await?;
+        for (offer_id, _, _) in mine {
+            memory.answered.insert(offer_id.clone());
+            match taken.get(offer_id) {
+                Some(ps) => accept(client, offer_id, ps, now).await?,
+                None => decline(client, offer_id, REFUSE_SECONDS, now).await?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Plans `waiting` over the offers `mine` and creates the placements;
+/// returns them by offer id.
+async fn place(
+    client: &kube::Client,
+    fw: &Framework,
+    waiting: &[super::builtin::PendingJob<'_>],
+    agents: &[Arc<Agent>],
+    mine: &[Open],
+    now: Timestamp,
+    memory: &mut Memory,
+) -> Result<BTreeMap<String, Vec<Arc<Placement>>>, Error> {
+    let mut taken: BTreeMap<String, Vec<Arc<Placement>>> = BTreeMap::new();
+    if waiting.is_empty() {
+        return Ok(taken);
+    }
+    // One view per agent: the largest offer there (the allocator makes one per agent and framework).
+    let mut by_agent: BTreeMap<&str, &Open> = BTreeMap::new();
+    for o in mine {
+        let best = by_agent.entry(o.1.as_str()).or_insert(o);
+        if best.2.fits_in(&o.2) {
+            *best = o;
+        }
+    }
+    let mut views: Vec<AgentView> = agents
+        .iter()
+        .map(|a| {
+            let mut v = AgentView::of(a);
+            v.free = by_agent.get(v.name.as_str()).map(|o| o.2).unwrap_or_default();
+            v
+        })
+        .collect();
+    let seed = now.as_nanosecond() as u64;
+    let planning = plan_jobs(waiting, &mut views, seed);
+    let ns = fw.namespace().unwrap_or_default();
+    let api: Api<Placement> = Api::namespaced(client.clone(), &ns);
+    for p in planning.placed {
+        let Some((offer_id, _, _)) = by_agent.get(p.agent.as_str()) else { continue };
+        let job = waiting[p.job].job;
+        let Some(group) = job.spec.task_groups.iter().find(|g| g.name == p.group) else { continue };
+        let mut placement = crate::job::new_placement(job, group, p.instance, &p.placement, &p.agent);
+        placement.spec.offer = offer_id.split_once('/').map(|(_, name)| name.to_string());
+        placement.labels_mut().insert(FRAMEWORK_LABEL.to_string(), fw.name_any());
+        match api.create(&PostParams::default(), &placement).await {
+            Ok(created) => {
+                tracing::info!(placement = %p.placement, agent = %p.agent, offer = %offer_id, "placed through an offer");
+                memory.created.insert(format!("{ns}/{}", p.placement));
+                taken.entry(offer_id.clone()).or_default().push(Arc::new(created));
+            }
+            // Made by an earlier round the cache has not shown yet: that round answered for it.
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                memory.created.insert(format!("{ns}/{}", p.placement));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(taken)
+}
+
+/// Accepts offer `id` for `ps` at once: closes it and turns its hold into their claims.
+async fn accept(client: &kube::Client, id: &str, ps: &[Arc<Placement>], now: Timestamp) -> Result<(), Error> {
+    let (ns, name) = id.split_once('/').unwrap_or_default();
+    let Some(o) = Api::<Offer>::namespaced(client.clone(), ns).get_opt(name).await? else { return Ok(()) };
+    answers::accept(client, &o, ps, now).await
+}
+
+/// Declines offer `id` as a framework would (`spec.decline`), then closes it and releases its hold.
+async fn decline(client: &kube::Client, id: &str, refuse_seconds: u32, now: Timestamp) -> Result<(), Error> {
+    let (ns, name) = id.split_once('/').unwrap_or_default();
+    let api: Api<Offer> = Api::namespaced(client.clone(), ns);
+    let patch = json!({"spec": {"decline": {"refuseSeconds": refuse_seconds}}});
+    let o = match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(o) => o,
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    tracing::debug!(offer = %id, "declined: none of the framework's waiting tasks can use it");
+    answers::decline(client, &o, refuse_seconds, now).await
+}
+
+fn key(obj: &impl ResourceExt) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
