@@ -6,14 +6,15 @@
 //!
 //! Layout:
 //! - `allocator`: the pure offer planner (weighted DRF, quotas, declines, rescinds) and its applier.
-//! - `offers`: the allocation loop and the frameworks' answers (accept, decline), and `Framework.status`.
+//! - `offers`: the allocation loop and the frameworks' answers (accept, decline), and `Framework.status`;
+//!   `offers::builtin` / `builtin_answer`: `builtin-batch` in `Offers` mode (demand, usable agents, answers).
 //! - `scheduler::plan`: the pure planner (agents and demand in, a plan out;
 //!   `binpack`/`spread`/`random`, gangs all or nothing).
 //! - `scheduler::constraints`: Marathon-style constraints: where the next instance may go, and why not.
 //! - `scheduler::explain`: why a task fits nowhere, in numbers.
 //! - `scheduler::claim`: one agent's ledger write with a resourceVersion precondition.
 //! - `scheduler::apply`: the applier: a plan's claims, gangs released when not whole.
-//! - `job`: the `builtin-batch` Job reconciler (shared-state mode).
+//! - `job`: the `builtin-batch` Job reconciler (places in shared-state mode; in `Offers` mode says why tasks wait).
 //! - `job_status`: a Job's status computed from its placements.
 //! - `ledger`: releases claims of finished or never-created placements.
 //! - `events`: what is worth an Event, and writing it.

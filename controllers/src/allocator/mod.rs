@@ -10,6 +10,8 @@
 //!   (offer exclusivity, no overcommit);
 //! - a role's limit is never exceeded by its placements and offers;
 //! - frameworks without pending tasks get nothing (suppressed);
+//! - a framework is offered only agents its pending tasks can use
+//!   (`FrameworkInput::usable`, from their constraints);
 //! - a framework is not offered an agent it declined until the filter ends;
 //! - roles below their guarantee are served first, and fair sharing leaves
 //!   the capacity their pending tasks need;

@@ -49,14 +49,11 @@ pub struct Planning {
     pub unplaced: BTreeMap<usize, String>,
 }
 
-/// The pending instances of `job` given the placements in the store and
-/// those `created` (`namespace/name`) but not yet seen there. `None` when
-/// the Job is finished, being deleted, or has a constraint that does not parse.
-pub fn pending_job<'a>(
-    job: &'a Job,
-    placements: &'a [Arc<Placement>],
-    created: &HashSet<String>,
-) -> Option<PendingJob<'a>> {
+/// The pending instances of `job` given its placements in the store
+/// (`named`: those whose `spec.job` names it, in its namespace) and those
+/// `created` (`namespace/name`) but not yet seen there. `None` when the Job
+/// is finished, being deleted, or has a constraint that does not parse.
+pub fn pending_job<'a>(job: &'a Job, named: &[&'a Placement], created: &HashSet<String>) -> Option<PendingJob<'a>> {
     let ns = job.namespace().unwrap_or_default();
     let name = job.name_any();
     if job_status::is_finished(job)
@@ -66,12 +63,8 @@ pub fn pending_job<'a>(
         return None;
     }
     let uid = job.uid().unwrap_or_default();
-    let own: Vec<&Placement> = placements
-        .iter()
-        .filter(|p| p.namespace().as_deref() == Some(&ns) && p.spec.job == name)
-        .filter(|p| p.owner_references().iter().any(|o| o.uid == uid))
-        .map(|p| &**p)
-        .collect();
+    let own: Vec<&Placement> =
+        named.iter().copied().filter(|p| p.owner_references().iter().any(|o| o.uid == uid)).collect();
     let names: HashSet<String> = own.iter().map(|p| p.name_any()).collect();
     let missing = job
         .spec
@@ -101,7 +94,20 @@ pub fn pending<'a>(
     mine.sort_by_key(|j| {
         (std::cmp::Reverse(j.spec.priority.unwrap_or(0)), j.creation_timestamp().map(|t| t.0), j.name_any())
     });
-    mine.into_iter().filter_map(|j| pending_job(j, placements, created)).filter(|p| !p.missing.is_empty()).collect()
+    if mine.is_empty() {
+        return Vec::new();
+    }
+    let mut by_job: BTreeMap<(Option<String>, &str), Vec<&Placement>> = BTreeMap::new();
+    for p in placements {
+        by_job.entry((p.namespace(), p.spec.job.as_str())).or_default().push(p);
+    }
+    mine.into_iter()
+        .filter_map(|j| {
+            let named = by_job.get(&(j.namespace(), j.metadata.name.as_deref().unwrap_or_default()));
+            pending_job(j, named.map(Vec::as_slice).unwrap_or_default(), created)
+        })
+        .filter(|p| !p.missing.is_empty())
+        .collect()
 }
 
 /// What the framework asks the allocator for: its demand (`None` when

@@ -62,7 +62,10 @@ pub async fn answer(
     let placements = c.placements.state();
     let offers = c.offers.state();
     let cached: BTreeMap<String, &Arc<Offer>> = offers.iter().map(|o| (key(&**o), o)).collect();
-    memory.created.retain(|p| !placements.iter().any(|q| key(&**q) == *p));
+    if !memory.created.is_empty() {
+        let seen: HashSet<String> = placements.iter().map(|p| key(&**p)).collect();
+        memory.created.retain(|p| !seen.contains(p));
+    }
     memory.answered.retain(|o| cached.get(o).is_none_or(|o| is_open(o) && o.spec.decline.is_none()));
     let named: HashSet<String> = placements
         .iter()
