@@ -94,10 +94,16 @@ pub async fn answer(
         let waiting = pending(fw, &jobs, &placements, &memory.created);
         let taken = place(client, fw, &waiting, &agents, mine, now, memory).await?;
         for (offer_id, _, _) in mine {
-            memory.answered.insert(offer_id.clone());
             match taken.get(offer_id) {
-                Some(ps) => accept(client, offer_id, ps, now).await?,
-                None => decline(client, offer_id, REFUSE_SECONDS, now).await?,
+                // Named by its placements from now on, so never answered twice.
+                Some(ps) => {
+                    memory.answered.insert(offer_id.clone());
+                    accept(client, offer_id, ps, now).await?
+                }
+                None => {
+                    decline(client, offer_id, REFUSE_SECONDS, now).await?;
+                    memory.answered.insert(offer_id.clone());
+                }
             }
         }
     }
@@ -169,14 +175,23 @@ async fn accept(client: &kube::Client, id: &str, ps: &[Arc<Placement>], now: Tim
     answers::accept(client, &o, ps, now).await
 }
 
-/// Declines offer `id` as a framework would (`spec.decline`), then closes it and releases its hold.
+/// Declines offer `id` as a framework would (`spec.decline`, written only
+/// while it is still open), then closes it and releases its hold.
 async fn decline(client: &kube::Client, id: &str, refuse_seconds: u32, now: Timestamp) -> Result<(), Error> {
     let (ns, name) = id.split_once('/').unwrap_or_default();
     let api: Api<Offer> = Api::namespaced(client.clone(), ns);
-    let patch = json!({"spec": {"decline": {"refuseSeconds": refuse_seconds}}});
+    let Some(o) = api.get_opt(name).await? else { return Ok(()) };
+    if !is_open(&o) || o.spec.decline.is_some() {
+        return Ok(());
+    }
+    let patch = json!({
+        "metadata": {"resourceVersion": o.resource_version()},
+        "spec": {"decline": {"refuseSeconds": refuse_seconds}},
+    });
     let o = match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
         Ok(o) => o,
-        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+        // It moved (rescinded, or gone): the next round looks again.
+        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     tracing::debug!(offer = %id, "declined: none of the framework's waiting tasks can use it");

@@ -58,7 +58,11 @@ fn an_external_offers_framework_wants_offers_until_suppressed() {
     assert_eq!(demand(&fw, total), None);
     fw.spec.suppressed = Some(false);
     fw.spec.scheduler = Scheduler::BuiltinBatch;
-    assert_eq!(demand(&fw, total), None, "built-in schedulers do not answer offers");
+    assert_eq!(
+        demand(&fw, total),
+        None,
+        "a built-in scheduler's demand is its waiting tasks (offers::builtin), not an offer unit"
+    );
 }
 
 #[test]

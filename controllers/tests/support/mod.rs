@@ -16,7 +16,7 @@ use berth_api::{
     Placement, PlacementSpec, Resources,
 };
 use kube::Client;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, VersionMatch};
 use serde_json::json;
 
 use crate::server;
@@ -126,15 +126,19 @@ pub fn offered_cpu(all: &[Offer]) -> BTreeMap<String, u64> {
     by
 }
 
-/// Polls `check` for up to 30 s, asserting the invariants on every poll
-/// (offers listed before agents: a hold is written before its offer and
-/// released only after it closes).
+/// Polls `check` for up to 30 s, asserting the invariants on every poll.
+/// Offers are read at exactly the agents' revision: one snapshot, so an
+/// offer closed (and its hold released) between two reads is not mistaken
+/// for an unheld one.
 pub async fn eventually<T>(client: &Client, what: &str, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
     let agents: Api<Agent> = Api::all(client.clone());
+    let offers_api: Api<Offer> = Api::namespaced(client.clone(), "default");
     server::eventually(client, what, async || {
-        let offered = offers(client).await;
-        let list = agents.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
-        assert_offers_held(&list, &offered);
+        let list = agents.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+        let rv = list.metadata.resource_version.clone().unwrap_or_default();
+        let at = ListParams::default().at(&rv).matching(VersionMatch::Exact);
+        let offered = offers_api.list(&at).await.map_err(|e| e.to_string())?.items;
+        assert_offers_held(&list.items, &offered);
         check().await
     })
     .await
