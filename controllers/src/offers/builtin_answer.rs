@@ -92,18 +92,22 @@ pub async fn answer(
         let id = key(&**fw);
         let Some(mine) = open.get(&id) else { continue };
         let waiting = pending(fw, &jobs, &placements, &memory.created);
-        let taken = place(client, fw, &waiting, &agents, mine, now, memory).await?;
+        let taken = place(client, fw, &waiting, &agents, mine, now, memory).await;
         for (offer_id, _, _) in mine {
-            match taken.get(offer_id) {
+            let answered = match taken.get(offer_id) {
                 // Named by its placements from now on, so never answered twice.
                 Some(ps) => {
                     memory.answered.insert(offer_id.clone());
-                    accept(client, offer_id, ps, now).await?
+                    accept(client, offer_id, ps, now).await
                 }
-                None => {
-                    decline(client, offer_id, REFUSE_SECONDS, now).await?;
+                None => decline(client, offer_id, REFUSE_SECONDS, now).await,
+            };
+            match answered {
+                Ok(()) => {
                     memory.answered.insert(offer_id.clone());
                 }
+                // The next round settles an accept, or declines again.
+                Err(error) => tracing::warn!(offer = %offer_id, %error, "could not answer an offer"),
             }
         }
     }
@@ -111,7 +115,8 @@ pub async fn answer(
 }
 
 /// Plans `waiting` over the offers `mine` and creates the placements;
-/// returns them by offer id.
+/// returns them by offer id (one that could not be created is logged and
+/// left out: its offer may then be declined, and the next round tries again).
 async fn place(
     client: &kube::Client,
     fw: &Framework,
@@ -120,10 +125,10 @@ async fn place(
     mine: &[Open],
     now: Timestamp,
     memory: &mut Memory,
-) -> Result<BTreeMap<String, Vec<Arc<Placement>>>, Error> {
+) -> BTreeMap<String, Vec<Arc<Placement>>> {
     let mut taken: BTreeMap<String, Vec<Arc<Placement>>> = BTreeMap::new();
     if waiting.is_empty() {
-        return Ok(taken);
+        return taken;
     }
     // One view per agent: the largest offer there (the allocator makes one per agent and framework).
     let mut by_agent: BTreeMap<&str, &Open> = BTreeMap::new();
@@ -162,10 +167,11 @@ async fn place(
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 memory.created.insert(format!("{ns}/{}", p.placement));
             }
-            Err(e) => return Err(e.into()),
+            // One Job's bad placement must not keep the framework's other Jobs waiting.
+            Err(error) => tracing::warn!(placement = %p.placement, %error, "could not create a placement"),
         }
     }
-    Ok(taken)
+    taken
 }
 
 /// Accepts offer `id` for `ps` at once: closes it and turns its hold into their claims.
