@@ -6,8 +6,10 @@
 //! (from the placement watch), so one that ends while it waits (`Failed`
 //! with `OfferRefused`, deleted) is never started. One still unclaimed after
 //! [`AgentConfig::claim_wait`](crate::AgentConfig::claim_wait) is marked
-//! `Failed` with reason `Unclaimed`. Placements past `Pending` (adopted after
-//! a restart) are not re-checked.
+//! `Failed` with reason `Unclaimed`. Either decision (`Staging` or
+//! `Unclaimed`) is written with the placement's resourceVersion as
+//! precondition. Placements past `Pending` (adopted after a restart) are not
+//! re-checked.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -94,8 +96,11 @@ fn pending(p: &Placement) -> bool {
 }
 
 /// Waits until `p` may run: `Some` (its latest version) once it is claimed
-/// or when it is past `Pending`; `None` when it ended while waiting or was
-/// marked `Unclaimed` after the agent's `claim_wait`.
+/// — then it is already `Staging` — or when it is past `Pending`; `None`
+/// when it ended while waiting or was marked `Unclaimed` after the agent's
+/// `claim_wait`. Either decision is written on the condition that the
+/// placement has not changed since it was read, so a refusal written
+/// meanwhile wins and nothing is started.
 pub async fn admit<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: Placement) -> Result<Option<Placement>, Error> {
     if !pending(&p) {
         return Ok(Some(p));
@@ -105,7 +110,7 @@ pub async fn admit<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: Placement) -> Resu
     let mut ledger = gate.ledger.subscribe();
     let wait = ctx.config.claim_wait;
     let deadline = Instant::now() + wait;
-    // After a conflicting write, try again only once the placement changed.
+    // After a conflicting write, decide again only once the placement changed.
     let mut conflicted = false;
     loop {
         let latest = updates.borrow_and_update().clone();
@@ -115,18 +120,18 @@ pub async fn admit<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: Placement) -> Resu
         if !pending(&latest) {
             return Ok(Some(latest));
         }
-        let claims = ledger.borrow_and_update().clone();
-        if let Some(claims) = claims {
-            if holds_claim(&claims, &latest) {
-                return Ok(Some(latest));
-            }
-            if Instant::now() >= deadline && !conflicted {
-                match mark_unclaimed(ctx, &latest, wait).await {
-                    Ok(()) => return Ok(None),
-                    Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 => conflicted = true,
-                    Err(e) => return Err(e),
-                }
-            }
+        let claimed = ledger.borrow_and_update().as_ref().map(|claims| holds_claim(claims, &latest));
+        let decided = match claimed {
+            _ if conflicted => None,
+            Some(true) => Some(stage(ctx, &latest).await.map(Some)),
+            Some(false) if Instant::now() >= deadline => Some(mark_unclaimed(ctx, &latest, wait).await.map(|_| None)),
+            _ => None,
+        };
+        match decided {
+            Some(Ok(admitted)) => return Ok(admitted),
+            Some(Err(Error::Kube(kube::Error::Api(e)))) if e.code == 409 => conflicted = true,
+            Some(Err(e)) => return Err(e),
+            None => {}
         }
         tokio::select! {
             r = ledger.changed() => if r.is_err() { return Ok(None) },
@@ -141,9 +146,13 @@ pub async fn admit<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: Placement) -> Resu
     }
 }
 
-/// Marks `p` `Failed`/`Unclaimed`, on the condition that it has not changed
-/// since it was read (so a refusal written meanwhile is kept).
-async fn mark_unclaimed<R: Runtime>(ctx: &AgentContext<R>, p: &Placement, wait: Duration) -> Result<(), Error> {
+/// Moves the claimed `p` to `Staging`: the agent has taken it on.
+async fn stage<R: Runtime>(ctx: &AgentContext<R>, p: &Placement) -> Result<Placement, Error> {
+    write_from_pending(ctx, p, Phase::Staging, serde_json::json!({})).await
+}
+
+/// Marks `p` `Failed`/`Unclaimed`.
+async fn mark_unclaimed<R: Runtime>(ctx: &AgentContext<R>, p: &Placement, wait: Duration) -> Result<Placement, Error> {
     let agent = &ctx.config.name;
     let message = format!(
         "no claim for it in agent {agent}'s ledger after {}s: a placement runs only once a scheduler \
@@ -151,19 +160,26 @@ async fn mark_unclaimed<R: Runtime>(ctx: &AgentContext<R>, p: &Placement, wait: 
         wait.as_secs()
     );
     tracing::warn!(placement = %p.name_any(), %message, "not starting an unclaimed placement");
-    let phase = Phase::Pending.transition(Phase::Failed)?;
-    let patch = serde_json::json!({
-        "metadata": { "resourceVersion": p.resource_version() },
-        "status": {
-            "phase": phase,
-            "reason": REASON_UNCLAIMED,
-            "message": message,
-            "finishedAt": berth_api::now_rfc3339(),
-        }
+    let status = serde_json::json!({
+        "reason": REASON_UNCLAIMED,
+        "message": message,
+        "finishedAt": berth_api::now_rfc3339(),
     });
+    write_from_pending(ctx, p, Phase::Failed, status).await
+}
+
+/// Writes `p`'s status from `Pending` to `to` (with the fields in `status`),
+/// on the condition that `p` is unchanged since it was read: 409 otherwise.
+async fn write_from_pending<R: Runtime>(
+    ctx: &AgentContext<R>,
+    p: &Placement,
+    to: Phase,
+    mut status: serde_json::Value,
+) -> Result<Placement, Error> {
+    status["phase"] = serde_json::to_value(Phase::Pending.transition(to)?).unwrap_or_default();
+    let patch = serde_json::json!({ "metadata": { "resourceVersion": p.resource_version() }, "status": status });
     let api: Api<Placement> = Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
-    api.patch_status(&p.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    Ok(())
+    Ok(api.patch_status(&p.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?)
 }
 
 /// Follows this agent's own `Agent` and hands its ledger to the gate until
