@@ -126,6 +126,7 @@ async fn accepts_of_missing_closed_or_expired_offers_are_refused_saying_why() {
     offer(c, "expired", -5, "Outstanding", None).await;
     for (offer, says) in [
         ("missing", "offer missing not found in namespace default"),
+        ("../declined", "not an offer name"),
         ("declined", "offer declined was Declined"),
         ("rescinded", "offer rescinded was Rescinded (Expired)"),
         ("accepted", "offer accepted was already Accepted"),
@@ -191,7 +192,7 @@ async fn an_accepts_offer_and_agent_cannot_be_changed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_shows_why_an_accept_is_refused() {
+async fn kubectl_create_and_server_side_apply_show_why_an_accept_is_refused() {
     let server = Server::start().await;
     let c = &server.client();
     offer(c, "o1", 60, "Outstanding", None).await;
@@ -208,5 +209,7 @@ async fn kubectl_shows_why_an_accept_is_refused() {
         "{}",
         out.stderr
     );
+    let out = Kubectl::new(&server).run(&["apply", "--server-side", "-f", manifest.to_str().expect("path")]).await;
+    assert!(!out.ok && out.stderr.contains("cpu 2 is more than the 1 left"), "server-side apply: {out:?}");
     assert!(placements(c).get_opt("big").await.expect("get").is_none(), "nothing stored");
 }

@@ -48,6 +48,14 @@ pub async fn check_create<S: Storage>(app: &App<S>, kind: &Kind, namespace: Opti
     if !is_placement(kind) {
         return Ok(());
     }
+    if let Some(why) = crate::validation::names::dns_subdomain(offer) {
+        let message = format!("Invalid value: {offer:?}: not an offer name: {why}");
+        return Err(invalid(
+            kind,
+            obj,
+            vec![Cause { reason: "FieldValueInvalid", field: "spec.offer".into(), message }],
+        ));
+    }
     let found = match app.registry.by_resource(GROUP, "offers") {
         Some(offers) => match app.store.get(&offers.key(Some(ns), offer)).await? {
             Some(kv) => Some(object::decode(&offers, &kv)?),
