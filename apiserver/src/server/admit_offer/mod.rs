@@ -23,7 +23,7 @@ use super::{App, object};
 use crate::error::{Cause, Error, Result};
 use crate::registry::Kind;
 use crate::storage::Storage;
-use rules::Accept;
+use rules::{Accept, Sharer, offer_of};
 
 /// The group of Berth's kinds.
 const GROUP: &str = "berth.dev";
@@ -32,10 +32,6 @@ const CACHE_WAIT: Duration = Duration::from_millis(100);
 
 fn is_placement(kind: &Kind) -> bool {
     !kind.builtin && kind.group == GROUP && kind.kind == "Placement"
-}
-
-fn offer_of(obj: &Value) -> Option<&str> {
-    obj.pointer("/spec/offer").and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 fn invalid(kind: &Kind, obj: &Value, causes: Vec<Cause>) -> Error {
@@ -74,21 +70,17 @@ pub async fn check_create<S: Storage>(app: &App<S>, kind: &Kind, namespace: Opti
 
 /// The live placements in `ns` naming `offer`: from the watch cache once it
 /// has reached storage's current revision, else from storage.
-async fn naming<S: Storage>(app: &App<S>, kind: &Kind, ns: &str, offer: &str) -> Result<Vec<Value>> {
+async fn naming<S: Storage>(app: &App<S>, kind: &Kind, ns: &str, offer: &str) -> Result<Vec<Sharer>> {
     let prefix = kind.prefix(Some(ns));
-    let names = |v: &Value| offer_of(v) == Some(offer) && rules::is_live(v);
     let current = app.store.current_revision().await?;
     if app.cache.wait_for(current, CACHE_WAIT).await {
-        let listed = app.cache.list(&prefix, None, 0, &names);
-        return Ok(listed.entries.iter().map(|e| e.value.clone()).collect());
+        let listed = app.cache.list(&prefix, None, 0, &|v| offer_of(v) == Some(offer));
+        return Ok(listed.entries.iter().filter_map(|e| rules::sharer(&e.value, offer)).collect());
     }
     let range = app.store.range(&prefix, None, 0, 0).await?;
     let mut out = Vec::new();
     for kv in &range.kvs {
-        let obj = object::decode(kind, kv)?;
-        if names(&obj) {
-            out.push(obj);
-        }
+        out.extend(rules::sharer(&object::decode(kind, kv)?, offer));
     }
     Ok(out)
 }

@@ -4,6 +4,7 @@
 
 use berth_api::{OfferState, Phase, ResourceVec, Resources};
 use jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::Cause;
@@ -20,25 +21,43 @@ pub struct Accept<'a> {
     pub obj: &'a Value,
 }
 
+/// Another live placement naming the same offer: its name and what it takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sharer {
+    pub name: String,
+    pub resources: ResourceVec,
+}
+
 fn text<'v>(obj: &'v Value, pointer: &str) -> Option<&'v str> {
     obj.pointer(pointer).and_then(Value::as_str)
 }
 
 fn resources(obj: &Value) -> Result<ResourceVec, berth_api::resources::ResourceError> {
-    let r: Resources =
-        obj.pointer("/spec/resources").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
-    r.to_vec()
+    let r = obj.get("spec").and_then(|s| s.get("resources")).and_then(|r| Resources::deserialize(r).ok());
+    r.unwrap_or_default().to_vec()
 }
 
 fn cause(reason: &'static str, field: &str, message: String) -> Cause {
     Cause { reason, field: field.into(), message }
 }
 
-/// True while a placement may still run: not Succeeded, Failed, Killed or Lost.
-pub fn is_live(obj: &Value) -> bool {
-    let phase: Phase =
-        obj.pointer("/status/phase").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
-    !phase.is_terminal()
+/// The offer a placement names, if any.
+pub fn offer_of(obj: &Value) -> Option<&str> {
+    obj.get("spec").and_then(|s| s.get("offer")).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// `obj` as a [`Sharer`] when it names `offer` and may still run (not
+/// Succeeded, Failed, Killed or Lost).
+pub fn sharer(obj: &Value, offer: &str) -> Option<Sharer> {
+    if offer_of(obj) != Some(offer) {
+        return None;
+    }
+    let phase = obj.get("status").and_then(|s| s.get("phase")).and_then(|p| Phase::deserialize(p).ok());
+    if phase.unwrap_or_default().is_terminal() {
+        return None;
+    }
+    let name = text(obj, "/metadata/name").unwrap_or_default().to_string();
+    Some(Sharer { name, resources: resources(obj).unwrap_or_default() })
 }
 
 /// Why `offer`'s state refuses an accept, if it does: closed, or expired at `now`.
@@ -70,8 +89,8 @@ fn closed(name: &str, offer: &Value, now: Timestamp) -> Option<String> {
 }
 
 /// The causes refusing `p`'s accept of `offer` (`None`: it does not exist),
-/// given the other placements naming the same offer.
-pub fn judge(p: &Accept<'_>, offer: Option<&Value>, others: &[Value], now: Timestamp) -> Vec<Cause> {
+/// given the other live placements naming the same offer.
+pub fn judge(p: &Accept<'_>, offer: Option<&Value>, others: &[Sharer], now: Timestamp) -> Vec<Cause> {
     let name = p.offer;
     let Some(offer) = offer else {
         let message = format!("Not found: {name:?}: offer {name} not found in namespace {}", p.namespace);
@@ -112,7 +131,7 @@ pub fn judge(p: &Accept<'_>, offer: Option<&Value>, others: &[Value], now: Times
 
 /// The resources cause: what `p` needs against what the offer has left
 /// after the other live placements naming it.
-fn exceeds(p: &Accept<'_>, offer: &Value, others: &[Value]) -> Option<Cause> {
+fn exceeds(p: &Accept<'_>, offer: &Value, others: &[Sharer]) -> Option<Cause> {
     let name = p.offer;
     let need = match resources(p.obj) {
         Ok(n) => n,
@@ -122,23 +141,18 @@ fn exceeds(p: &Accept<'_>, offer: &Value, others: &[Value]) -> Option<Cause> {
         }
     };
     let total = resources(offer).unwrap_or_default();
-    let sharing: Vec<(&str, ResourceVec)> = others
-        .iter()
-        .filter(|o| is_live(o))
-        .map(|o| (text(o, "/metadata/name").unwrap_or_default(), resources(o).unwrap_or_default()))
-        .collect();
-    let taken: ResourceVec = sharing.iter().map(|(_, r)| *r).sum();
+    let taken: ResourceVec = others.iter().map(|o| o.resources).sum();
     let left = total.saturating_sub(&taken);
     if need.fits_in(&left) {
         return None;
     }
     let mut message = format!("Invalid value: \"{need}\": offer {name} has {total}");
-    if !sharing.is_empty() {
-        let mut names: Vec<&str> = sharing.iter().map(|(n, _)| *n).take(NAMED).collect();
-        if sharing.len() > NAMED {
+    if !others.is_empty() {
+        let mut names: Vec<&str> = others.iter().map(|o| o.name.as_str()).take(NAMED).collect();
+        if others.len() > NAMED {
             names.push("…");
         }
-        let count = sharing.len();
+        let count = others.len();
         let noun = if count == 1 { "placement" } else { "placements" };
         message.push_str(&format!(" of which {taken} are taken by {count} {noun} ({})", names.join(", ")));
     }

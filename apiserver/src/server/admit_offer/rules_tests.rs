@@ -29,15 +29,18 @@ fn placement(name: &str, agent: &str, framework: Option<&str>, cpu: &str, memory
 
 fn fields(p: &Value, offer: Option<&Value>, others: &[Value]) -> Vec<(String, String)> {
     let a = Accept { offer: "o1", namespace: "team-a", obj: p };
-    judge(&a, offer, others, now()).into_iter().map(|c| (c.field, c.message)).collect()
+    let others: Vec<Sharer> = others.iter().filter_map(|o| sharer(o, "o1")).collect();
+    judge(&a, offer, &others, now()).into_iter().map(|c| (c.field, c.message)).collect()
 }
 
 #[test]
 fn a_fitting_accept_of_an_open_offer_passes() {
     let p = placement("p2", "agent-1", Some("fa"), "500m", "1Gi");
-    let done = json!({"metadata": {"name": "old"}, "spec": {"resources": {"cpu": "1"}}, "status": {"phase": "Failed"}});
+    let done = json!({"metadata": {"name": "old"}, "spec": {"offer": "o1", "resources": {"cpu": "1"}},
+                      "status": {"phase": "Failed"}});
+    let elsewhere = json!({"metadata": {"name": "x"}, "spec": {"offer": "o2", "resources": {"cpu": "1"}}});
     let other = placement("p1", "agent-1", Some("fa"), "500m", "1Gi");
-    assert_eq!(fields(&p, Some(&open()), &[other, done]), vec![]);
+    assert_eq!(fields(&p, Some(&open()), &[other, done, elsewhere]), vec![]);
 }
 
 #[test]
