@@ -23,9 +23,9 @@ e2e: deps build
 reliability: deps build
 	BERTH_DURABILITY_ROUNDS=20 $(CARGO) test -p berth-e2e --test durability -- acknowledged_writes_survive_kill_9_under_load
 
-## bench: benchmarks that print figures (the store: embedded vs a local etcd; the API; the allocator)
+## bench: benchmarks that print figures (the store: embedded vs a local etcd; the API; admitting accepts; the allocator)
 bench: deps
-	$(CARGO) bench -p berth-apiserver --bench store --bench api
+	$(CARGO) bench -p berth-apiserver --bench store --bench api --bench accept
 	$(CARGO) bench -p berth-controllers --bench allocator
 
 ## unit: tests that need no containerd or kubectl

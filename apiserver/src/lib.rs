@@ -24,7 +24,9 @@
 //!   backend with group commit, and the etcd backend.
 //! - `server`: routing, the request context and `serve`; one file per verb
 //!   (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`), plus
-//!   `discovery`, `openapi`, `table`, `admit`, `bootstrap`, `compactor`,
+//!   `discovery`, `openapi`, `table`, `admit`, `admit_offer` (a Placement
+//!   accepting an Offer is refused at once when it cannot take it),
+//!   `bootstrap`, `compactor`,
 //!   `access` (each request's user and authorization), `review` (the
 //!   self-reviews behind `kubectl auth whoami` / `can-i`), `apply`
 //!   (server-side apply), `managed` (`metadata.managedFields`: field

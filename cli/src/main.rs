@@ -97,6 +97,10 @@ pub struct AgentArgs {
     /// Seconds between heartbeats
     #[arg(long, default_value_t = 5)]
     heartbeat_seconds: u64,
+    /// Seconds a Pending placement waits for its claim in this agent's ledger
+    /// before it is marked Failed with reason Unclaimed
+    #[arg(long, default_value_t = berth_agent::config::DEFAULT_CLAIM_WAIT.as_secs())]
+    claim_wait_seconds: u64,
 }
 
 fn main() -> anyhow::Result<()> {

@@ -2,10 +2,11 @@
 //! 2 share agents by weighted DRF; one accepts with a placement that runs
 //! and completes, the other declines and is not offered those agents again
 //! while its refusal lasts; an over-sized accept and one naming another
-//! framework's offer are refused, naming why; an unanswered offer expires
-//! and is rescinded; a SharedState Job and an Offers framework share an
-//! agent. No agent is overcommitted and every outstanding offer is held at
-//! every poll (see `support`).
+//! framework's offer are refused at create (422), naming why; an unanswered
+//! offer expires, is rescinded, and an accept of it is refused; a
+//! SharedState Job and an Offers framework share an agent. No agent is
+//! overcommitted and every outstanding offer is held at every poll (see
+//! `support`).
 
 mod server;
 mod support;
@@ -58,20 +59,14 @@ async fn weighted_frameworks_are_offered_and_accept_runs_and_decline_filters() {
     })
     .await;
 
-    // Refusals: over-sized, and naming another framework's offer.
+    // Refusals at create: over-sized, and naming another framework's offer.
     let all = offers(c).await;
     let o2 = open(&all).into_iter().find(|o| o.spec.agent == "a2").expect("an open offer on a2").clone();
-    let other = if o2.spec.framework == "fa" { "fb" } else { "fa" };
-    accept(c, "too-big", &o2.name_any(), "a2", res("64", "1Gi"), None).await;
-    accept(c, "not-mine", &o2.name_any(), "a2", res("1", "1Gi"), Some(other)).await;
-    for (name, says) in [("too-big", "exceed what is left of offer"), ("not-mine", "is made to framework")] {
-        let why = eventually(c, &format!("{name} to be refused"), async || match phase(&placement(c, name).await) {
-            (Phase::Failed, why) => Ok(why),
-            seen => Err(format!("{seen:?}")),
-        })
-        .await;
-        assert!(why.contains("OfferRefused") && why.contains(says), "{name}: {why}");
-    }
+    let (mine, other) = (o2.spec.framework.as_str(), if o2.spec.framework == "fa" { "fb" } else { "fa" });
+    let too_big = try_accept(c, "too-big", &o2.name_any(), "a2", res("64", "1Gi"), Some(mine)).await;
+    assert_refused(c, "too-big", too_big, "spec.resources", "cpu 64 is more than").await;
+    let not_mine = try_accept(c, "not-mine", &o2.name_any(), "a2", res("1", "1Gi"), Some(other)).await;
+    assert_refused(c, "not-mine", not_mine, "metadata.labels", &format!("must name framework {mine}")).await;
     let still = offers(c).await.into_iter().find(|o| o.name_any() == o2.name_any()).unwrap();
     assert_eq!(state(&still), OfferState::Outstanding, "a refused accept leaves the offer open");
 
@@ -127,13 +122,8 @@ async fn an_unanswered_offer_expires_is_rescinded_and_cannot_be_accepted() {
         found.cloned().ok_or(format!("{:?}", all.iter().map(|o| (o.name_any(), state(o))).collect::<Vec<_>>()))
     })
     .await;
-    accept(c, "late", &expired.name_any(), "a2", res("1", "1Gi"), Some("fa")).await;
-    let why = eventually(c, "late to be refused", async || match phase(&placement(c, "late").await) {
-        (Phase::Failed, why) => Ok(why),
-        seen => Err(format!("{seen:?}")),
-    })
-    .await;
-    assert!(why.contains("closed (Rescinded)"), "{why}");
+    let late = try_accept(c, "late", &expired.name_any(), "a2", res("1", "1Gi"), Some("fa")).await;
+    assert_refused(c, "late", late, "spec.offer", "was Rescinded (Expired)").await;
     eventually(c, "a2 offered again", async || {
         let all = offers(c).await;
         let again = open(&all).into_iter().any(|o| o.spec.agent == "a2");

@@ -26,7 +26,13 @@ pub struct AgentConfig {
     pub heartbeat: Duration,
     /// How long a killed container gets between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
+    /// How long a `Pending` placement waits for its claim in this agent's
+    /// ledger before it is marked `Failed` with reason `Unclaimed`.
+    pub claim_wait: Duration,
 }
+
+/// The default of [`AgentConfig::claim_wait`].
+pub const DEFAULT_CLAIM_WAIT: Duration = Duration::from_secs(60);
 
 impl AgentConfig {
     /// The machine's capacity, with the configured overrides applied.
@@ -88,6 +94,7 @@ mod tests {
             endpoint: String::new(),
             heartbeat: Duration::from_secs(1),
             kill_grace: Duration::from_secs(1),
+            claim_wait: DEFAULT_CLAIM_WAIT,
         };
         assert!(cfg.capacity().unwrap_err().contains("memory"));
     }

@@ -7,12 +7,15 @@
 //! - `config`: the agent's settings and the machine's capacity.
 //! - `register`: creating the `Agent` and the heartbeat.
 //! - `watch`: the main loop over this agent's placements.
+//! - `claimed`: the claim gate — a placement starts only once this agent's
+//!   ledger holds its claim; one never claimed ends `Failed`/`Unclaimed`.
 //! - `supervisor`: one placement's life, pull to exit, as a state machine.
 //! - `logs`: the HTTP log server behind `berth logs`.
 //! - `runtime`: the container runtime trait.
 //! - `containerd`: the runtime on containerd.
 //! - `fake`: a recording runtime for tests of the agent's decisions.
 
+pub mod claimed;
 pub mod config;
 pub mod containerd;
 pub mod fake;
@@ -55,6 +58,8 @@ pub struct AgentContext<R> {
     pub config: AgentConfig,
     /// Placement UID → (`namespace/name`, its supervisor).
     running: Mutex<HashMap<String, (String, AbortHandle)>>,
+    /// This agent's ledger and the placements waiting for their claims.
+    gate: claimed::Gate,
 }
 
 impl<R> AgentContext<R> {
@@ -81,7 +86,13 @@ pub async fn run<R: Runtime>(
     register::heartbeat(&agents, &config, &version, &since).await?;
     tracing::info!(agent = %config.name, runtime = %version, "agent ready");
 
-    let ctx = Arc::new(AgentContext { client, runtime, config, running: Mutex::new(HashMap::new()) });
+    let ctx = Arc::new(AgentContext {
+        client,
+        runtime,
+        config,
+        running: Mutex::new(HashMap::new()),
+        gate: Default::default(),
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -113,7 +124,12 @@ pub async fn run<R: Runtime>(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let (served, watched, ()) = tokio::join!(server, watch::watch_placements(ctx.clone(), stopped()), heartbeats);
+    let (served, watched, (), ()) = tokio::join!(
+        server,
+        watch::watch_placements(ctx.clone(), stopped()),
+        heartbeats,
+        claimed::follow_ledger(ctx.clone(), stopped())
+    );
     served.map_err(|e| Error::Io("log server".into(), e))?;
     watched
 }

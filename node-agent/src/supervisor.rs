@@ -36,7 +36,9 @@ pub async fn supervise<R: Runtime>(p: Placement, ctx: Arc<AgentContext<R>>) -> R
             // The container this placement ran in is gone (e.g. the machine rebooted).
             return reporter.fail(None, "ContainerLost", "its container no longer exists on the agent").await;
         }
-        reporter.set(Phase::Staging, |_| {}).await?;
+        if reporter.status.phase != Phase::Staging {
+            reporter.set(Phase::Staging, |_| {}).await?;
+        }
         if let Err(e) = ctx.runtime.pull(&p.spec.container.image, None).await {
             let reason = if matches!(e, RuntimeError::ImagePull { .. }) { "ImagePullFailed" } else { "Error" };
             return reporter.fail(None, reason, &e.to_string()).await;

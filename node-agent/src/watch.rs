@@ -1,7 +1,8 @@
 //! The agent's main loop: watch the placements bound to this agent (field
 //! selector `spec.agent`), start a supervisor for each new one, stop the
 //! container of each deleted one, and after every (re)list stop containers
-//! whose placement is gone.
+//! whose placement is gone. A new `Pending` placement first waits at the
+//! claim gate (`claimed`) for its claim in this agent's ledger.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 
+use crate::claimed;
 use crate::runtime::Runtime;
 use crate::supervisor::{LABEL_PLACEMENT_UID, supervise};
 use crate::{AgentContext, Error};
@@ -45,8 +47,9 @@ pub async fn watch_placements<R: Runtime>(
     }
 }
 
-/// Starts a supervisor for `p` unless one runs or it has ended.
+/// Starts a supervisor for `p` (once it is claimed) unless one runs or it has ended.
 fn ensure_supervised<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: Placement) {
+    ctx.gate.observe(&p);
     let uid = p.uid().unwrap_or_default();
     if p.status.as_ref().is_some_and(|s| s.phase.is_terminal()) || p.metadata.deletion_timestamp.is_some() {
         return;
@@ -60,7 +63,11 @@ fn ensure_supervised<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: Placement) {
     let task_uid = uid.clone();
     let handle = tokio::spawn(async move {
         let name = p.name_any();
-        if let Err(e) = supervise(p, task_ctx.clone()).await {
+        let result = match claimed::admit(&task_ctx, p).await {
+            Ok(Some(p)) => supervise(p, task_ctx.clone()).await,
+            other => other.map(|_| ()),
+        };
+        if let Err(e) = result {
             tracing::warn!(placement = %name, error = %e, "supervising the placement failed");
         }
         task_ctx.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&task_uid);

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::negotiate::{self, with_warnings};
 use super::params::Params;
-use super::{App, Ctx, admit, hooks, managed, object};
+use super::{App, Ctx, admit, admit_offer, hooks, managed, object};
 use crate::error::{Error, Result, Subject};
 use crate::registry::Kind;
 use crate::storage::{Storage, StorageError};
@@ -75,6 +75,7 @@ pub async fn create<S: Storage>(
             return Err(Error::NotFound(subject));
         }
     }
+    admit_offer::check_create(app, kind, namespace, &obj).await?;
     if params.dry_run {
         return Ok((obj, warnings));
     }

@@ -2,6 +2,7 @@
 
 mod access;
 mod admit;
+mod admit_offer;
 mod apply;
 mod bootstrap;
 mod cache;

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::negotiate::{self, with_warnings};
 use super::params::Params;
-use super::{App, Ctx, admit, hooks, managed, meta_update, object};
+use super::{App, Ctx, admit, admit_offer, hooks, managed, meta_update, object};
 use crate::error::{CONFLICT_MESSAGE, Error, Result};
 use crate::registry::Kind;
 use crate::storage::{Storage, StorageError};
@@ -104,6 +104,9 @@ where
             meta_update::check_immutable(t.kind, &current, &desired)?;
         }
         let mut next = merge(t, &current, desired);
+        if !t.status {
+            admit_offer::check_update(t.kind, &current, &next)?;
+        }
         object::keep_server_fields(&current, &mut next);
         meta_update::check_finalizers(t.kind, &current, &next)?;
         if object::spec_changed(&current, &next) {

@@ -84,6 +84,18 @@ pub async fn framework(client: &Client, name: &str, weight: f64) {
 /// A placement accepting `offer` on `agent`, exiting 0 at once on the fake runtime.
 /// With `framework`, it carries the `berth.dev/framework` label.
 pub async fn accept(client: &Client, name: &str, offer: &str, agent: &str, r: Resources, framework: Option<&str>) {
+    try_accept(client, name, offer, agent, r, framework).await.unwrap();
+}
+
+/// [`accept`], answering what the API server said: a bad accept is refused with 422.
+pub async fn try_accept(
+    client: &Client,
+    name: &str,
+    offer: &str,
+    agent: &str,
+    r: Resources,
+    framework: Option<&str>,
+) -> Result<Placement, kube::Error> {
     let spec = PlacementSpec {
         agent: agent.into(),
         job: "external".into(),
@@ -102,7 +114,27 @@ pub async fn accept(client: &Client, name: &str, offer: &str, agent: &str, r: Re
         p.metadata.labels = Some([("berth.dev/framework".to_string(), f.to_string())].into());
     }
     let api: Api<Placement> = Api::namespaced(client.clone(), "default");
-    api.create(&PostParams::default(), &p).await.unwrap();
+    api.create(&PostParams::default(), &p).await
+}
+
+/// Expects `answer` to be the API server's 422 refusal of placement `name`
+/// with a cause on `field` saying `says`, and nothing stored under `name`.
+pub async fn assert_refused(
+    client: &Client,
+    name: &str,
+    answer: Result<Placement, kube::Error>,
+    field: &str,
+    says: &str,
+) {
+    let st = match answer {
+        Err(kube::Error::Api(st)) => st,
+        other => panic!("{name}: expected a refusal, got {other:?}"),
+    };
+    assert_eq!((st.code, st.reason.as_str()), (422, "Invalid"), "{name}: {st:?}");
+    let causes = st.details.as_ref().map(|d| d.causes.clone()).unwrap_or_default();
+    assert!(causes.iter().any(|c| c.field == field && c.message.contains(says)), "{name}: {st:?}");
+    let stored = Api::<Placement>::namespaced(client.clone(), "default").get_opt(name).await.unwrap();
+    assert!(stored.is_none(), "{name} was stored");
 }
 
 pub async fn offers(client: &Client) -> Vec<Offer> {
