@@ -21,22 +21,44 @@ const TASKS: usize = 4;
 #[derive(serde::Deserialize)]
 struct List<T> {
     items: Vec<T>,
+    metadata: ListMeta,
 }
 
-/// Every object of `kind` in every namespace, read with the admin kubeconfig.
-fn list<T: serde::de::DeserializeOwned>(berth: &Berth, kind: &str) -> Result<Vec<T>, String> {
-    let out = berth.kubectl(&["get", kind, "-A", "-o", "json"]);
-    if !out.status.success() {
-        return Err(format!("kubectl get {kind}: {}", output_text(&out)));
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListMeta {
+    resource_version: String,
+}
+
+/// A list of `berth.dev` `plural` (all namespaces) read with the admin
+/// kubeconfig, at revision `at` when given, and the revision it was read at.
+fn list_at<T: serde::de::DeserializeOwned>(
+    berth: &Berth,
+    plural: &str,
+    at: Option<&str>,
+) -> Result<(Vec<T>, String), String> {
+    let mut path = format!("/apis/berth.dev/v1alpha1/{plural}");
+    if let Some(rv) = at {
+        path.push_str(&format!("?resourceVersion={rv}&resourceVersionMatch=Exact"));
     }
-    serde_json::from_slice::<List<T>>(&out.stdout).map(|l| l.items).map_err(|e| format!("{kind}: {e}"))
+    let out = berth.kubectl(&["get", "--raw", &path]);
+    if !out.status.success() {
+        return Err(format!("GET {path}: {}", output_text(&out)));
+    }
+    let list: List<T> = serde_json::from_slice(&out.stdout).map_err(|e| format!("{plural}: {e}"))?;
+    Ok((list.items, list.metadata.resource_version))
 }
 
-/// Invariants 1 and 3 on what the store holds now (offers read before
-/// agents: a hold is written before its offer and released after it closes).
+fn list<T: serde::de::DeserializeOwned>(berth: &Berth, plural: &str) -> Result<Vec<T>, String> {
+    list_at(berth, plural, None).map(|(items, _)| items)
+}
+
+/// Invariants 1 and 3 on one revision of the store: offers and agents read
+/// at the same resourceVersion, so an offer closed and its hold released
+/// between two reads is not mistaken for an offer without its hold.
 fn violations(berth: &Berth) -> Result<Vec<String>, String> {
-    let offers: Vec<Offer> = list(berth, "offers.berth.dev")?;
-    let agents: Vec<Agent> = list(berth, "agents.berth.dev")?;
+    let (offers, rv) = list_at::<Offer>(berth, "offers", None)?;
+    let (agents, _) = list_at::<Agent>(berth, "agents", Some(&rv))?;
     Ok([overcommits(&agents), unheld_offers(&agents, &offers)].concat())
 }
 
@@ -162,8 +184,8 @@ fn python_offers_framework_and_shared_state_job_share_two_agents() {
 
     // Every task Succeeded on a placement that named an offer the allocator then marked Accepted;
     // any other placement was refused by Berth (and the task placed again).
-    let placements: Vec<Placement> = list(&berth, "placements.berth.dev").expect("placements");
-    let offers: Vec<Offer> = list(&berth, "offers.berth.dev").expect("offers");
+    let placements: Vec<Placement> = list(&berth, "placements").expect("placements");
+    let offers: Vec<Offer> = list(&berth, "offers").expect("offers");
     let ns = |p: &Placement| p.metadata.namespace.clone().unwrap_or_default();
     let python: Vec<&Placement> = placements.iter().filter(|p| ns(p) == "team-a").collect();
     let mut done = BTreeSet::new();
@@ -199,7 +221,7 @@ fn python_offers_framework_and_shared_state_job_share_two_agents() {
     let table = berth.kubectl(&["get", "placements.berth.dev", "-A", "-o", "wide"]);
     eprintln!("--- scheduler ---\n{}\n{}", scheduler.output(), String::from_utf8_lossy(&table.stdout));
     berth.wait("every placement's claim released", Duration::from_secs(30), |b| {
-        let agents: Vec<Agent> = list(b, "agents.berth.dev")?;
+        let agents: Vec<Agent> = list(b, "agents")?;
         let claims = agents.iter().flat_map(|a| a.status.iter().flat_map(|s| &s.claims));
         let left: Vec<&str> = claims.filter(|c| c.kind == ClaimKind::Placement).map(|c| c.owner.as_str()).collect();
         if left.is_empty() { Ok(()) } else { Err(format!("claims left: {left:?}")) }
