@@ -69,20 +69,22 @@ struct Scheduler {
 }
 
 impl Scheduler {
-    fn start(kubeconfig: &Path, image: &str, dir: &Path) -> Scheduler {
+    /// Runs framework `team-a/NAME` with the kubeconfig `berth apiserver --frameworks` wrote for it.
+    fn start(berth: &Berth, name: &str, image: &str, tasks: &[String]) -> Scheduler {
         let python = berth_e2e::kubectl::venv().join("bin/python");
         assert!(python.is_file(), "{} is missing: run `make deps`", python.display());
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python-scheduler/scheduler.py");
-        let log = dir.join("scheduler.log");
+        let dir = berth.dir.path();
+        let log = dir.join(format!("scheduler-{name}.log"));
         let out = std::fs::File::create(&log).expect("scheduler log");
         let mut cmd = Command::new(python);
         cmd.arg(script)
             .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--namespace", "team-a", "--framework", "py", "--image", image])
+            .arg(berth.kubeconfig.with_file_name(format!("framework-team-a-{name}.kubeconfig")))
+            .args(["--namespace", "team-a", "--framework", name, "--image", image])
             .args(["--cpu", "500m", "--memory", "256Mi", "--deadline-seconds", "200"]);
-        for i in 0..TASKS {
-            cmd.args(["--task", &format!("echo task {i} says hello; sleep 2")]);
+        for task in tasks {
+            cmd.args(["--task", task]);
         }
         let child = cmd
             .env("HOME", dir)
@@ -142,15 +144,15 @@ fn python_offers_framework_and_shared_state_job_share_two_agents() {
         AgentSpec { name: "agent-1", cpu: "2", memory: "2Gi" },
         AgentSpec { name: "agent-2", cpu: "2", memory: "2Gi" },
     ];
-    let mut berth = Berth::cluster(containerd.socket(), &agents, &["--frameworks", "team-a/py"]);
+    let mut berth = Berth::cluster(containerd.socket(), &agents, &["--frameworks", "team-a/py,team-a/failing"]);
     for ns in ["team-a", "team-b"] {
         let out = berth.kubectl(&["create", "namespace", ns]);
         assert!(out.status.success(), "{}", output_text(&out));
     }
 
     // Both workloads at once: the scheduler registers its framework and answers offers; the Job claims.
-    let framework_kubeconfig = berth.kubeconfig.with_file_name("framework-team-a-py.kubeconfig");
-    let mut scheduler = Scheduler::start(&framework_kubeconfig, &image, berth.dir.path());
+    let tasks: Vec<String> = (0..TASKS).map(|i| format!("echo task {i} says hello; sleep 2")).collect();
+    let mut scheduler = Scheduler::start(&berth, "py", &image, &tasks);
     let out = berth.kubectl_stdin(&["apply", "-f", "-"], &job(&image));
     assert!(out.status.success(), "{}", output_text(&out));
 
@@ -220,6 +222,19 @@ fn python_offers_framework_and_shared_state_job_share_two_agents() {
     }
     let table = berth.kubectl(&["get", "placements.berth.dev", "-A", "-o", "wide"]);
     eprintln!("--- scheduler ---\n{}\n{}", scheduler.output(), String::from_utf8_lossy(&table.stdout));
+    // A task failing for a reason of its own ends its scheduler, non-zero, saying which and why.
+    let mut failing = Scheduler::start(&berth, "failing", &image, &["echo about to fail; exit 3".to_string()]);
+    let status = berth.wait("the failing scheduler to exit", WAIT, |_| match failing.child.try_wait() {
+        Ok(Some(status)) => Ok(status),
+        other => Err(format!("{other:?}: {}", failing.output())),
+    });
+    let said = failing.output();
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert!(said.contains("FAILED: task 0 Failed") && said.contains("exit 3"), "{said}");
+    let suppressed =
+        berth.kubectl(&["get", "-n", "team-a", "frameworks.berth.dev/failing", "-o", "jsonpath={.spec.suppressed}"]);
+    assert_eq!(String::from_utf8_lossy(&suppressed.stdout), "true", "a stopped scheduler wants no offers");
+
     berth.wait("every placement's claim released", Duration::from_secs(30), |b| {
         let agents: Vec<Agent> = list(b, "agents")?;
         let claims = agents.iter().flat_map(|a| a.status.iter().flat_map(|s| &s.claims));

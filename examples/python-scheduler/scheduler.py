@@ -14,7 +14,7 @@ What it does, in order:
    OfferRefused: the offer expired, was already taken, ...) or lost with
    its agent goes back to the queue, to be placed on the next offer;
 5. exits 0 when every task Succeeded; 1 when one fails for another reason;
-   2 when the deadline passes first.
+   2 when the deadline passes first; suppressed in every case.
 
 It needs only the `kubernetes` package and a kubeconfig whose token may
 answer Offers and create Placements in the namespace (`berth apiserver
@@ -124,7 +124,11 @@ class Scheduler:
     def register(self):
         try:
             fw = self.api.get_namespaced_custom_object(GROUP, VERSION, self.ns, "frameworks", self.name)
-            log(f"framework {self.ns}/{self.name} exists (mode {fw['spec'].get('mode')})")
+            mode, scheduler = fw["spec"].get("mode"), fw["spec"].get("scheduler")
+            if (mode, scheduler) != ("Offers", "external"):
+                sys.exit(f"framework {self.ns}/{self.name} exists as mode {mode}, scheduler {scheduler}: "
+                         "it must be mode Offers, scheduler external to receive offers")
+            log(f"framework {self.ns}/{self.name} exists (Offers, external)")
             self.suppressed = fw["spec"].get("suppressed", False)
         except ApiException as e:
             if e.status != 404:
@@ -293,6 +297,10 @@ def main():
         sys.exit(f"FAILED: {e}")
     finally:
         stop.set()
+        try:  # a framework that stops wants no more offers, whatever the outcome
+            s.set_suppressed(True)
+        except ApiException as e:
+            log(f"could not suppress on exit: {e.status} {e.reason}")
     log(f"all {len(s.tasks)} tasks succeeded")
 
 
