@@ -3,7 +3,8 @@
 //! offers in `team-a` while a builtin-batch Job claims shared state directly
 //! in `team-b`, on two agents (`berth apiserver`, `berth controllers` and two
 //! `berth agent` processes on one containerd with runc). On every poll no
-//! agent is overcommitted and every outstanding offer is held.
+//! agent is overcommitted and every outstanding offer is held. Then a second
+//! framework, whose task exits 3, ends non-zero saying so.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -222,6 +223,7 @@ fn python_offers_framework_and_shared_state_job_share_two_agents() {
     }
     let table = berth.kubectl(&["get", "placements.berth.dev", "-A", "-o", "wide"]);
     eprintln!("--- scheduler ---\n{}\n{}", scheduler.output(), String::from_utf8_lossy(&table.stdout));
+
     // A task failing for a reason of its own ends its scheduler, non-zero, saying which and why.
     let mut failing = Scheduler::start(&berth, "failing", &image, &["echo about to fail; exit 3".to_string()]);
     let status = berth.wait("the failing scheduler to exit", WAIT, |_| match failing.child.try_wait() {
