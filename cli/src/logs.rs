@@ -51,6 +51,18 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let mut out = tokio::io::stdout();
     for p in &placements {
+        let status = p.status.clone().unwrap_or_default();
+        if status.phase.is_terminal() && status.container_id.is_none() {
+            // Refused or failed before its container existed: no output, only a reason.
+            let why = format!(
+                "{:?} {}: {}",
+                status.phase,
+                status.reason.unwrap_or_default(),
+                status.message.unwrap_or_default()
+            );
+            out.write_all(format!("==> {} never ran: {why} <==\n", p.name_any()).as_bytes()).await?;
+            continue;
+        }
         let agent = agents.get(&p.spec.agent).await.with_context(|| format!("agent {}", p.spec.agent))?;
         let Some(endpoint) = agent.status.and_then(|s| s.endpoint) else {
             bail!("agent {} does not say where it serves logs", p.spec.agent);

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use berth_apiserver::auth::generated::FrameworkRef;
 use berth_apiserver::auth::{Tokens, generated, pki};
 use berth_apiserver::{Credentials, Options};
 use clap::Args;
@@ -30,6 +31,11 @@ pub struct SecureArgs {
     /// (default: generate DATA_DIR/tokens.csv with admin, controllers and agent tokens)
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
+    /// Frameworks to generate tokens and kubeconfigs (`DATA_DIR/framework-NS-NAME.kubeconfig`) for,
+    /// as NAMESPACE/NAME, comma-separated: each may answer Offers and create Placements in its
+    /// namespace, and register and suppress its own Framework; only when the token file is generated
+    #[arg(long, value_delimiter = ',', conflicts_with = "token_auth_file")]
+    frameworks: Vec<FrameworkRef>,
     /// Serve plain HTTP without TLS and without authentication or authorization: every client is
     /// an admin. INSECURE: only for a throwaway cluster on a trusted machine (kubectl, like all
     /// Kubernetes clients, sends no token over plain HTTP)
@@ -50,7 +56,7 @@ pub struct Secured {
 
 /// Sets up TLS and tokens under `data_dir` for a server on `addr`, and
 /// writes a kubeconfig for each role's token there (agents: one per name in
-/// `agents`, when the token file is generated).
+/// `agents`, frameworks: one per `--frameworks`, when the token file is generated).
 pub fn prepare(data_dir: &Path, addr: SocketAddr, args: &SecureArgs, agents: &[String]) -> anyhow::Result<Secured> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let data_dir = std::path::absolute(data_dir)?;
@@ -59,7 +65,10 @@ pub fn prepare(data_dir: &Path, addr: SocketAddr, args: &SecureArgs, agents: &[S
         tracing::warn!("serving plain HTTP without authentication (--insecure-http): every client is an admin");
         let url = format!("http://{addr}");
         let text = berth_apiserver::kubeconfig(&url);
-        let roles = ["controllers".to_string()].into_iter().chain(agents.iter().map(|a| format!("agent-{a}")));
+        let roles = ["controllers".to_string()]
+            .into_iter()
+            .chain(agents.iter().map(|a| format!("agent-{a}")))
+            .chain(args.frameworks.iter().map(|f| format!("framework-{}-{}", f.namespace, f.name)));
         for role in roles {
             write_private(&data_dir.join(format!("{role}.kubeconfig")), &text)?;
         }
@@ -84,7 +93,7 @@ pub fn prepare(data_dir: &Path, addr: SocketAddr, args: &SecureArgs, agents: &[S
     };
     let tokens = match &args.token_auth_file {
         Some(path) => Tokens::read(path)?,
-        None => generated::ensure_token_file(&data_dir.join("tokens.csv"), agents)?,
+        None => generated::ensure_token_file(&data_dir.join("tokens.csv"), agents, &args.frameworks)?,
     };
     let url = format!("{scheme}://{addr}");
     let files = generated::kubeconfig_files(&tokens);
@@ -116,7 +125,8 @@ fn remove_stale_kubeconfigs(data_dir: &Path, keep: &[&str]) -> anyhow::Result<()
     let entries = std::fs::read_dir(data_dir).with_context(|| format!("reading {}", data_dir.display()))?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        let ours = name == "controllers.kubeconfig" || (name.starts_with("agent-") && name.ends_with(".kubeconfig"));
+        let ours = name == "controllers.kubeconfig"
+            || ((name.starts_with("agent-") || name.starts_with("framework-")) && name.ends_with(".kubeconfig"));
         if ours && !keep.contains(&name.as_str()) {
             std::fs::remove_file(entry.path()).with_context(|| format!("removing {}", entry.path().display()))?;
         }

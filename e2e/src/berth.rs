@@ -1,5 +1,5 @@
 //! Berth for a test: one `berth up` process, or the API server, controllers
-//! and agent as separate processes; its own state directory, free ports, and
+//! and agents as separate processes; its own state directory, free ports, and
 //! the containerd it is given. Stopped (SIGTERM, then SIGKILL) on drop.
 
 use std::path::{Path, PathBuf};
@@ -14,8 +14,17 @@ pub struct Berth {
     children: Vec<(Child, PathBuf)>,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
-    /// The containerd namespace the agent's containers live in.
+    /// The containerd namespace the agent's containers live in (with
+    /// several agents, agent `NAME`'s is this followed by `-NAME`).
     pub containerd_namespace: String,
+}
+
+/// One agent of [`Berth::cluster`]: its name and what it offers.
+#[derive(Clone, Copy, Debug)]
+pub struct AgentSpec<'a> {
+    pub name: &'a str,
+    pub cpu: &'a str,
+    pub memory: &'a str,
 }
 
 /// The `berth` binary built by `cargo build --bin berth` (or `$BERTH_BIN`).
@@ -38,7 +47,8 @@ impl Berth {
         let state = berth.dir.path().join("state");
         let mut up = Command::new(binary());
         up.args(["up", "--listen", "127.0.0.1:0"]).arg("--state-dir").arg(&state);
-        berth.agent_flags(&mut up, containerd_socket, cpu, memory);
+        let namespace = berth.containerd_namespace.clone();
+        berth.agent_flags(&mut up, containerd_socket, &namespace, &AgentSpec { name: "agent-1", cpu, memory });
         berth.spawn("berth-up", &mut up);
         berth.kubeconfig = state.join("kubeconfig");
         berth.wait_until_ready();
@@ -48,16 +58,41 @@ impl Berth {
     /// Starts `berth apiserver`, `berth controllers` and `berth agent` as
     /// three processes, as a multi-machine installation runs them.
     pub fn parts(containerd_socket: &Path, cpu: &str, memory: &str) -> Berth {
-        let mut berth = Berth::apiserver(&["--agents", "agent-1"]);
+        Berth::cluster(containerd_socket, &[AgentSpec { name: "agent-1", cpu, memory }], &[])
+    }
+
+    /// Starts `berth apiserver` (with `extra` flags), `berth controllers` and
+    /// one `berth agent` per entry of `agents`, each with its own data
+    /// directory, log port and containerd namespace on the one containerd;
+    /// waits until every agent is registered.
+    pub fn cluster(containerd_socket: &Path, agents: &[AgentSpec], extra: &[&str]) -> Berth {
+        let names = agents.iter().map(|a| a.name).collect::<Vec<_>>().join(",");
+        let mut berth = Berth::apiserver(&[&["--agents", &names], extra].concat());
         let api_dir = berth.dir.path().join("apiserver");
         // Each part with the token of its own role, from the kubeconfigs the API server wrote.
         let controllers = api_dir.join("controllers.kubeconfig");
         berth.spawn("controllers", Command::new(binary()).arg("controllers").arg("--kubeconfig").arg(&controllers));
-        let mut agent = Command::new(binary());
-        agent.arg("agent").arg("--kubeconfig").arg(api_dir.join("agent-agent-1.kubeconfig"));
-        berth.agent_flags(&mut agent, containerd_socket, cpu, memory);
-        berth.spawn("agent", &mut agent);
-        berth.wait_until_ready();
+        for a in agents {
+            let mut agent = Command::new(binary());
+            agent.arg("agent").arg("--kubeconfig").arg(api_dir.join(format!("agent-{}.kubeconfig", a.name)));
+            let namespace = match agents.len() {
+                1 => berth.containerd_namespace.clone(),
+                _ => format!("{}-{}", berth.containerd_namespace, a.name),
+            };
+            berth.agent_flags(&mut agent, containerd_socket, &namespace, a);
+            berth.spawn(a.name, &mut agent);
+        }
+        let names: Vec<String> = agents.iter().map(|a| format!("agent.berth.dev/{}", a.name)).collect();
+        berth.wait("every agent to register", Duration::from_secs(60), |b| {
+            let out = b.kubectl(&["get", "agents.berth.dev", "-o", "name"]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let missing: Vec<&String> = names.iter().filter(|n| !text.lines().any(|l| l == n.as_str())).collect();
+            if out.status.success() && missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("missing {missing:?}: {}", crate::output_text(&out)))
+            }
+        });
         berth
     }
 
@@ -98,14 +133,14 @@ impl Berth {
         Berth { children: Vec::new(), kubeconfig: PathBuf::new(), containerd_namespace, dir }
     }
 
-    fn agent_flags(&self, cmd: &mut Command, containerd_socket: &Path, cpu: &str, memory: &str) {
+    fn agent_flags(&self, cmd: &mut Command, containerd_socket: &Path, namespace: &str, a: &AgentSpec) {
         cmd.args(["--logs-listen", "127.0.0.1:0", "--heartbeat-seconds", "2"])
             .arg("--containerd-socket")
             .arg(containerd_socket)
-            .args(["--containerd-namespace", &self.containerd_namespace])
+            .args(["--containerd-namespace", namespace])
             .arg("--data-dir")
-            .arg(self.dir.path().join("agent"))
-            .args(["--name", "agent-1", "--cpu", cpu, "--memory", memory]);
+            .arg(self.dir.path().join(format!("{}-data", a.name)))
+            .args(["--name", a.name, "--cpu", a.cpu, "--memory", a.memory]);
     }
 
     fn spawn(&mut self, name: &str, cmd: &mut Command) {

@@ -10,7 +10,8 @@
 //! - `apiserver`: one `berth apiserver` process, to kill and restart.
 //! - `http`: a minimal blocking HTTP client, and watch streams.
 //! - `load`: concurrent writers that record acknowledged writes, and their check.
-//! - `berth`: a `berth up` process, with kubectl and `berth` CLI helpers.
+//! - `berth`: a `berth up` process, or the API server, controllers and N
+//!   agents as processes, with kubectl and `berth` CLI helpers.
 //! - `kubectl`: the kubectl binaries of the verb matrix, run with a deadline.
 //! - `etcd`: a single-member etcd of the test's own, for the etcd store.
 //! - `poll`: waiting on a condition with a deadline, never a blind sleep.

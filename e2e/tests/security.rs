@@ -36,6 +36,26 @@ fn berth_up_serves_https_and_each_part_uses_a_token_of_its_role() {
 }
 
 #[test]
+fn berth_apiserver_writes_a_kubeconfig_per_framework_for_its_namespace() {
+    let berth = Berth::apiserver(&["--frameworks", "team-a/py"]);
+    let file = "framework-team-a-py.kubeconfig";
+    assert_eq!(whoami(&berth, file), "berth:framework:team-a/py");
+    let can = |args: &[&str]| stdout(&berth.kubectl_with(file, &[&["auth", "can-i"], args].concat()));
+    assert_eq!(can(&["create", "placements.berth.dev", "-n", "team-a"]), "yes");
+    assert_eq!(can(&["patch", "offers.berth.dev", "-n", "team-a"]), "yes");
+    assert_eq!(can(&["patch", "frameworks.berth.dev/py", "-n", "team-a"]), "yes");
+    assert!(can(&["patch", "frameworks.berth.dev/other", "-n", "team-a"]).starts_with("no"));
+    assert!(can(&["create", "placements.berth.dev", "-n", "team-b"]).starts_with("no"));
+    assert!(can(&["create", "jobs.berth.dev", "-n", "team-a"]).starts_with("no"));
+
+    let out = std::process::Command::new(berth_e2e::berth::binary())
+        .args(["apiserver", "--frameworks", "team-a"])
+        .output()
+        .expect("running berth");
+    assert!(!out.status.success() && output_text(&out).contains("NAMESPACE/NAME"), "{}", output_text(&out));
+}
+
+#[test]
 fn berth_apiserver_takes_a_token_file_the_user_brings() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tokens = dir.path().join("tokens.csv");

@@ -1,7 +1,8 @@
 //! A recording runtime with no containers, for tests of the agent's and the
 //! controllers' decisions only. A container "exits" with the code in its
 //! `FAKE_EXIT` environment variable (default 0) once released; images whose
-//! reference contains `missing` fail to pull.
+//! reference contains `missing` fail to pull, and pulls of those containing
+//! `slow` wait until [`Fake::open_pulls`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -30,6 +31,8 @@ pub struct Fake {
     pub hold: bool,
     calls: Mutex<Vec<Call>>,
     containers: Mutex<HashMap<String, Container>>,
+    pulls_open: std::sync::atomic::AtomicBool,
+    pulls: tokio::sync::Notify,
 }
 
 impl Fake {
@@ -49,6 +52,12 @@ impl Fake {
         }
     }
 
+    /// Lets every pull of a `slow` image, waiting or to come, finish.
+    pub fn open_pulls(&self) {
+        self.pulls_open.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.pulls.notify_waiters();
+    }
+
     fn record(&self, call: Call) {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).push(call);
     }
@@ -57,6 +66,13 @@ impl Fake {
 impl Runtime for Fake {
     async fn pull(&self, image: &str, _auth: Option<&RegistryAuth>) -> Result<(), RuntimeError> {
         self.record(Call::Pull(image.to_string()));
+        while image.contains("slow") {
+            let opened = self.pulls.notified();
+            if self.pulls_open.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            opened.await;
+        }
         if image.contains("missing") {
             return Err(RuntimeError::ImagePull { image: image.into(), message: "manifest unknown".into() });
         }

@@ -25,7 +25,12 @@ pub const LABEL_PLACEMENT_UID: &str = "berth.dev/placement-uid";
 pub async fn supervise<R: Runtime>(p: Placement, ctx: Arc<AgentContext<R>>) -> Result<(), Error> {
     let ns = p.namespace().unwrap_or_default();
     let api: Api<Placement> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut reporter = Reporter { api, name: p.name_any(), status: p.status.clone().unwrap_or_default() };
+    let mut reporter = Reporter {
+        api,
+        name: p.name_any(),
+        status: p.status.clone().unwrap_or_default(),
+        resource_version: p.resource_version(),
+    };
     if reporter.status.phase.is_terminal() {
         return Ok(());
     }
@@ -115,11 +120,16 @@ pub fn container_spec<R: Runtime>(p: &Placement, id: &str, ctx: &AgentContext<R>
     })
 }
 
-/// Writes a placement's status one legal transition at a time.
+/// Writes a placement's status one legal transition at a time, each write
+/// conditional on the placement's resourceVersion: a phase another writer
+/// set meanwhile (a placement the allocator refused while it was Pending,
+/// or marked Lost) is read back and judged by the state machine, never
+/// overwritten.
 struct Reporter {
     api: Api<Placement>,
     name: String,
     status: PlacementStatus,
+    resource_version: Option<String>,
 }
 
 impl Reporter {
@@ -128,10 +138,25 @@ impl Reporter {
         let mut next = self.status.clone();
         next.phase = phase;
         edit(&mut next);
-        let patch = serde_json::json!({ "status": next });
-        self.api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-        self.status = next;
-        Ok(())
+        for _ in 0..5 {
+            let patch = serde_json::json!({ "metadata": {"resourceVersion": self.resource_version}, "status": next });
+            match self.api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(written) => {
+                    self.resource_version = written.resource_version();
+                    self.status = next;
+                    return Ok(());
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    // Another writer moved it: its phase stands if ours cannot follow it.
+                    let current = self.api.get_status(&self.name).await?;
+                    let stored = current.status.clone().unwrap_or_default();
+                    stored.phase.transition(to).map_err(Error::Transition)?;
+                    self.resource_version = current.resource_version();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Config(format!("placement {}: its status kept changing under the agent", self.name)))
     }
 
     async fn fail(&mut self, code: Option<i32>, reason: &str, message: &str) -> Result<(), Error> {

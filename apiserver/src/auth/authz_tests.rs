@@ -72,6 +72,21 @@ async fn a_framework_answers_offers_in_its_namespace() {
 }
 
 #[tokio::test]
+async fn a_framework_user_registers_and_suppresses_only_its_own_framework() {
+    let f = user("berth:framework:team-a/py", &[FRAMEWORKS_GROUP, "berth:namespace:team-a"]);
+    assert!(can(&f, res("create", "berth.dev", "frameworks", Some("team-a"), Some("py"))).await);
+    assert!(can(&f, res("patch", "berth.dev", "frameworks", Some("team-a"), Some("py"))).await);
+    assert!(!can(&f, res("patch", "berth.dev", "frameworks", Some("team-a"), Some("other"))).await);
+    assert!(!can(&f, res("patch", "berth.dev", "frameworks/status", Some("team-a"), Some("py"))).await);
+    assert!(!can(&f, res("delete", "berth.dev", "frameworks", Some("team-a"), Some("py"))).await);
+    assert!(!can(&f, res("create", "berth.dev", "frameworks", Some("team-b"), Some("py"))).await);
+    let elsewhere = user("berth:framework:team-b/py", &[FRAMEWORKS_GROUP, "berth:namespace:team-a"]);
+    assert!(!can(&elsewhere, res("create", "berth.dev", "frameworks", Some("team-b"), Some("py"))).await);
+    let plain = user("batch", &[FRAMEWORKS_GROUP, "berth:namespace:team-a"]);
+    assert!(!can(&plain, res("patch", "berth.dev", "frameworks", Some("team-a"), Some("batch"))).await);
+}
+
+#[tokio::test]
 async fn a_user_has_one_namespace() {
     let u = user("alice", &[USERS_GROUP, "berth:namespace:team-a"]);
     assert!(can(&u, res("delete", "berth.dev", "jobs", Some("team-a"), Some("j"))).await);

@@ -1,10 +1,13 @@
 //! The token file `berth up` and `berth apiserver` generate when the user
-//! brings none: an admin, the controllers, and one token per agent; and
-//! which kubeconfig file each role's token goes into.
+//! brings none: an admin, the controllers, one token per agent and one per
+//! framework; and which kubeconfig file each role's token goes into.
 
 use std::path::Path;
 
-use super::rules::{ADMIN_GROUP, AGENT_USER_PREFIX, AGENTS_GROUP, CONTROLLERS_GROUP, agent_name};
+use super::rules::{
+    ADMIN_GROUP, AGENT_USER_PREFIX, AGENTS_GROUP, CONTROLLERS_GROUP, FRAMEWORK_USER_PREFIX, FRAMEWORKS_GROUP,
+    NAMESPACE_GROUP_PREFIX, agent_name, framework_name,
+};
 use super::tokens::{TokenEntry, TokenFileError, Tokens, format_line, generate_token, parse};
 use super::{User, pki};
 
@@ -13,15 +16,50 @@ pub const ADMIN_USER: &str = "berth:admin";
 /// The controllers' user name in a generated token file.
 pub const CONTROLLERS_USER: &str = "berth:controllers";
 
-fn entry(name: String, group: &str) -> TokenEntry {
-    let user = User { name, uid: uuid::Uuid::new_v4().to_string(), groups: vec![group.to_string()] };
+fn entry(name: String, groups: &[&str]) -> TokenEntry {
+    let groups = groups.iter().map(|g| g.to_string()).collect();
+    let user = User { name, uid: uuid::Uuid::new_v4().to_string(), groups };
     TokenEntry { token: generate_token(), user }
 }
 
+/// A `Framework` to generate a token for: `NAMESPACE/NAME` on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameworkRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::str::FromStr for FrameworkRef {
+    type Err = String;
+
+    /// Parses `NAMESPACE/NAME`, each a DNS label (lower-case letters, digits, `-`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (namespace, name) =
+            s.split_once('/').ok_or_else(|| format!("{s:?} is not NAMESPACE/NAME (e.g. team-a/my-scheduler)"))?;
+        for (what, v) in [("namespace", namespace), ("name", name)] {
+            let label = !v.is_empty()
+                && v.len() <= 63
+                && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !v.starts_with('-')
+                && !v.ends_with('-');
+            if !label {
+                return Err(format!("{s:?}: the {what} {v:?} is not a DNS label (lower-case letters, digits, '-')"));
+            }
+        }
+        Ok(FrameworkRef { namespace: namespace.into(), name: name.into() })
+    }
+}
+
 /// Reads the token file at `path`, creating it (owner-only) if absent, and
-/// adds what is missing of: an admin, the controllers, and each of `agents`.
-/// Lines already there are kept, so tokens survive a restart.
-pub fn ensure_token_file(path: &Path, agents: &[String]) -> Result<Tokens, TokenFileError> {
+/// adds what is missing of: an admin, the controllers, each of `agents`, and
+/// each of `frameworks` (user `berth:framework:NS/NAME`, groups
+/// `berth:frameworks` and `berth:namespace:NS`). Lines already there are
+/// kept, so tokens survive a restart.
+pub fn ensure_token_file(
+    path: &Path,
+    agents: &[String],
+    frameworks: &[FrameworkRef],
+) -> Result<Tokens, TokenFileError> {
     let io = |source| TokenFileError::Io { path: path.display().to_string(), source };
     let mut entries = match std::fs::read_to_string(path) {
         Ok(text) => parse(&text)?,
@@ -30,14 +68,22 @@ pub fn ensure_token_file(path: &Path, agents: &[String]) -> Result<Tokens, Token
     };
     let before = entries.len();
     if !entries.iter().any(|e| e.user.in_group(ADMIN_GROUP)) {
-        entries.push(entry(ADMIN_USER.into(), ADMIN_GROUP));
+        entries.push(entry(ADMIN_USER.into(), &[ADMIN_GROUP]));
     }
     if !entries.iter().any(|e| e.user.in_group(CONTROLLERS_GROUP)) {
-        entries.push(entry(CONTROLLERS_USER.into(), CONTROLLERS_GROUP));
+        entries.push(entry(CONTROLLERS_USER.into(), &[CONTROLLERS_GROUP]));
     }
     for agent in agents {
         if !entries.iter().any(|e| agent_name(&e.user) == Some(agent.as_str())) {
-            entries.push(entry(format!("{AGENT_USER_PREFIX}{agent}"), AGENTS_GROUP));
+            entries.push(entry(format!("{AGENT_USER_PREFIX}{agent}"), &[AGENTS_GROUP]));
+        }
+    }
+    for f in frameworks {
+        let is_it = |e: &TokenEntry| framework_name(&e.user) == Some((f.namespace.as_str(), f.name.as_str()));
+        if !entries.iter().any(is_it) {
+            let namespace = format!("{NAMESPACE_GROUP_PREFIX}{}", f.namespace);
+            let user = format!("{FRAMEWORK_USER_PREFIX}{}/{}", f.namespace, f.name);
+            entries.push(entry(user, &[FRAMEWORKS_GROUP, &namespace]));
         }
     }
     if entries.len() != before {
@@ -55,7 +101,8 @@ pub fn ensure_token_file(path: &Path, agents: &[String]) -> Result<Tokens, Token
 }
 
 /// The kubeconfig file name each role's first token goes into: `kubeconfig`
-/// (admin), `controllers.kubeconfig`, `agent-NAME.kubeconfig`.
+/// (admin), `controllers.kubeconfig`, `agent-NAME.kubeconfig`,
+/// `framework-NS-NAME.kubeconfig`.
 pub fn kubeconfig_files(tokens: &Tokens) -> Vec<(String, &TokenEntry)> {
     let mut out: Vec<(String, &TokenEntry)> = Vec::new();
     for e in tokens.entries() {
@@ -65,6 +112,8 @@ pub fn kubeconfig_files(tokens: &Tokens) -> Vec<(String, &TokenEntry)> {
             "controllers.kubeconfig".to_string()
         } else if let Some(agent) = agent_name(&e.user) {
             format!("agent-{agent}.kubeconfig")
+        } else if let Some((ns, name)) = framework_name(&e.user) {
+            format!("framework-{ns}-{name}.kubeconfig")
         } else {
             continue;
         };
@@ -83,15 +132,38 @@ mod tests {
     fn tokens_are_kept_across_restarts_and_new_agents_added() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("tokens.csv");
-        let first = ensure_token_file(&path, &["a1".into()]).expect("generate");
+        let first = ensure_token_file(&path, &["a1".into()], &[]).expect("generate");
         assert_eq!(first.entries().len(), 3);
-        let again = ensure_token_file(&path, &["a1".into(), "a2".into()]).expect("again");
+        let py: FrameworkRef = "team-a/py".parse().expect("a framework");
+        let again = ensure_token_file(&path, &["a1".into(), "a2".into()], &[py]).expect("again");
         assert_eq!(&again.entries()[..3], first.entries());
         let files: Vec<String> = kubeconfig_files(&again).into_iter().map(|(f, _)| f).collect();
-        assert_eq!(files, ["kubeconfig", "controllers.kubeconfig", "agent-a1.kubeconfig", "agent-a2.kubeconfig"]);
+        assert_eq!(
+            files,
+            [
+                "kubeconfig",
+                "controllers.kubeconfig",
+                "agent-a1.kubeconfig",
+                "agent-a2.kubeconfig",
+                "framework-team-a-py.kubeconfig"
+            ]
+        );
+        let framework = &again.entries()[4].user;
+        assert_eq!(framework.name, "berth:framework:team-a/py");
+        assert_eq!(framework.groups, ["berth:frameworks", "berth:namespace:team-a"]);
         let admin = &again.entries()[0];
         assert_eq!(again.authenticate(&admin.token).map(|u| u.name.as_str()), Some(ADMIN_USER));
         use std::os::unix::fs::PermissionsExt as _;
         assert_eq!(std::fs::metadata(&path).expect("file").permissions().mode() & 0o077, 0);
+    }
+
+    #[test]
+    fn a_framework_is_named_namespace_slash_name() {
+        let f: FrameworkRef = "team-a/py".parse().expect("valid");
+        assert_eq!((f.namespace.as_str(), f.name.as_str()), ("team-a", "py"));
+        for bad in ["py", "team-a/", "/py", "Team/py", "team-a/py/x", "team_a/py"] {
+            let err = bad.parse::<FrameworkRef>().expect_err(bad);
+            assert!(err.contains(bad), "{bad}: {err}");
+        }
     }
 }

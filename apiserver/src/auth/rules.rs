@@ -10,6 +10,8 @@
 //!   `Lease`, reads of placements, status of placements bound to it, and the
 //!   Secrets its placements name as `imagePullSecret`;
 //! - group `berth:frameworks`: Offers and Placements of its namespaces;
+//!   with user `berth:framework:NS/NAME`, also its own `Framework` (register,
+//!   suppress, revive);
 //! - group `berth:users`: everything in its namespaces;
 //! - group `berth:namespace:NS` names a framework's or user's namespace.
 //!
@@ -27,6 +29,8 @@ pub const USERS_GROUP: &str = "berth:users";
 pub const NAMESPACE_GROUP_PREFIX: &str = "berth:namespace:";
 /// Prefix of an agent's user name; the rest is its `Agent`'s name.
 pub const AGENT_USER_PREFIX: &str = "berth:agent:";
+/// Prefix of a framework's user name; the rest is `NAMESPACE/NAME` of its `Framework`.
+pub const FRAMEWORK_USER_PREFIX: &str = "berth:framework:";
 
 const READ: &[&str] = &["get", "list", "watch"];
 const ALL: &[&str] = &["*"];
@@ -104,6 +108,16 @@ pub fn agent_name(user: &User) -> Option<&str> {
     user.name.strip_prefix(AGENT_USER_PREFIX).filter(|n| !n.is_empty())
 }
 
+/// The `Framework` (namespace, name) `user` is, if it is one: user
+/// `berth:framework:NS/NAME` in group `berth:frameworks`.
+pub fn framework_name(user: &User) -> Option<(&str, &str)> {
+    if !user.in_group(FRAMEWORKS_GROUP) {
+        return None;
+    }
+    let (ns, name) = user.name.strip_prefix(FRAMEWORK_USER_PREFIX)?.split_once('/')?;
+    (!ns.is_empty() && !name.is_empty()).then_some((ns, name))
+}
+
 /// Every resource rule that applies to `user`.
 pub fn rules(user: &User) -> Vec<Rule> {
     let mut out = vec![
@@ -147,6 +161,10 @@ pub fn rules(user: &User) -> Vec<Rule> {
     }
     if user.in_group(FRAMEWORKS_GROUP) {
         out.push(Rule::new(READ, &[BERTH], &["agents", "agents/status"]));
+    }
+    if let Some((ns, name)) = framework_name(user).filter(|(ns, _)| namespaces(user).contains(ns)) {
+        // Registering itself and suppress / revive; its status stays the controllers'.
+        out.push(Rule::new(&["create", "update", "patch"], &[BERTH], &["frameworks"]).named(name).within(ns));
     }
     out
 }
