@@ -22,6 +22,7 @@ answer Offers and create Placements in the namespace (`berth apiserver
 """
 
 import argparse
+import json
 import os
 import queue
 import sys
@@ -42,6 +43,14 @@ def log(message):
 # --- resource arithmetic: Kubernetes quantities -> integers -------------------------------------
 
 UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def refusal(e):
+    """The message of a refused request's Status, or its reason."""
+    try:
+        return json.loads(e.body).get("message") or e.reason
+    except (TypeError, ValueError):
+        return e.reason
 
 
 def millicpu(q):
@@ -166,9 +175,7 @@ class Scheduler:
             why = "no task is waiting" if not waiting else f"too small for a task of {self.args.cpu}/{self.args.memory}"
             self.decline(name, f"offer {name} ({offered} on {spec['agent']}): {why}")
             return
-        taken = waiting[:room]
-        for task in taken:
-            self.place(task, name, spec["agent"])
+        taken = [t for t in waiting[:room] if self.place(t, name, spec["agent"])]
         log(f"accept offer {name} ({offered} on {spec['agent']}): tasks {[t.index for t in taken]}")
         if all(t.state != "waiting" for t in self.tasks):
             self.set_suppressed(True)
@@ -206,10 +213,14 @@ class Scheduler:
         try:
             self.api.create_namespaced_custom_object(GROUP, VERSION, self.ns, "placements", body)
         except ApiException as e:
+            if e.status == 422:  # the offer no longer takes it (settled, expired, too small): the task waits
+                log(f"task {task.index} not placed on offer {offer}: {refusal(e)}")
+                return False
             if e.status != 409:  # 409: made before a restart of this scheduler; it is ours
                 raise
         task.state, task.placement = "placed", name
         task.attempt += 1
+        return True
 
     # Placements.
 
