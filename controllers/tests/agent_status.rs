@@ -42,6 +42,7 @@ async fn a_placement_failed_by_another_writer_while_staging_is_not_started() {
     let api: Api<Placement> = Api::namespaced(client.clone(), "default");
 
     let slow = api.create(&PostParams::default(), &placement("slow", "registry.test/slow:1")).await.unwrap();
+    server::claim(&client, "agent-1", &slow).await;
     server::eventually(&client, "the agent to stage it", async || {
         let p = api.get("slow").await.map_err(|e| e.to_string())?;
         let phase = p.status.map(|s| s.phase).unwrap_or_default();
@@ -54,7 +55,8 @@ async fn a_placement_failed_by_another_writer_while_staging_is_not_started() {
 
     // A placement created after the pull opened goes through more writes than the
     // refused one's next write; once it has run, the refused one has had its turn.
-    api.create(&PostParams::default(), &placement("after", "registry.test/fast:1")).await.unwrap();
+    let after = api.create(&PostParams::default(), &placement("after", "registry.test/fast:1")).await.unwrap();
+    server::claim(&client, "agent-1", &after).await;
     server::eventually(&client, "the next placement to succeed", async || {
         let p = api.get("after").await.map_err(|e| e.to_string())?;
         let phase = p.status.map(|s| s.phase).unwrap_or_default();

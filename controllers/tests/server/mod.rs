@@ -62,6 +62,28 @@ pub fn agent_config(name: &str, dir: &Path, cpu: &str, memory: &str, hostname: O
     }
 }
 
+/// Writes a Placement claim for `p` into `agent`'s ledger, as a scheduler
+/// does, so the agent's claim gate lets a hand-made placement run.
+#[allow(dead_code)]
+pub async fn claim(client: &Client, agent: &str, p: &berth_api::Placement) {
+    use kube::ResourceExt;
+    let agents: Api<Agent> = Api::all(client.clone());
+    eventually(client, "the claim to be written", async || {
+        let mut a = agents.get(agent).await.map_err(|e| e.to_string())?;
+        let status = a.status.get_or_insert_with(Default::default);
+        status.claims.push(berth_api::Claim {
+            kind: berth_api::ClaimKind::Placement,
+            owner: format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()),
+            uid: p.uid().unwrap_or_default(),
+            resources: p.spec.container.resources.clone(),
+            created_at: Some(berth_api::now_rfc3339()),
+        });
+        status.allocated = status.claimed().map_err(|e| e.to_string())?.to_resources();
+        agents.replace_status(agent, &kube::api::PostParams::default(), &a).await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await;
+}
+
 /// Polls `check` until it returns `Ok`, checking the no-overcommit invariant
 /// at every look; panics with the last observation after 30 s.
 pub async fn eventually<T>(client: &Client, what: &str, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
