@@ -36,6 +36,9 @@ pub async fn supervise<R: Runtime>(p: Placement, ctx: Arc<AgentContext<R>>) -> R
             // The container this placement ran in is gone (e.g. the machine rebooted).
             return reporter.fail(None, "ContainerLost", "its container no longer exists on the agent").await;
         }
+        if p.spec.offer.is_some() && !wait_for_claim(&p, &ctx).await? {
+            return Ok(());
+        }
         reporter.set(Phase::Staging, |_| {}).await?;
         if let Err(e) = ctx.runtime.pull(&p.spec.container.image, None).await {
             let reason = if matches!(e, RuntimeError::ImagePull { .. }) { "ImagePullFailed" } else { "Error" };
@@ -63,6 +66,36 @@ pub async fn supervise<R: Runtime>(p: Placement, ctx: Arc<AgentContext<R>>) -> R
     report_exit(&mut reporter, &exit).await?;
     ctx.runtime.remove(&id).await?;
     Ok(())
+}
+
+/// How often a placement accepting an offer looks for its claim.
+const CLAIM_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Waits until this agent's ledger holds `p`'s placement claim: a placement
+/// accepting an offer is covered only once the allocator settles the accept
+/// (the hold becomes its claim), and one it refuses — created after the
+/// offer was accepted, or too large for it — must never run. False when `p`
+/// ended (was refused) or went away meanwhile.
+async fn wait_for_claim<R: Runtime>(p: &Placement, ctx: &AgentContext<R>) -> Result<bool, Error> {
+    let owner = format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any());
+    let agents: Api<berth_api::Agent> = Api::all(ctx.client.clone());
+    let placements: Api<Placement> = Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
+    let mut tick = tokio::time::interval(CLAIM_POLL);
+    loop {
+        tick.tick().await;
+        let agent = agents.get(&ctx.config.name).await?;
+        let claims = agent.status.as_ref().map(|s| s.claims.as_slice()).unwrap_or_default();
+        if claims.iter().any(|c| c.kind == berth_api::ClaimKind::Placement && c.owner == owner) {
+            return Ok(true);
+        }
+        match placements.get_opt(&p.name_any()).await? {
+            Some(now) if now.uid() == p.uid() && !now.status.as_ref().is_some_and(|s| s.phase.is_terminal()) => {}
+            _ => {
+                tracing::info!(placement = %owner, "not started: its offer did not cover it");
+                return Ok(false);
+            }
+        }
+    }
 }
 
 async fn report_exit(r: &mut Reporter, exit: &ExitStatus) -> Result<(), Error> {
