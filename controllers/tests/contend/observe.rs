@@ -88,19 +88,15 @@ impl Watchkeeper {
             }
         }
         self.orphans.retain(|owner, _| holds.contains_key(owner) && !open_after.contains_key(owner));
-        // Every running container is covered by a claim on its agent: its
-        // placement's, or — accepted but not yet converted — its offer's hold.
+        // Every running container has its placement's claim on its agent
+        // (an offer's placement starts only once its accept is settled).
         let by_key: HashMap<String, &Placement> = placements.iter().map(|p| (key(p), p)).collect();
         for r in &running {
             let p = by_key.get(&r.placement).unwrap_or_else(|| panic!("container {r:?} runs without a placement"));
             assert_eq!(p.spec.agent, r.agent, "container {r:?} runs on another agent than its placement");
-            let hold = p.spec.offer.as_ref().map(|o| format!("{NS}/{o}"));
             let agent = agents.iter().find(|a| a.name_any() == r.agent).expect("every fleet agent is listed");
             let claims = agent.status.as_ref().map(|s| s.claims.as_slice()).unwrap_or_default();
-            let covered = claims.iter().any(|c| {
-                (c.kind == ClaimKind::Placement && c.owner == r.placement)
-                    || (c.kind == ClaimKind::Hold && Some(&c.owner) == hold.as_ref())
-            });
+            let covered = claims.iter().any(|c| c.kind == ClaimKind::Placement && c.owner == r.placement);
             assert!(covered, "container {r:?} runs with no claim on its agent; placement status {:?}", p.status);
         }
         Observation { agents, placements, running, offers: after }
