@@ -2,7 +2,9 @@
 //! log: every ledger write rejected with 409 and retried by the claim path
 //! (`berth_controllers::scheduler::claim`) logs one debug event. Counted
 //! by a tracing layer that sees only that target, so nothing else is
-//! formatted or slowed down.
+//! formatted or slowed down. With `CONTENTION_LOG` set, the controllers'
+//! and agents' info logs are printed too (offers made, accepted, refused),
+//! to see what a failed run did.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
