@@ -5,6 +5,8 @@
 //! allocators racing on the same capacity cannot both hold it), then the
 //! `Offer` object. A rescind marks the Offer `Rescinded` and releases the hold.
 
+use std::collections::BTreeMap;
+
 use berth_api::{Agent, Claim, ClaimKind, Offer, OfferSpec, OfferState, ResourceVec};
 use jiff::Timestamp;
 use kube::Client;
@@ -46,8 +48,28 @@ pub async fn apply(client: &Client, plan: &RoundPlan, now: Timestamp) -> Result<
         rescind(client, id, *reason, now).await?;
         applied.rescinded.push(id.clone());
     }
+    // Offers on different agents write different ledgers: they are made
+    // concurrently, each agent's in plan order, so a round takes as long as
+    // its busiest agent rather than the sum over the cluster (a long round
+    // leaves answers unsettled and the round's offers half made).
+    let mut by_agent: BTreeMap<&str, Vec<&NewOffer>> = BTreeMap::new();
     for o in &plan.offers {
-        match make_offer(client, o, now).await? {
+        by_agent.entry(o.agent.as_str()).or_default().push(o);
+    }
+    let per_agent = by_agent.into_values().map(|offers| async move {
+        let mut out = Vec::new();
+        for o in offers {
+            let made = make_offer(client, o, now).await;
+            let failed = made.is_err();
+            out.push((o, made));
+            if failed {
+                break;
+            }
+        }
+        out
+    });
+    for (o, made) in futures::future::join_all(per_agent).await.into_iter().flatten() {
+        match made? {
             Some(id) => applied.made.push(id),
             None => applied.refused.push(o.clone()),
         }

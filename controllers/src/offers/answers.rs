@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use berth_api::{Agent, Claim, ClaimKind, Offer, Placement, ResourceVec};
+use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -22,6 +23,9 @@ use crate::Error;
 
 const MAX_ATTEMPTS: usize = 8;
 
+/// How many answers are settled at once.
+const SETTLE_CONCURRENCY: usize = 16;
+
 fn key(obj: &impl ResourceExt) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
@@ -30,7 +34,7 @@ fn key(obj: &impl ResourceExt) -> String {
 pub async fn settle(client: &Client, c: &Caches, now: Timestamp) -> Result<(), Error> {
     let offers: HashMap<String, Arc<Offer>> = c.offers.state().into_iter().map(|o| (key(&*o), o)).collect();
     let mut naming: HashMap<String, Vec<Arc<Placement>>> = HashMap::new();
-    // Every phase: the agent may begin a placement before its accept is settled.
+    // Every phase: a placement may be Pending, waiting at the agent for its claim, or already ended.
     for p in c.placements.state() {
         if let Some(o) = &p.spec.offer {
             naming.entry(format!("{}/{o}", p.namespace().unwrap_or_default())).or_default().push(p);
@@ -44,37 +48,47 @@ pub async fn settle(client: &Client, c: &Caches, now: Timestamp) -> Result<(), E
         .map(|c| c.owner.clone())
         .collect();
     let stamp = berth_api::format_time(now);
-    for (id, mut ps) in naming {
-        ps.sort_by_key(|p| (p.creation_timestamp().map(|t| t.0), p.name_any()));
-        // Settled answers stay in the caches; only a Pending placement or a hold left over needs work.
-        let pending = ps.iter().any(|p| p.status.as_ref().is_none_or(|s| s.phase == berth_api::Phase::Pending));
-        if !pending && !held.contains(&id) {
-            continue;
+    // Each answer touches its own Offer and hold: they are settled
+    // concurrently, so a round with many answers takes as long as the
+    // slowest rather than the sum (answers on one agent race on its ledger;
+    // the loser gets 409 and re-reads). Settled late, accepted tasks wait
+    // for their claims and freed capacity waits for the next round.
+    let answers = naming.into_iter().map(|(id, mut ps)| {
+        let (offers, held, stamp) = (&offers, &held, &stamp);
+        async move {
+            ps.sort_by_key(|p| (p.creation_timestamp().map(|t| t.0), p.name_any()));
+            // Settled answers stay in the caches; only a Pending placement or a hold left over needs work.
+            let pending = ps.iter().any(|p| p.status.as_ref().is_none_or(|s| s.phase == berth_api::Phase::Pending));
+            if !pending && !held.contains(&id) {
+                return Ok(());
+            }
+            match offers.get(&id) {
+                None => {
+                    // The framework may have seen the Offer before this cache did.
+                    let (ns, name) = id.split_once('/').unwrap_or_default();
+                    if Api::<Offer>::namespaced(client.clone(), ns).get_opt(name).await?.is_some() {
+                        return Ok(());
+                    }
+                    for p in &ps {
+                        refuse(client, p, &format!("offer {id} does not exist"), stamp).await?;
+                    }
+                }
+                Some(o) if o.status.as_ref().and_then(|s| s.state) == Some(berth_api::OfferState::Accepted) => {
+                    finish_accept(client, o, &ps, now).await?
+                }
+                Some(o) if o.spec.decline.is_some() || !is_open(o) => {
+                    let state = o.status.as_ref().and_then(|s| s.state).unwrap_or_default();
+                    let state = if o.spec.decline.is_some() { berth_api::OfferState::Declined } else { state };
+                    for p in &ps {
+                        refuse(client, p, &format!("offer {id} is closed ({state:?})"), stamp).await?;
+                    }
+                }
+                Some(o) => accept(client, o, &ps, now).await?,
+            }
+            Ok::<(), Error>(())
         }
-        match offers.get(&id) {
-            None => {
-                // The framework may have seen the Offer before this cache did.
-                let (ns, name) = id.split_once('/').unwrap_or_default();
-                if Api::<Offer>::namespaced(client.clone(), ns).get_opt(name).await?.is_some() {
-                    continue;
-                }
-                for p in &ps {
-                    refuse(client, p, &format!("offer {id} does not exist"), &stamp).await?;
-                }
-            }
-            Some(o) if o.status.as_ref().and_then(|s| s.state) == Some(berth_api::OfferState::Accepted) => {
-                finish_accept(client, o, &ps, now).await?
-            }
-            Some(o) if o.spec.decline.is_some() || !is_open(o) => {
-                let state = o.status.as_ref().and_then(|s| s.state).unwrap_or_default();
-                let state = if o.spec.decline.is_some() { berth_api::OfferState::Declined } else { state };
-                for p in &ps {
-                    refuse(client, p, &format!("offer {id} is closed ({state:?})"), &stamp).await?;
-                }
-            }
-            Some(o) => accept(client, o, &ps, now).await?,
-        }
-    }
+    });
+    futures::stream::iter(answers).buffer_unordered(SETTLE_CONCURRENCY).try_collect::<Vec<()>>().await?;
     let refuse_default = cluster_spec(&c.clusters).refuse_seconds();
     for o in offers.values().filter(|o| o.spec.decline.is_some() && is_open(o)) {
         decline(client, o, refuse_default, now).await?;
