@@ -116,6 +116,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_manifest_is_a_valid_cluster() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples/cluster.yaml");
+        let cluster: Cluster = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let spec = cluster.spec;
+        assert_eq!(spec.agent_selector.get("pool").map(String::as_str), Some("general"));
+        assert_eq!(spec.allocation.policy, AllocationPolicy::Drf);
+        let analytics = &spec.roles[0];
+        assert_eq!(analytics.weight, Some(2.0));
+        let guarantee = analytics.guarantee.as_ref().unwrap().to_vec().unwrap();
+        let limit = analytics.limit.as_ref().unwrap().to_vec().unwrap();
+        assert!(guarantee.fits_in(&limit), "guarantee {guarantee:?} above limit {limit:?}");
+    }
+
+    #[test]
     fn an_old_manifest_without_policy_fields_still_reads() {
         let spec: ClusterSpec = serde_json::from_str(r#"{"agentSelector": {"pool": "a"}}"#).unwrap();
         assert_eq!(spec.allocation.policy, AllocationPolicy::Drf);

@@ -151,12 +151,13 @@ async fn offers_wait(
         .filter(|o| o.spec.framework == fw && crate::offers::inputs::is_open(o))
         .map(|o| format!("{ns}/{}", o.name_any()))
         .collect();
+    let selector = crate::offers::inputs::cluster_spec(&ctx.clusters).agent_selector;
     let mut views: Vec<AgentView> = ctx
         .agents
         .state()
         .iter()
         .map(|a| {
-            let mut v = AgentView::of(a);
+            let mut v = AgentView::of(a, &selector);
             let claims = a.status.iter().flat_map(|s| &s.claims);
             for c in claims.filter(|c| own.contains(&c.owner)) {
                 v.free += c.resources.to_vec().unwrap_or_default();
@@ -189,7 +190,8 @@ async fn place(
     let name = job.name_any();
     let agents_api: Api<Agent> = Api::all(ctx.client.clone());
     let agents: Vec<Arc<Agent>> = ctx.agents.state();
-    let views: Vec<AgentView> = agents.iter().map(|a| AgentView::of(a)).collect();
+    let selector = crate::offers::inputs::cluster_spec(&ctx.clusters).agent_selector;
+    let views: Vec<AgentView> = agents.iter().map(|a| AgentView::of(a, &selector)).collect();
     let group_of: BTreeMap<String, (&TaskGroup, u32)> =
         missing.iter().map(|(g, i)| (placement_name(&name, &g.name, *i, 0), (*g, *i))).collect();
 

@@ -30,7 +30,7 @@ pub mod scheduler;
 use std::sync::Arc;
 
 use berth_api::resources::ResourceError;
-use berth_api::{Agent, Job, Placement};
+use berth_api::{Agent, Cluster, Job, Placement};
 use futures::StreamExt;
 use kube::Client;
 use kube::api::Api;
@@ -52,6 +52,8 @@ pub struct Context {
     pub client: Client,
     pub agents: Store<Agent>,
     pub placements: Store<Placement>,
+    /// The `Cluster`s: the first by name gives the agent selector.
+    pub clusters: Store<Cluster>,
     /// `namespace/name` of every placement the ledger reconciler has seen,
     /// so a claim whose placement is gone is known to be deleted, not unborn.
     pub seen_placements: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -72,11 +74,13 @@ where
 pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Result<(), Error> {
     let agents = cache(Api::<Agent>::all(client.clone()));
     let placements = cache(Api::<Placement>::all(client.clone()));
+    let clusters = cache(Api::<Cluster>::all(client.clone()));
     let jobs_controller = Controller::new(Api::<Job>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Placement>::all(client.clone()), watcher::Config::default());
     let waiting = jobs_controller.store();
-    let _ = tokio::join!(agents.wait_until_ready(), placements.wait_until_ready());
-    let ctx = Arc::new(Context { client: client.clone(), agents, placements, seen_placements: Default::default() });
+    let _ = tokio::join!(agents.wait_until_ready(), placements.wait_until_ready(), clusters.wait_until_ready());
+    let ctx =
+        Arc::new(Context { client: client.clone(), agents, placements, clusters, seen_placements: Default::default() });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use berth_agent::fake::{Call, Fake};
 use berth_agent::supervisor::container_id;
 use berth_api::job::EnvVar;
-use berth_api::{Agent, Condition, Container, Job, JobSpec, Phase, Placement, Resources, TaskGroup};
+use berth_api::{
+    Agent, Cluster, ClusterSpec, Condition, Container, Job, JobSpec, Phase, Placement, Resources, TaskGroup,
+};
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 struct System {
     client: Client,
@@ -21,8 +23,16 @@ struct System {
 }
 
 async fn start(hold: bool, cpu: &str, memory: &str) -> System {
+    start_in(None, hold, cpu, memory).await
+}
+
+/// As [`start`], in a `Cluster` with `spec` that exists before the controllers start.
+async fn start_in(cluster: Option<ClusterSpec>, hold: bool, cpu: &str, memory: &str) -> System {
     let dir = tempfile::tempdir().unwrap();
     let (client, stop, stopped) = server::start(dir.path()).await;
+    if let Some(spec) = cluster {
+        Api::<Cluster>::all(client.clone()).create(&PostParams::default(), &Cluster::new("main", spec)).await.unwrap();
+    }
     server::controllers(&client, &stopped);
 
     let fake = Arc::new(Fake::new(hold));
@@ -203,6 +213,30 @@ async fn deleting_a_job_stops_its_running_tasks_and_frees_their_claims() {
         let claims =
             agents.get("agent-1").await.map_err(|e| e.to_string())?.status.map(|s| s.claims).unwrap_or_default();
         if left == 0 && claims.is_empty() { Ok(()) } else { Err(format!("{left} placements, claims {claims:?}")) }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn only_agents_the_cluster_selects_take_placements() {
+    let spec = ClusterSpec { agent_selector: [("pool".to_string(), "batch".to_string())].into(), ..Default::default() };
+    let sys = start_in(Some(spec), false, "1", "1Gi").await;
+    let jobs: Api<Job> = Api::namespaced(sys.client.clone(), "default");
+    jobs.create(&PostParams::default(), &job("picky", 1, "250m", "128Mi", 0)).await.unwrap();
+    let c = server::eventually(&sys.client, "the job to say why it waits", async || {
+        let c = condition(&jobs, "picky", "Scheduled").await?;
+        if c.is_true() { Err(format!("placed on an agent the cluster does not select: {c:?}")) } else { Ok(c) }
+    })
+    .await;
+    assert_eq!(c.message, "0/1 agents fit: 1 outside the cluster's agentSelector");
+    let placements: Api<Placement> = Api::namespaced(sys.client.clone(), "default");
+    assert!(placements.list(&ListParams::default()).await.unwrap().items.is_empty(), "a placement was made");
+
+    let agents: Api<Agent> = Api::all(sys.client.clone());
+    let label = serde_json::json!({"metadata": {"labels": {"pool": "batch"}}});
+    agents.patch("agent-1", &PatchParams::default(), &Patch::Merge(&label)).await.unwrap();
+    server::eventually(&sys.client, "Complete once the agent is selected", async || {
+        true_condition(&jobs, "picky", "Complete").await
     })
     .await;
 }

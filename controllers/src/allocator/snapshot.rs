@@ -21,8 +21,7 @@ fn id(obj: &impl ResourceExt) -> String {
 /// cordoned, its labels match the cluster's `selector`, and its ledger reads.
 pub fn agent_input(agent: &Agent, selector: &BTreeMap<String, String>) -> AgentInput {
     let status = agent.status.clone().unwrap_or_default();
-    let labels = agent.labels();
-    let selected = selector.iter().all(|(k, v)| labels.get(k) == Some(v));
+    let selected = crate::scheduler::plan::selected(agent, selector);
     let (allocatable, claimed) = (status.allocatable.to_vec(), status.claimed());
     let readable = allocatable.is_ok() && claimed.is_ok();
     AgentInput {

@@ -87,7 +87,10 @@ pub async fn answer(
         open.entry(fw).or_default().push((id, agent, resources));
     }
     let jobs = c.jobs.state();
-    let agents = c.agents.state();
+    // Offers are made only on agents the cluster selects; the views follow.
+    let selector = super::inputs::cluster_spec(&c.clusters).agent_selector;
+    let agents: Vec<Arc<Agent>> =
+        c.agents.state().into_iter().filter(|a| crate::scheduler::plan::selected(a, &selector)).collect();
     for fw in c.frameworks.state().iter().filter(|f| is_builtin_offers(f)) {
         let id = key(&**fw);
         let Some(mine) = open.get(&id) else { continue };
@@ -141,7 +144,7 @@ async fn place(
     let mut views: Vec<AgentView> = agents
         .iter()
         .map(|a| {
-            let mut v = AgentView::of(a);
+            let mut v = AgentView::of(a, &BTreeMap::new());
             v.free = by_agent.get(v.name.as_str()).map(|o| o.2).unwrap_or_default();
             v
         })

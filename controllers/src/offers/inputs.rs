@@ -106,7 +106,7 @@ pub fn input(c: &Caches, now: Timestamp) -> Input {
     let offers = c.offers.state();
     let placements = c.placements.state();
     let jobs = c.jobs.state();
-    let views: Vec<AgentView> = c.agents.state().iter().map(|a| AgentView::of(a)).collect();
+    let views: Vec<AgentView> = c.agents.state().iter().map(|a| AgentView::of(a, &spec.agent_selector)).collect();
     let frameworks = c
         .frameworks
         .state()

@@ -25,12 +25,16 @@ pub struct AgentView {
 }
 
 impl AgentView {
-    /// The planner's view of an agent; an agent whose ledger cannot be read is excluded.
-    pub fn of(agent: &Agent) -> AgentView {
+    /// The planner's view of an agent; one outside the cluster's agent
+    /// `selector` (labels that must all match) or whose ledger cannot be
+    /// read is excluded.
+    pub fn of(agent: &Agent, selector: &BTreeMap<String, String>) -> AgentView {
         let name = agent.metadata.name.clone().unwrap_or_default();
         let status = agent.status.clone().unwrap_or_default();
         let free = status.free();
-        let excluded = if agent.spec.unschedulable {
+        let excluded = if !selected(agent, selector) {
+            Some("outside the cluster's agentSelector")
+        } else if agent.spec.unschedulable {
             Some("unschedulable")
         } else if !status.is_ready() {
             Some("not ready")
@@ -44,6 +48,12 @@ impl AgentView {
         attributes.insert("hostname".into(), status.hostname.clone().unwrap_or_else(|| name.clone()));
         AgentView { name, free: free.unwrap_or_default(), excluded, attributes }
     }
+}
+
+/// Whether `agent` carries every label of the cluster's agent `selector`.
+pub fn selected(agent: &Agent, selector: &BTreeMap<String, String>) -> bool {
+    let labels = agent.metadata.labels.as_ref();
+    selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
 /// One task instance that needs an agent.
