@@ -86,6 +86,12 @@ pub enum Scheduler {
 /// and when not, why (`Suppressed`, `QuotaLimit`, `Declined`, `NoCapacity`, …).
 pub const CONDITION_OFFERED: &str = "Offered";
 
+/// The condition type saying whether an `external` framework's scheduler
+/// renews its Lease `framework-<name>` (`LeaseHeld`), and when not, since
+/// when (`LeaseExpired`) and whether its failover timeout passed (`FailedOver`).
+/// Absent for a framework that has no Lease.
+pub const CONDITION_CONNECTED: &str = "Connected";
+
 impl FrameworkSpec {
     /// The role, defaulted to `*`.
     pub fn role(&self) -> &str {

@@ -53,6 +53,7 @@ pub fn framework_input(fw: &Framework, allocated: ResourceVec, demand: Option<De
         allocated,
         demand,
         usable: None,
+        disconnected: None,
     }
 }
 
