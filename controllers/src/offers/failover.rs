@@ -113,9 +113,10 @@ impl Connection {
                 false,
                 "FailedOver",
                 format!(
-                    "lease {lease} expired at {}; the failover timeout of {timeout_seconds}s passed at {}: its tasks were killed",
+                    "lease {lease} expired at {}; the failover timeout of {timeout_seconds}s passed at {}: {}",
                     format_time(*since),
-                    format_time(*at)
+                    format_time(*at),
+                    "its tasks were killed"
                 ),
             ),
         }
@@ -220,5 +221,9 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(expiry(&lease), at("2026-01-01T00:00:08Z"));
+        // As the Python client writes it: an offset, not `Z`.
+        let python = serde_json::json!({"metadata": {"name": "framework-f"}, "spec": {
+            "renewTime": "2026-01-01T00:00:05.000000+00:00", "leaseDurationSeconds": 3}});
+        assert_eq!(expiry(&serde_json::from_value(python).unwrap()), at("2026-01-01T00:00:08Z"));
     }
 }
