@@ -45,7 +45,9 @@ pub struct FrameworkSpec {
     /// Who makes its placement decisions.
     #[serde(default)]
     pub scheduler: Scheduler,
-    /// How long its offers and tasks survive a disconnected scheduler.
+    /// For an `external` framework that renews its Lease `framework-<name>`:
+    /// how long its tasks keep running after the Lease expired (its offers
+    /// stop at once); then they are killed. Unset: never killed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 31536000))]
     pub failover_timeout_seconds: Option<u32>,
@@ -86,6 +88,12 @@ pub enum Scheduler {
 /// and when not, why (`Suppressed`, `QuotaLimit`, `Declined`, `NoCapacity`, …).
 pub const CONDITION_OFFERED: &str = "Offered";
 
+/// The condition type saying whether an `external` framework's scheduler
+/// renews its Lease `framework-<name>` (`LeaseHeld`), and when not, since
+/// when (`LeaseExpired`) and whether its failover timeout passed (`FailedOver`).
+/// Absent for a framework that has no Lease.
+pub const CONDITION_CONNECTED: &str = "Connected";
+
 impl FrameworkSpec {
     /// The role, defaulted to `*`.
     pub fn role(&self) -> &str {
@@ -114,6 +122,7 @@ pub struct FrameworkStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Offered`: True while it is offered resources; False with the reason it is not.
+    /// `Connected` (only with a Lease): True while its scheduler renews it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

@@ -33,7 +33,7 @@ pub struct SecureArgs {
     token_auth_file: Option<PathBuf>,
     /// Frameworks to generate tokens and kubeconfigs (`DATA_DIR/framework-NS-NAME.kubeconfig`) for,
     /// as NAMESPACE/NAME, comma-separated: each may answer Offers and create Placements in its
-    /// namespace, and register and suppress its own Framework; only when the token file is generated
+    /// namespace, register and suppress its own Framework, and renew its Lease; only when the token file is generated
     #[arg(long, value_delimiter = ',', conflicts_with = "token_auth_file")]
     frameworks: Vec<FrameworkRef>,
     /// Serve plain HTTP without TLS and without authentication or authorization: every client is

@@ -68,6 +68,7 @@ fn input(fill_percent: u64, now: Timestamp) -> Input {
                     task,
                 }),
                 usable: None,
+                disconnected: None,
             }
         })
         .collect();

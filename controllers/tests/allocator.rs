@@ -67,6 +67,7 @@ fn framework(id: &str, task: ResourceVec, tasks: u64) -> FrameworkInput {
         allocated: ResourceVec::ZERO,
         demand: Some(Demand { total: ResourceVec::new(task.cpu_millis * tasks, task.memory_bytes * tasks), task }),
         usable: None,
+        disconnected: None,
     }
 }
 

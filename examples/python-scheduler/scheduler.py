@@ -16,6 +16,12 @@ What it does, in order:
 5. exits 0 when every task Succeeded; 1 when one fails for another reason;
    2 when the deadline passes first; suppressed in every case.
 
+All along, a thread renews its Lease `framework-NAME` every third of
+--lease-seconds, so Berth knows it is connected. If it stops (killed, hung,
+cut off), Berth rescinds its offers and offers it nothing; after the
+Framework's failoverTimeoutSeconds (--failover-timeout-seconds when it
+registers) its running tasks are killed. Restarted in time, it carries on.
+
 It needs only the `kubernetes` package and a kubeconfig whose token may
 answer Offers and create Placements in the namespace (`berth apiserver
 --frameworks NS/NAME` writes one). Every decision is one line on stdout.
@@ -25,9 +31,11 @@ import argparse
 import json
 import os
 import queue
+import socket
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
@@ -116,6 +124,47 @@ def watch_forever(api, namespace, plural, selectors, events, stop):
                 stop.wait(1)
 
 
+# --- staying connected: the framework's Lease ---------------------------------------------------
+
+
+def keep_lease(coordination, namespace, framework, seconds, stop):
+    """Creates Lease `framework-<framework>` if missing and renews it every
+    `seconds`/3 until `stop` is set. Berth counts the framework connected while
+    renewTime + leaseDurationSeconds is in the future (docs/frameworks.md,
+    "Staying connected and failover")."""
+    name = f"framework-{framework}"
+    holder = f"{socket.gethostname()}/{os.getpid()}"
+    lease = None
+    while not stop.is_set():
+        now = datetime.now(timezone.utc)
+        try:
+            if lease is None:
+                try:
+                    lease = coordination.read_namespaced_lease(name, namespace)
+                except ApiException as e:
+                    if e.status != 404:
+                        raise
+                    body = client.V1Lease(
+                        metadata=client.V1ObjectMeta(name=name, namespace=namespace),
+                        spec=client.V1LeaseSpec(holder_identity=holder, lease_duration_seconds=seconds,
+                                                acquire_time=now, renew_time=now),
+                    )
+                    lease = coordination.create_namespaced_lease(namespace, body)
+                    log(f"holding lease {namespace}/{name} ({seconds}s, renewed every {seconds / 3:.1f}s)")
+                    stop.wait(seconds / 3)
+                    continue
+            lease.spec.holder_identity, lease.spec.lease_duration_seconds = holder, seconds
+            lease.spec.renew_time = now
+            lease = coordination.replace_namespaced_lease(name, namespace, lease)
+        except ApiException as e:  # 409: changed meanwhile; read it again on the next renewal
+            log(f"could not renew lease {name} ({e.status} {e.reason}); retrying")
+            lease = None
+        except Exception as e:  # the API server is unreachable: keep trying, the lease may still hold
+            log(f"could not renew lease {name} ({e}); retrying")
+            lease = None
+        stop.wait(seconds / 3)
+
+
 # --- the scheduler ----------------------------------------------------------------------------
 
 
@@ -148,6 +197,8 @@ class Scheduler:
                 "metadata": {"name": self.name, "namespace": self.ns},
                 "spec": {"mode": "Offers", "scheduler": "external", "offerUnit": self.resources, "suppressed": False},
             }
+            if self.args.failover_timeout_seconds is not None:
+                body["spec"]["failoverTimeoutSeconds"] = self.args.failover_timeout_seconds
             self.api.create_namespaced_custom_object(GROUP, VERSION, self.ns, "frameworks", body)
             log(f"registered framework {self.ns}/{self.name} (Offers, external, unit {self.args.cpu}/{self.args.memory})")
             self.suppressed = False
@@ -267,6 +318,9 @@ def parse_args():
     a.add_argument("--memory", default="256Mi", help="memory of each task")
     a.add_argument("--refuse-seconds", type=int, default=5, help="how long a declined agent is not offered again")
     a.add_argument("--deadline-seconds", type=float, default=600, help="give up (exit 2) after this long")
+    a.add_argument("--lease-seconds", type=int, default=15, help="duration of its Lease, renewed every third of it")
+    a.add_argument("--failover-timeout-seconds", type=int, default=None,
+                   help="when it registers the Framework: how long its tasks survive its disconnection")
     return a.parse_args()
 
 
@@ -276,6 +330,9 @@ def main():
     api = client.CustomObjectsApi()
     s = Scheduler(args, api)
     s.register()
+    stop = threading.Event()
+    lease = (client.CoordinationV1Api(), s.ns, s.name, args.lease_seconds, stop)
+    threading.Thread(target=keep_lease, args=lease, daemon=True).start()
     log(f"{len(s.tasks)} tasks to run, each {args.cpu} CPU / {args.memory}")
 
     # Placements first: after a restart, tasks already placed are not placed again.
@@ -284,7 +341,7 @@ def main():
         s.on_placement(p)
     s.set_suppressed(all(t.state != "waiting" for t in s.tasks))
 
-    events, stop = queue.Queue(), threading.Event()
+    events = queue.Queue()
     watches = (("placements", {"label_selector": ours}), ("offers", {"field_selector": f"spec.framework={s.name}"}))
     for plural, selectors in watches:
         threading.Thread(target=watch_forever, args=(api, s.ns, plural, selectors, events, stop), daemon=True).start()

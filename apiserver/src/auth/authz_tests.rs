@@ -72,7 +72,7 @@ async fn a_framework_answers_offers_in_its_namespace() {
 }
 
 #[tokio::test]
-async fn a_framework_user_registers_and_suppresses_only_its_own_framework() {
+async fn a_framework_user_registers_suppresses_and_renews_the_lease_of_only_its_own_framework() {
     let f = user("berth:framework:team-a/py", &[FRAMEWORKS_GROUP, "berth:namespace:team-a"]);
     assert!(can(&f, res("create", "berth.dev", "frameworks", Some("team-a"), Some("py"))).await);
     assert!(can(&f, res("patch", "berth.dev", "frameworks", Some("team-a"), Some("py"))).await);
@@ -80,6 +80,12 @@ async fn a_framework_user_registers_and_suppresses_only_its_own_framework() {
     assert!(!can(&f, res("patch", "berth.dev", "frameworks/status", Some("team-a"), Some("py"))).await);
     assert!(!can(&f, res("delete", "berth.dev", "frameworks", Some("team-a"), Some("py"))).await);
     assert!(!can(&f, res("create", "berth.dev", "frameworks", Some("team-b"), Some("py"))).await);
+    for verb in ["get", "create", "update", "patch"] {
+        assert!(can(&f, res(verb, "coordination.k8s.io", "leases", Some("team-a"), Some("framework-py"))).await);
+    }
+    assert!(!can(&f, res("update", "coordination.k8s.io", "leases", Some("team-a"), Some("framework-other"))).await);
+    assert!(!can(&f, res("update", "coordination.k8s.io", "leases", Some("team-b"), Some("framework-py"))).await);
+    assert!(!can(&f, res("delete", "coordination.k8s.io", "leases", Some("team-a"), Some("framework-py"))).await);
     let elsewhere = user("berth:framework:team-b/py", &[FRAMEWORKS_GROUP, "berth:namespace:team-a"]);
     assert!(!can(&elsewhere, res("create", "berth.dev", "frameworks", Some("team-b"), Some("py"))).await);
     let plain = user("batch", &[FRAMEWORKS_GROUP, "berth:namespace:team-a"]);

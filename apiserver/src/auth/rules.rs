@@ -11,7 +11,7 @@
 //!   Secrets its placements name as `imagePullSecret`;
 //! - group `berth:frameworks`: Offers and Placements of its namespaces;
 //!   with user `berth:framework:NS/NAME`, also its own `Framework` (register,
-//!   suppress, revive);
+//!   suppress, revive) and its own `Lease` `framework-NAME` (staying connected);
 //! - group `berth:users`: everything in its namespaces;
 //! - group `berth:namespace:NS` names a framework's or user's namespace.
 //!
@@ -165,6 +165,13 @@ pub fn rules(user: &User) -> Vec<Rule> {
     if let Some((ns, name)) = framework_name(user).filter(|(ns, _)| namespaces(user).contains(ns)) {
         // Registering itself and suppress / revive; its status stays the controllers'.
         out.push(Rule::new(&["create", "update", "patch"], &[BERTH], &["frameworks"]).named(name).within(ns));
+        // Renewing its Lease keeps it connected (failover timeout).
+        let lease = format!("framework-{name}");
+        out.push(
+            Rule::new(&["get", "create", "update", "patch"], &["coordination.k8s.io"], &["leases"])
+                .named(&lease)
+                .within(ns),
+        );
     }
     out
 }

@@ -50,6 +50,9 @@ pub struct FrameworkInput {
     /// The agents (by name) where at least one of its pending tasks could
     /// go under their constraints; it is offered no other. `None`: all.
     pub usable: Option<BTreeSet<String>>,
+    /// Why its scheduler counts as disconnected (its Lease expired): it is
+    /// offered nothing and its open offers are rescinded. `None`: connected.
+    pub disconnected: Option<String>,
 }
 
 /// A role's weight and quota.
@@ -176,6 +179,8 @@ pub enum RescindReason {
     AgentGone,
     /// Its framework is gone or no longer takes offers.
     FrameworkGone,
+    /// Its framework's scheduler stopped renewing its Lease.
+    FrameworkDisconnected,
 }
 
 impl RescindReason {
@@ -185,6 +190,7 @@ impl RescindReason {
             RescindReason::Expired => "Expired",
             RescindReason::AgentGone => "AgentGone",
             RescindReason::FrameworkGone => "FrameworkGone",
+            RescindReason::FrameworkDisconnected => "FrameworkDisconnected",
         }
     }
 }
@@ -208,6 +214,8 @@ pub enum IdleReason {
     NoCapacity,
     /// Its pending tasks' constraints rule out every agent with room.
     NoUsableAgent,
+    /// Its scheduler stopped renewing its Lease.
+    Disconnected,
 }
 
 impl IdleReason {
@@ -222,6 +230,7 @@ impl IdleReason {
             IdleReason::GuaranteeHeadroom => "GuaranteeHeadroom",
             IdleReason::NoCapacity => "NoCapacity",
             IdleReason::NoUsableAgent => "NoUsableAgent",
+            IdleReason::Disconnected => "Disconnected",
         }
     }
 }

@@ -74,6 +74,7 @@ prop_compose! {
             allocated: *allocated,
             demand: demand.map(|(task, n)| Demand { total: times(task, n), task }),
             usable: None,
+            disconnected: None,
         }).collect();
         let mut inp = Input { frameworks, ..Default::default() };
         for (i, (alloc, placed, offers, schedulable)) in agents.iter().enumerate() {

@@ -87,6 +87,7 @@ impl<'a> Round<'a> {
                 (None, _) => RescindReason::AgentGone,
                 (Some(a), _) if !input.agents[a].schedulable => RescindReason::AgentGone,
                 (_, None) => RescindReason::FrameworkGone,
+                (_, Some(f)) if input.frameworks[f].disconnected.is_some() => RescindReason::FrameworkDisconnected,
                 _ if now >= o.expires_at => RescindReason::Expired,
                 (Some(a), Some(f)) => {
                     kept.push((f, o.resources));
@@ -139,7 +140,8 @@ impl<'a> Round<'a> {
 
     /// True when agent `a` may be offered to framework `f` at all this round.
     pub fn usable(&self, f: usize, a: usize) -> bool {
-        self.input.agents[a].schedulable
+        self.input.frameworks[f].disconnected.is_none()
+            && self.input.agents[a].schedulable
             && !self.declined.contains(&(f, a))
             && !self.open.contains(&(f, a))
             && !self.barred.contains(&(f, a))

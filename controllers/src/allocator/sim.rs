@@ -101,6 +101,7 @@ impl World {
                 allocated: self.allocated(i),
                 demand: (f.pending > 0).then(|| Demand { total: times(f.task, f.pending), task: f.task }),
                 usable: None,
+                disconnected: None,
             })
             .collect();
         Input { agents, frameworks, policy: self.policy.clone(), filters: vec![], offers: vec![] }

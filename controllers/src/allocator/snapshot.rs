@@ -52,6 +52,7 @@ pub fn framework_input(fw: &Framework, allocated: ResourceVec, demand: Option<De
         allocated,
         demand,
         usable: None,
+        disconnected: None,
     }
 }
 

@@ -31,6 +31,7 @@ fn fw(id: &str, role: &str, task: ResourceVec, pending: u64, allocated: Resource
         allocated,
         demand: (pending > 0).then(|| Demand { total: times(task, pending), task }),
         usable: None,
+        disconnected: None,
     }
 }
 
@@ -309,4 +310,26 @@ fn the_policy_is_read_from_the_cluster_and_a_bad_quota_names_its_field() {
     spec.roles[0].limit = Some(berth_api::Resources { cpu: Some("lots".into()), memory: None });
     let err = Policy::from_spec(&spec).unwrap_err().to_string();
     assert!(err.starts_with("spec.roles[0].limit.cpu: \"lots\" is not a quantity"), "{err}");
+}
+
+#[test]
+fn a_disconnected_framework_is_offered_nothing_and_its_offers_are_rescinded() {
+    let mut gone = fw("ns/gone", "*", r(1000, 1), 4, ResourceVec::ZERO);
+    gone.disconnected = Some("its lease framework-gone expired at 2026-01-01T00:00:00Z".into());
+    let other = fw("ns/other", "*", r(1000, 1), 1, ResourceVec::ZERO);
+    let mut inp = input(vec![agent("a", r(4000, 8), r(1000, 1))], vec![gone, other]);
+    inp.agents[0].holds = vec!["ns/o".into()];
+    inp.offers = vec![OutstandingOffer {
+        id: "ns/o".into(),
+        framework: "ns/gone".into(),
+        agent: "a".into(),
+        resources: r(1000, 1),
+        expires_at: now() + SignedDuration::from_secs(30),
+    }];
+    let plan = plan_round(&inp, now());
+    assert_eq!(plan.rescinds, [("ns/o".to_string(), RescindReason::FrameworkDisconnected)]);
+    assert_eq!(offered(&plan), ["ns/other"], "{plan:?}");
+    assert_eq!(plan.idle["ns/gone"].reason, IdleReason::Disconnected);
+    assert!(plan.idle["ns/gone"].message.contains("lease framework-gone expired"), "{:?}", plan.idle);
+    assert_eq!(plan.reservation, None, "nothing is kept for a disconnected framework");
 }

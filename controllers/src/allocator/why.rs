@@ -11,6 +11,9 @@ impl Round<'_> {
     pub(super) fn why(&self, f: usize) -> Idle {
         let fw = &self.tally.fws[f];
         let idle = |reason, message: String| Idle { reason, message };
+        if let Some(why) = &self.input.frameworks[f].disconnected {
+            return idle(IdleReason::Disconnected, why.clone());
+        }
         if !fw.wants || fw.task == ResourceVec::ZERO {
             return idle(IdleReason::Suppressed, "no pending tasks: offers are suppressed".into());
         }

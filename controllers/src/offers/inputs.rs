@@ -1,15 +1,18 @@
 //! What a round reads: the watch caches, turned into the planner's input.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use berth_api::framework::{Mode, Scheduler};
 use berth_api::{Agent, Cluster, ClusterSpec, Framework, Job, Offer, OfferState, Placement, ResourceVec};
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 
 use super::builtin;
 use super::builtin_answer::is_builtin_offers;
+use super::failover::{connection, lease_name};
 use crate::allocator::snapshot::{agent_input, decline_filter, framework_input, outstanding};
 use crate::allocator::{DeclineFilter, Demand, FrameworkInput, Input, Policy};
 use crate::scheduler::plan::AgentView;
@@ -26,6 +29,8 @@ pub struct Caches {
     pub placements: Store<Placement>,
     pub clusters: Store<Cluster>,
     pub jobs: Store<Job>,
+    /// Every Lease: external frameworks renew `framework-<name>` to stay connected.
+    pub leases: Store<Lease>,
 }
 
 /// The cluster's policy: the first `Cluster` by name, or the defaults.
@@ -59,12 +64,12 @@ pub fn demand(fw: &Framework, cluster_total: ResourceVec) -> Option<Demand> {
     })
 }
 
-/// The resources of `fw`'s live placements: those that accepted its offers.
-pub fn allocated(
+/// `fw`'s live placements: those not finished that accepted its offers.
+pub fn live_placements<'a>(
     fw: &Framework,
-    offers: &[std::sync::Arc<Offer>],
-    placements: &[std::sync::Arc<Placement>],
-) -> ResourceVec {
+    offers: &[Arc<Offer>],
+    placements: &'a [Arc<Placement>],
+) -> impl Iterator<Item = &'a Arc<Placement>> {
     let ns = fw.namespace().unwrap_or_default();
     let own: HashSet<String> = offers
         .iter()
@@ -73,11 +78,14 @@ pub fn allocated(
         .collect();
     placements
         .iter()
-        .filter(|p| p.namespace().unwrap_or_default() == ns)
-        .filter(|p| p.spec.offer.as_ref().is_some_and(|o| own.contains(o)))
+        .filter(move |p| p.namespace().unwrap_or_default() == ns)
+        .filter(move |p| p.spec.offer.as_ref().is_some_and(|o| own.contains(o)))
         .filter(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_terminal()))
-        .filter_map(|p| p.spec.container.resources.to_vec().ok())
-        .sum()
+}
+
+/// The resources of `fw`'s live placements.
+pub fn allocated(fw: &Framework, offers: &[Arc<Offer>], placements: &[Arc<Placement>]) -> ResourceVec {
+    live_placements(fw, offers, placements).filter_map(|p| p.spec.container.resources.to_vec().ok()).sum()
 }
 
 /// The filter of a decline the allocator has not yet recorded: from now.
@@ -114,7 +122,8 @@ pub fn input(c: &Caches, now: Timestamp) -> Input {
         .map(|fw| {
             let held = allocated(fw, &offers, &placements);
             if !is_builtin_offers(fw) {
-                return framework_input(fw, held, demand(fw, total));
+                let disconnected = connection(fw, &c.leases, now).offers_stopped(&lease_name(&fw.name_any()));
+                return FrameworkInput { disconnected, ..framework_input(fw, held, demand(fw, total)) };
             }
             let (demand, usable) = builtin::wants(&builtin::pending(fw, &jobs, &placements, &HashSet::new()), &views);
             FrameworkInput { usable, ..framework_input(fw, held, demand) }

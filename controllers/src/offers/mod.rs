@@ -12,6 +12,7 @@
 //! - `inputs`: the caches and a round's planner input read from them.
 //! - `builtin`: the built-in batch scheduler in `Offers` mode: waiting instances, demand, usable agents, the plan.
 //! - `builtin_answer`: its answers: placements naming offers, accepts, declines.
+//! - `failover`: is an external framework's scheduler connected (its Lease); its tasks killed after the timeout.
 //! - `answers`: accepts and declines turned into ledger writes and Offer states.
 //! - `refuse`: marking a Placement that cannot take its offer `Failed`.
 //! - `status`: `Framework.status` from a round.
@@ -20,6 +21,7 @@
 pub mod answers;
 pub mod builtin;
 pub mod builtin_answer;
+pub mod failover;
 pub mod inputs;
 mod refuse;
 pub mod run;

@@ -1,21 +1,23 @@
 //! The allocation loop: a round on every change of Agents, Frameworks,
 //! Offers, Placements, Clusters or Jobs, and at least once a [`PERIOD`]. A
 //! round settles the frameworks' answers, plans from the caches, applies the
-//! plan (holds, Offers, rescinds), answers the built-in schedulers' offers
-//! and writes the frameworks' status.
+//! plan (holds, Offers, rescinds), answers the built-in schedulers' offers,
+//! kills the tasks of frameworks past their failover timeout and writes the
+//! frameworks' status.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use kube::Client;
 use kube::api::Api;
 use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Client, ResourceExt};
 use tokio::sync::Notify;
 
 use super::builtin_answer::{self, Memory};
+use super::failover::{self, Connection};
 use super::inputs::{Caches, input};
 use super::{answers, status};
 use crate::Error;
@@ -38,7 +40,20 @@ where
     reader
 }
 
-/// The caches the loop reads, each poking `changed`.
+/// A cache of all objects of `K` that pokes nothing: for objects that
+/// change often without needing a round at once (Leases are renewed every
+/// few seconds; what matters is when they expire, which the periodic round sees).
+fn quiet<K>(api: Api<K>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+    tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+    reader
+}
+
+/// The caches the loop reads, each poking `changed` (but Leases: see [`quiet`]).
 pub async fn caches(client: &Client, changed: Arc<Notify>) -> Caches {
     let c = Caches {
         agents: watched(Api::all(client.clone()), changed.clone()),
@@ -47,6 +62,7 @@ pub async fn caches(client: &Client, changed: Arc<Notify>) -> Caches {
         placements: watched(Api::all(client.clone()), changed.clone()),
         clusters: watched(Api::all(client.clone()), changed.clone()),
         jobs: watched(Api::all(client.clone()), changed),
+        leases: quiet(Api::all(client.clone())),
     };
     let _ = tokio::join!(
         c.agents.wait_until_ready(),
@@ -54,7 +70,8 @@ pub async fn caches(client: &Client, changed: Arc<Notify>) -> Caches {
         c.offers.wait_until_ready(),
         c.placements.wait_until_ready(),
         c.clusters.wait_until_ready(),
-        c.jobs.wait_until_ready()
+        c.jobs.wait_until_ready(),
+        c.leases.wait_until_ready()
     );
     c
 }
@@ -67,7 +84,16 @@ pub async fn round(client: &Client, c: &Caches, now: Timestamp, memory: &mut Mem
     let plan = plan_round(&input, now);
     let applied = apply(client, &plan, now).await?;
     builtin_answer::answer(client, c, &input, &plan, &applied, now, memory).await?;
-    status::write(client, &c.frameworks.state(), &input, &plan, &applied, &berth_api::format_time(now)).await
+    let frameworks = c.frameworks.state();
+    let mut connections = status::Connections::new();
+    for fw in &frameworks {
+        let conn = failover::connection(fw, &c.leases, now);
+        if let Connection::FailedOver { timeout_seconds, .. } = conn {
+            failover::kill(client, fw, timeout_seconds, &c.offers.state(), &c.placements.state()).await?;
+        }
+        connections.insert(format!("{}/{}", fw.namespace().unwrap_or_default(), fw.name_any()), conn);
+    }
+    status::write(client, &frameworks, &input, &plan, &applied, &connections, &berth_api::format_time(now)).await
 }
 
 /// Runs rounds until `stopped` resolves.

@@ -1,21 +1,32 @@
 //! `Framework.status` after a round: what its placements hold, its dominant
-//! share, its open offers, and the `Offered` condition — True while it has
-//! offers, False with the planner's reason when it got none. Written through
-//! `/status` only when something changed.
+//! share, its open offers, the `Offered` condition — True while it has
+//! offers, False with the planner's reason when it got none — and, for a
+//! framework with a Lease, the `Connected` condition (see `failover`).
+//! Written through `/status` only when something changed.
+
+use std::collections::HashMap;
 
 use berth_api::condition::set_condition;
-use berth_api::framework::{CONDITION_OFFERED, Mode};
+use berth_api::framework::{CONDITION_CONNECTED, CONDITION_OFFERED, Mode};
 use berth_api::{Condition, Framework, FrameworkStatus};
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use super::failover::{Connection, lease_name};
 use crate::Error;
 use crate::allocator::apply::Applied;
 use crate::allocator::{Input, RoundPlan};
 
 /// The status `fw` should have after the round.
-pub fn desired(fw: &Framework, input: &Input, plan: &RoundPlan, applied: &Applied, now: &str) -> FrameworkStatus {
+pub fn desired(
+    fw: &Framework,
+    input: &Input,
+    plan: &RoundPlan,
+    applied: &Applied,
+    connection: Option<&Connection>,
+    now: &str,
+) -> FrameworkStatus {
     let id = format!("{}/{}", fw.namespace().unwrap_or_default(), fw.name_any());
     let mut st = fw.status.clone().unwrap_or_default();
     let me = input.frameworks.iter().find(|f| f.id == id);
@@ -42,8 +53,15 @@ pub fn desired(fw: &Framework, input: &Input, plan: &RoundPlan, applied: &Applie
         None => Condition::new(CONDITION_OFFERED, false, "NoCapacity", "no offer was made"),
     };
     set_condition(&mut st.conditions, cond, now);
+    match connection.and_then(|c| c.condition(&lease_name(&fw.name_any()))) {
+        Some(cond) => set_condition(&mut st.conditions, cond, now),
+        None => st.conditions.retain(|c| c.type_ != CONDITION_CONNECTED),
+    }
     st
 }
+
+/// The round's view of the frameworks: their `namespace/name` and connection.
+pub type Connections = HashMap<String, Connection>;
 
 /// Writes each `Offers` framework's status where it changed.
 pub async fn write(
@@ -52,10 +70,12 @@ pub async fn write(
     input: &Input,
     plan: &RoundPlan,
     applied: &Applied,
+    connections: &Connections,
     now: &str,
 ) -> Result<(), Error> {
     for fw in frameworks.iter().filter(|f| f.spec.mode == Mode::Offers) {
-        let next = desired(fw, input, plan, applied, now);
+        let id = format!("{}/{}", fw.namespace().unwrap_or_default(), fw.name_any());
+        let next = desired(fw, input, plan, applied, connections.get(&id), now);
         if fw.status.as_ref() == Some(&next) {
             continue;
         }

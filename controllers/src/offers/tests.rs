@@ -115,11 +115,11 @@ fn a_framework_status_says_why_it_got_nothing_and_is_stable() {
     plan.shares.insert("ns/fa".into(), 0.25);
     let msg = "it declined all 1 agent(s) with room".to_string();
     plan.idle.insert("ns/fa".into(), Idle { reason: IdleReason::Declined, message: msg });
-    let st = super::status::desired(&fw, &Input::default(), &plan, &Applied::default(), "t1");
+    let st = super::status::desired(&fw, &Input::default(), &plan, &Applied::default(), None, "t1");
     let c = berth_api::condition::find(&st.conditions, CONDITION_OFFERED).unwrap();
     assert_eq!((c.is_true(), c.reason.as_str()), (false, "Declined"));
     assert_eq!((st.dominant_share, st.offers_outstanding), (Some(0.25), Some(0)));
     fw.status = Some(st.clone());
-    let again = super::status::desired(&fw, &Input::default(), &plan, &Applied::default(), "t2");
+    let again = super::status::desired(&fw, &Input::default(), &plan, &Applied::default(), None, "t2");
     assert_eq!(again, st, "nothing changed, nothing to write");
 }
