@@ -41,6 +41,11 @@ fn split(id: &str) -> (&str, &str) {
     id.split_once('/').unwrap_or(("default", id))
 }
 
+/// The `namespace/name` of the Offer that makes `o`.
+pub fn offer_id(o: &NewOffer) -> String {
+    format!("{}/{}", split(&o.framework).0, offer_name(o))
+}
+
 /// Applies `plan`: rescinds first (releasing holds), then makes offers.
 pub async fn apply(client: &Client, plan: &RoundPlan, now: Timestamp) -> Result<Applied, Error> {
     let mut applied = Applied::default();
@@ -82,7 +87,7 @@ pub async fn apply(client: &Client, plan: &RoundPlan, now: Timestamp) -> Result<
 async fn make_offer(client: &Client, o: &NewOffer, now: Timestamp) -> Result<Option<String>, Error> {
     let (ns, fw) = split(&o.framework);
     let name = offer_name(o);
-    let id = format!("{ns}/{name}");
+    let id = offer_id(o);
     let agents: Api<Agent> = Api::all(client.clone());
     if !hold(&agents, &o.agent, &id, o.resources, now).await? {
         tracing::debug!(offer = %id, agent = %o.agent, "no longer fits; not offered");

@@ -39,6 +39,8 @@ pub struct Memory {
     answered: HashSet<String>,
     /// Placements (`namespace/name`) it created, until the cache shows them.
     created: HashSet<String>,
+    /// Offers the loop made, until the cache shows them.
+    pub made: super::recent::Made,
 }
 
 /// True for a framework this module answers for.

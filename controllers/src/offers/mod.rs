@@ -14,6 +14,7 @@
 //! - `builtin_answer`: its answers: placements naming offers, accepts, declines.
 //! - `failover`: is an external framework's scheduler connected (its Lease); its tasks killed after the timeout.
 //! - `answers`: accepts and declines turned into ledger writes and Offer states.
+//! - `recent`: offers made that the cache does not show yet, counted in the next round.
 //! - `refuse`: marking a Placement that cannot take its offer `Failed`.
 //! - `status`: `Framework.status` from a round.
 //! - `run`: the loop: a round on every change and on a short period.
@@ -23,6 +24,7 @@ pub mod builtin;
 pub mod builtin_answer;
 pub mod failover;
 pub mod inputs;
+pub mod recent;
 mod refuse;
 pub mod run;
 pub mod status;

@@ -80,9 +80,11 @@ pub async fn caches(client: &Client, changed: Arc<Notify>) -> Caches {
 /// built-in schedulers answer theirs, write the frameworks' status.
 pub async fn round(client: &Client, c: &Caches, now: Timestamp, memory: &mut Memory) -> Result<(), Error> {
     answers::settle(client, c, now).await?;
-    let input = input(c, now);
+    let mut input = input(c, now);
+    memory.made.complete(&mut input, &c.offers, now);
     let plan = plan_round(&input, now);
     let applied = apply(client, &plan, now).await?;
+    memory.made.record(&plan, &applied);
     builtin_answer::answer(client, c, &input, &plan, &applied, now, memory).await?;
     let frameworks = c.frameworks.state();
     let mut connections = status::Connections::new();
