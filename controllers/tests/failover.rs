@@ -4,8 +4,8 @@
 //! rescinded (`FrameworkDisconnected`), they are offered nothing and say
 //! `Connected=False`. `fa` stays away past its failover timeout (2 s): its
 //! placement is deleted, its container killed, and an Event says so. `fb`
-//! renews again before its timeout (3 s): its task runs on untouched and it
-//! is offered again. No agent is overcommitted and every outstanding offer
+//! renews again before its timeout (30 s, so a slow machine cannot reach
+//! it first): its task runs on untouched and it is offered again. No agent is overcommitted and every outstanding offer
 //! is held at every poll (see `support`).
 
 mod server;
@@ -97,7 +97,7 @@ async fn a_disconnected_framework_loses_its_offers_then_its_tasks_unless_it_reco
     let c = &c;
     let (on_a, on_b) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(true)));
     framework(c, "fa", 2, on_a.clone()).await;
-    framework(c, "fb", 3, on_b.clone()).await;
+    framework(c, "fb", 30, on_b.clone()).await;
     server::controllers(c, &stopped);
     let fake = Arc::new(Fake::new(true));
     let config = server::agent_config("agent-1", dir.path(), "4", "8Gi", None);
@@ -152,7 +152,7 @@ async fn a_disconnected_framework_loses_its_offers_then_its_tasks_unless_it_reco
         seen.push(offer_names(c, fw).await);
     }
 
-    // fb comes back before its 3 s timeout; fa does not.
+    // fb comes back before its 30 s timeout; fa does not.
     assert_eq!(offer_names(c, "fb").await, seen[1], "fb was offered something while disconnected");
     on_b.store(true, Ordering::SeqCst);
     eventually(c, "fa's task to be killed after its failover timeout", async || {
