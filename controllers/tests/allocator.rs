@@ -39,11 +39,18 @@ async fn start() -> Server {
 /// Registers agent `name` with `cpu` millicores and `mem_gi` GiB allocatable.
 async fn agent(client: &Client, name: &str, cpu: u64, mem_gi: u64) -> Agent {
     let api: Api<Agent> = Api::all(client.clone());
-    let created = api.create(&PostParams::default(), &Agent::new(name, AgentSpec::default())).await.unwrap();
-    let mut with_status = created.clone();
-    with_status.status =
-        Some(AgentStatus { allocatable: ResourceVec::new(cpu, mem_gi * GI).to_resources(), ..Default::default() });
-    api.replace_status(name, &PostParams::default(), &with_status).await.unwrap()
+    let mut latest = api.create(&PostParams::default(), &Agent::new(name, AgentSpec::default())).await.unwrap();
+    for _ in 0..5 {
+        latest.status =
+            Some(AgentStatus { allocatable: ResourceVec::new(cpu, mem_gi * GI).to_resources(), ..Default::default() });
+        match api.replace_status(name, &PostParams::default(), &latest).await {
+            Ok(written) => return written,
+            // Written meanwhile (the object is re-read): try again on the new version.
+            Err(kube::Error::Api(e)) if e.code == 409 => latest = api.get(name).await.unwrap(),
+            Err(e) => panic!("writing agent {name}'s status: {e}"),
+        }
+    }
+    panic!("agent {name}'s status kept changing: {latest:?}");
 }
 
 fn view(a: &Agent) -> AgentInput {
