@@ -45,6 +45,9 @@ pub const VERSION: &str = "v1alpha1";
 pub const LABEL_JOB: &str = "berth.dev/job";
 /// Label set on every placement: its task group.
 pub const LABEL_TASK_GROUP: &str = "berth.dev/task-group";
+/// Label on a placement accepting an offer: the framework the offer was made
+/// to (the API server refuses an accept without it or naming another).
+pub const LABEL_FRAMEWORK: &str = "berth.dev/framework";
 
 /// The current time as a Kubernetes timestamp (RFC 3339, whole seconds, UTC).
 pub fn now_rfc3339() -> String {

@@ -164,7 +164,7 @@ pub fn split_accept<'p>(
 }
 
 /// The label a Placement may carry naming its framework; when set, it must be the offer's.
-pub const FRAMEWORK_LABEL: &str = "berth.dev/framework";
+pub use berth_api::LABEL_FRAMEWORK as FRAMEWORK_LABEL;
 
 /// Closes `o` `Accepted` (first, so an open offer always has its hold),
 /// then turns its hold into claims for the placements it takes.

@@ -9,8 +9,7 @@ use serde_json::Value;
 
 use crate::error::Cause;
 
-/// The label naming the framework a placement belongs to.
-pub const FRAMEWORK_LABEL: &str = "berth.dev/framework";
+use berth_api::LABEL_FRAMEWORK as FRAMEWORK_LABEL;
 /// How many of the placements sharing an offer a message names.
 const NAMED: usize = 3;
 
