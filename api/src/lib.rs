@@ -32,7 +32,7 @@ pub use condition::Condition;
 pub use framework::{Framework, FrameworkSpec, FrameworkStatus};
 pub use job::{Container, Job, JobSpec, JobStatus, TaskGroup};
 pub use offer::{Offer, OfferSpec, OfferState, OfferStatus};
-pub use placement::{Phase, Placement, PlacementSpec, PlacementStatus};
+pub use placement::{KillRequest, Phase, Placement, PlacementSpec, PlacementStatus};
 pub use quantity::Quantity;
 pub use resources::{ResourceVec, Resources};
 

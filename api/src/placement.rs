@@ -51,7 +51,38 @@ pub struct PlacementSpec {
     /// Secret with registry credentials, in this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_secret: Option<String>,
+    /// Set to stop the placement: its agent sends SIGTERM, then SIGKILL
+    /// after the grace period, and reports `Killed` with this reason. Set
+    /// by drain (`Evicted`), by a framework, or by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill: Option<KillRequest>,
 }
+
+/// A request to stop a placement.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KillRequest {
+    /// Why, as a CamelCase word; the placement's final `status.reason`
+    /// (`Evicted` when its agent is drained).
+    #[schemars(length(min = 1))]
+    pub reason: String,
+    /// A sentence for people; the placement's final `status.message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The finalizer that keeps a placement until its agent has stopped and
+/// removed its container, so its claim is not released while the container
+/// still runs. The agent removes it once the placement is terminal and its
+/// container gone; the node-lifecycle controller removes it from placements
+/// it marks `Lost`.
+pub const FINALIZER_AGENT: &str = "berth.dev/agent";
+
+/// `status.reason` of a placement stopped because its agent was drained.
+pub const REASON_EVICTED: &str = "Evicted";
+/// `status.reason` of a placement marked `Lost` because its agent stopped
+/// renewing its Lease.
+pub const REASON_AGENT_LOST: &str = "AgentLost";
 
 /// What the agent observed of a placement.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

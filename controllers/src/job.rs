@@ -291,6 +291,7 @@ pub(crate) fn new_placement(job: &Job, g: &TaskGroup, instance: u32, name: &str,
             offer: None,
             container: g.container.clone(),
             image_pull_secret: job.spec.image_pull_secret.clone(),
+            kill: None,
         },
         status: None,
     }
