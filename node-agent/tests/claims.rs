@@ -44,6 +44,7 @@ async fn start(claim_wait: Duration) -> System {
     let config = AgentConfig {
         name: AGENT.into(),
         data_dir: dir.path().join(AGENT),
+        policy: Default::default(),
         cpu: Some("2".into()),
         memory: Some("1Gi".into()),
         hostname: None,
