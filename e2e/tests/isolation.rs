@@ -288,6 +288,20 @@ fn the_agent_refuses_images_and_host_paths_outside_its_policy() {
     assert_eq!((mount.phase.as_str(), mount.reason.as_str()), ("Failed", "PolicyViolation"), "{mount:?}");
     assert!(mount.message.starts_with("spec.mounts[0].hostPath: \"/etc\" is not allowed"), "{mount:?}");
 
+    // A mount path that is not absolute never gets that far: the API refuses it, naming the field.
+    let relative = format!(
+        "apiVersion: berth.dev/v1alpha1\nkind: Job\nmetadata: {{name: relative, namespace: default}}\nspec:\n  \
+         taskGroups:\n    - name: main\n      image: {}\n      mounts:\n        - {{hostPath: /etc, path: data}}\n",
+        env.image()
+    );
+    let out = env.berth.kubectl_stdin(&["apply", "-f", "-"], &relative);
+    assert!(!out.status.success(), "a relative mount path was accepted: {}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("spec.taskGroups[0].mounts[0].path"),
+        "{}",
+        output_text(&out)
+    );
+
     let table = env.berth.kubectl(&["get", "placements.berth.dev"]);
     let table = String::from_utf8_lossy(&table.stdout);
     for name in ["foreign-main-0-0", "etc-main-0-0"] {
