@@ -62,18 +62,22 @@ impl Policy {
             if normal(Path::new(&m.path)).is_none_or(|p| covers_system(&p)) {
                 return Err(format!("spec.mounts[{i}].path: {:?} may not cover /, /proc, /sys or /dev", m.path));
             }
-            let host = Path::new(&m.host_path);
-            let resolved = normal(host).and_then(|p| std::fs::canonicalize(p).ok());
-            let allowed = resolved.as_ref().is_some_and(|r| {
-                self.allowed_host_paths.iter().any(|a| std::fs::canonicalize(a).is_ok_and(|a| r.starts_with(a)))
-            });
-            if !allowed {
+            let refused = |what: &str| {
                 let allowed = match self.allowed_host_paths.is_empty() {
                     true => "this agent allows no host paths".to_string(),
                     false => format!("allowed: {}", join(&self.allowed_host_paths)),
                 };
-                let what = if resolved.is_none() { "does not exist or is not absolute" } else { "is not allowed" };
-                return Err(format!("spec.mounts[{i}].hostPath: {:?} {what} ({allowed})", m.host_path));
+                Err(format!("spec.mounts[{i}].hostPath: {:?} {what} ({allowed})", m.host_path))
+            };
+            let Some(host) = normal(Path::new(&m.host_path)) else {
+                return refused("must be an absolute path without `..`");
+            };
+            let Ok(resolved) = std::fs::canonicalize(&host) else {
+                return refused("does not exist on this agent");
+            };
+            let under = |a: &PathBuf| std::fs::canonicalize(a).is_ok_and(|a| resolved.starts_with(a));
+            if !self.allowed_host_paths.iter().any(under) {
+                return refused("is not allowed");
             }
         }
         Ok(())
@@ -211,7 +215,9 @@ mod tests {
             assert!(err.starts_with("spec.mounts[0].hostPath:"), "{}: {err}", bad.display());
         }
         let missing = p.check(&with_mount(&allowed.join("missing"), "/data", true)).unwrap_err();
-        assert!(missing.contains("does not exist"), "{missing}");
+        assert!(missing.contains("does not exist on this agent"), "{missing}");
+        let dotted = p.check(&with_mount(&allowed.join("data/.."), "/data", true)).unwrap_err();
+        assert!(dotted.contains("must be an absolute path without `..`"), "{dotted}");
     }
 
     #[test]
