@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::condition::Condition;
 use crate::constraint::Strategy;
 use crate::resources::Resources;
+use crate::security::{HostMount, SecurityContext};
 
 /// Work to run: one or more task groups, each with instances of one container.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -99,6 +100,13 @@ pub struct Container {
     /// What each instance needs; the limits the container runs under.
     #[serde(default)]
     pub resources: Resources,
+    /// The user the process runs as and whether its root filesystem is read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
+    /// Host directories bind-mounted into the container (`nosuid`, `nodev`);
+    /// only under the agent's `--allowed-host-paths`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<HostMount>,
 }
 
 /// One environment variable.

@@ -18,9 +18,14 @@ root=$work/bundle/rootfs
 mkdir -p "$root/bin" "$root/tmp" "$root/etc"
 chmod 1777 "$root/tmp"
 cp "$BUSYBOX" "$root/bin/busybox"
-for applet in sh ash echo cat sleep yes head tail dd ls env true false seq hostname id wc grep sed printf kill ps; do
+for applet in sh ash echo cat sleep yes head tail dd ls env true false seq hostname id wc grep sed printf kill ps \
+  ping touch cut tr; do
   ln -sf busybox "$root/bin/$applet"
 done
+# A setuid-root `su`, for the isolation tests to show that no-new-privileges
+# keeps a setuid binary from raising a process's privileges.
+cp "$BUSYBOX" "$root/bin/su"
+chmod 4755 "$root/bin/su"
 echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
 echo "nobody:x:65534:65534:nobody:/:/bin/false" >> "$root/etc/passwd"
 umoci repack --image "$layout:demo" "$work/bundle" >/dev/null

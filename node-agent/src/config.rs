@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use berth_api::{Quantity, ResourceVec, Resources};
 
+use crate::policy::Policy;
+
 /// How one agent runs.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -12,6 +14,8 @@ pub struct AgentConfig {
     pub name: String,
     /// Logs and state live under this directory.
     pub data_dir: PathBuf,
+    /// What the agent refuses to run, whatever the ledger says.
+    pub policy: Policy,
     /// CPU offered to placements; the machine's cores when unset.
     pub cpu: Option<Quantity>,
     /// Memory offered to placements; the machine's memory when unset.
@@ -88,6 +92,7 @@ mod tests {
         let cfg = AgentConfig {
             name: "a".into(),
             data_dir: "/tmp".into(),
+            policy: Default::default(),
             cpu: Some("500m".into()),
             memory: Some("12x".into()),
             hostname: None,

@@ -9,6 +9,8 @@
 //! - `watch`: the main loop over this agent's placements.
 //! - `claimed`: the claim gate — a placement starts only once this agent's
 //!   ledger holds its claim; one never claimed ends `Failed`/`Unclaimed`.
+//! - `policy`: what the agent refuses to run (images, root, host paths,
+//!   overcommit), checked before it pulls.
 //! - `supervisor`: one placement's life, pull to exit, as a state machine.
 //! - `logs`: the HTTP log server behind `berth logs`.
 //! - `runtime`: the container runtime trait.
@@ -20,6 +22,7 @@ pub mod config;
 pub mod containerd;
 pub mod fake;
 pub mod logs;
+pub mod policy;
 pub mod register;
 pub mod runtime;
 pub mod supervisor;

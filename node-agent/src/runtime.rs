@@ -30,10 +30,30 @@ pub struct ContainerSpec {
     pub cpu_millis: u64,
     /// Memory limit in bytes (0 = none): cgroup memory limit, no swap.
     pub memory_bytes: u64,
+    /// The user and group the process runs as, replacing the image's `User`.
+    pub run_as_user: Option<u32>,
+    pub run_as_group: Option<u32>,
+    /// Refuse to start (with [`RuntimeError::Policy`]) when the process
+    /// would run as root, e.g. because the image's `User` is root.
+    pub run_as_non_root: bool,
+    /// Mount the root filesystem read-only.
+    pub read_only_root: bool,
+    /// Host directories bind-mounted into the container.
+    pub mounts: Vec<BindMount>,
     /// Labels stored on the container (the agent finds its containers by these).
     pub labels: BTreeMap<String, String>,
     /// stdout and stderr are appended here.
     pub log_path: PathBuf,
+}
+
+/// A host directory bind-mounted into a container (`rbind`, `nosuid`, `nodev`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct BindMount {
+    /// The path on the host.
+    pub source: PathBuf,
+    /// The absolute path inside the container.
+    pub destination: String,
+    pub read_only: bool,
 }
 
 /// How a container's process ended.
@@ -60,6 +80,9 @@ pub enum RuntimeError {
     /// The image could not be pulled; the message is the registry's.
     #[error("pulling {image}: {message}")]
     ImagePull { image: String, message: String },
+    /// The container breaks the agent's policy; the message names the field.
+    #[error("{0}")]
+    Policy(String),
     #[error("container {0} not found")]
     NotFound(String),
     #[error("{0}")]

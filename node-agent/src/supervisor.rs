@@ -10,7 +10,7 @@ use berth_api::{Phase, Placement, PlacementStatus};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 
-use crate::runtime::{ContainerSpec, ExitStatus, Runtime, RuntimeError};
+use crate::runtime::{BindMount, ContainerSpec, ExitStatus, Runtime, RuntimeError};
 use crate::{AgentContext, Error};
 
 /// The container id of a placement: unique, and findable after a restart.
@@ -41,6 +41,9 @@ pub async fn supervise<R: Runtime>(p: Placement, ctx: Arc<AgentContext<R>>) -> R
             // The container this placement ran in is gone (e.g. the machine rebooted).
             return reporter.fail(None, "ContainerLost", "its container no longer exists on the agent").await;
         }
+        if let Some(refused) = crate::policy::refuse(&p, &ctx).await? {
+            return reporter.fail(None, refused.reason, &refused.message).await;
+        }
         if reporter.status.phase != Phase::Staging {
             reporter.set(Phase::Staging, |_| {}).await?;
         }
@@ -55,7 +58,11 @@ pub async fn supervise<R: Runtime>(p: Placement, ctx: Arc<AgentContext<R>>) -> R
         }
         if let Err(e) = ctx.runtime.start(&spec).await {
             let _ = ctx.runtime.remove(&id).await;
-            return reporter.fail(None, "StartFailed", &e.to_string()).await;
+            let reason = match e {
+                RuntimeError::Policy(_) => crate::policy::REASON_POLICY_VIOLATION,
+                _ => "StartFailed",
+            };
+            return reporter.fail(None, reason, &e.to_string()).await;
         }
         let now = berth_api::now_rfc3339();
         reporter
@@ -102,6 +109,7 @@ async fn report_exit(r: &mut Reporter, exit: &ExitStatus) -> Result<(), Error> {
 pub fn container_spec<R: Runtime>(p: &Placement, id: &str, ctx: &AgentContext<R>) -> Result<ContainerSpec, Error> {
     let res = p.spec.container.resources.to_vec().map_err(|e| Error::Config(format!("spec.resources.{e}")))?;
     let ns = p.namespace().unwrap_or_default();
+    let security = p.spec.container.security_context.as_ref();
     Ok(ContainerSpec {
         id: id.to_string(),
         image: p.spec.container.image.clone(),
@@ -111,6 +119,21 @@ pub fn container_spec<R: Runtime>(p: &Placement, id: &str, ctx: &AgentContext<R>
         working_dir: p.spec.container.working_dir.clone(),
         cpu_millis: res.cpu_millis,
         memory_bytes: res.memory_bytes,
+        run_as_user: security.and_then(|s| s.run_as_user),
+        run_as_group: security.and_then(|s| s.run_as_group),
+        run_as_non_root: ctx.config.policy.forbid_root,
+        read_only_root: security.is_some_and(|s| s.read_only_root_filesystem),
+        mounts: p
+            .spec
+            .container
+            .mounts
+            .iter()
+            .map(|m| BindMount {
+                source: m.host_path.clone().into(),
+                destination: m.path.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
         labels: [
             (LABEL_PLACEMENT_UID.to_string(), p.uid().unwrap_or_default()),
             ("berth.dev/placement".to_string(), format!("{ns}/{}", p.name_any())),

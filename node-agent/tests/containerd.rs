@@ -130,6 +130,24 @@ async fn env_working_dir_and_limits_reach_the_process() {
 }
 
 #[tokio::test]
+async fn a_root_image_is_refused_when_root_is_forbidden_and_runs_as_the_user_asked() {
+    let env = Env::start().await;
+    let mut spec = env.spec("nonroot", "id -u; id -g");
+    spec.run_as_non_root = true;
+    env.runtime.pull(&spec.image, None).await.expect("pulling the demo image");
+    let err = env.runtime.start(&spec).await.expect_err("the demo image's user is root");
+    assert!(matches!(err, RuntimeError::Policy(_)), "{err:?}");
+    assert!(err.to_string().starts_with("spec.securityContext.runAsUser: unset, and image"), "{err}");
+    assert!(env.runtime.list().await.expect("list").is_empty(), "nothing was created for it");
+
+    spec.run_as_user = Some(1000);
+    spec.run_as_group = Some(2000);
+    let exit = env.run(&spec).await;
+    assert_eq!(exit.code, 0, "{exit:?}; log: {}", env.log("nonroot"));
+    assert_eq!(env.log("nonroot"), "1000\n2000\n");
+}
+
+#[tokio::test]
 async fn exit_code_three_is_reported_as_three() {
     let env = Env::start().await;
     let exit = env.run(&env.spec("three", "exit 3")).await;

@@ -52,6 +52,7 @@ pub fn agent_config(name: &str, dir: &Path, cpu: &str, memory: &str, hostname: O
     AgentConfig {
         name: name.into(),
         data_dir: dir.join(name),
+        policy: Default::default(),
         cpu: Some(cpu.into()),
         memory: Some(memory.into()),
         hostname,
