@@ -2,6 +2,7 @@
 //! library that does the work.
 
 mod client;
+mod images;
 mod logs;
 mod secure;
 mod up;
@@ -26,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole system on this machine: API server on an embedded store, controllers and one agent
-    Up(up::UpArgs),
+    Up(Box<up::UpArgs>),
     /// Run the API server alone (Kubernetes-compatible API over the embedded store or etcd)
     Apiserver(ApiserverArgs),
     /// Run the controllers alone (Job scheduling, claim ledgers, garbage collection)
@@ -101,6 +102,8 @@ pub struct AgentArgs {
     /// before it is marked Failed with reason Unclaimed
     #[arg(long, default_value_t = berth_agent::config::DEFAULT_CLAIM_WAIT.as_secs())]
     claim_wait_seconds: u64,
+    #[command(flatten)]
+    images: images::ImageArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -116,7 +119,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         match cli.command {
-            Command::Up(args) => up::up(args).await,
+            Command::Up(args) => up::up(*args).await,
             Command::Apiserver(args) => {
                 let agents =
                     if args.agents.is_empty() { vec![berth_agent::config::hostname()] } else { args.agents.clone() };

@@ -10,6 +10,9 @@
 //! - `claimed`: the claim gate — a placement starts only once this agent's
 //!   ledger holds its claim; one never claimed ends `Failed`/`Unclaimed`.
 //! - `supervisor`: one placement's life, pull to exit, as a state machine.
+//! - `pulling`: a placement's pull, with its credentials, retried with backoff.
+//! - `credentials`: registry credentials from an `imagePullSecret`.
+//! - `image_gc`: removing unused images, least recently used first.
 //! - `logs`: the HTTP log server behind `berth logs`.
 //! - `runtime`: the container runtime trait.
 //! - `containerd`: the runtime on containerd.
@@ -18,8 +21,11 @@
 pub mod claimed;
 pub mod config;
 pub mod containerd;
+pub mod credentials;
 pub mod fake;
+pub mod image_gc;
 pub mod logs;
+pub mod pulling;
 pub mod register;
 pub mod runtime;
 pub mod supervisor;
@@ -60,6 +66,8 @@ pub struct AgentContext<R> {
     running: Mutex<HashMap<String, (String, AbortHandle)>>,
     /// This agent's ledger and the placements waiting for their claims.
     gate: claimed::Gate,
+    /// The images placements hold, and when each was last used.
+    images: image_gc::ImageUse,
 }
 
 impl<R> AgentContext<R> {
@@ -92,6 +100,7 @@ pub async fn run<R: Runtime>(
         config,
         running: Mutex::new(HashMap::new()),
         gate: Default::default(),
+        images: Default::default(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -124,11 +133,12 @@ pub async fn run<R: Runtime>(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let (served, watched, (), ()) = tokio::join!(
+    let (served, watched, (), (), ()) = tokio::join!(
         server,
         watch::watch_placements(ctx.clone(), stopped()),
         heartbeats,
-        claimed::follow_ledger(ctx.clone(), stopped())
+        claimed::follow_ledger(ctx.clone(), stopped()),
+        image_gc::run(ctx.clone(), stopped())
     );
     served.map_err(|e| Error::Io("log server".into(), e))?;
     watched
