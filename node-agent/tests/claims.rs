@@ -1,7 +1,8 @@
 //! The claim gate against a real in-process API server and the agent on the
 //! fake runtime: a placement runs only once the agent's ledger holds a claim
 //! for it; one never claimed ends `Failed`/`Unclaimed` after the agent's
-//! claim wait; one that ends while it waits is never started.
+//! claim wait; one that ends while it waits is never started. And, once
+//! claimed, a pull that fails shows `ImagePullBackOff` until it succeeds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,12 +82,16 @@ fn placements(sys: &System) -> Api<Placement> {
 }
 
 async fn create(sys: &System, name: &str) -> Placement {
+    create_with_image(sys, name, "registry.test/demo:1").await
+}
+
+async fn create_with_image(sys: &System, name: &str, image: &str) -> Placement {
     let spec = PlacementSpec {
         agent: AGENT.into(),
         job: "by-hand".into(),
         task_group: "main".into(),
         container: Container {
-            image: "registry.test/demo:1".into(),
+            image: image.into(),
             resources: Resources { cpu: Some("100m".into()), memory: Some("64Mi".into()) },
             ..Default::default()
         },
@@ -191,4 +196,22 @@ async fn a_placement_that_fails_while_waiting_is_never_started() {
     let (phase, reason, _) = phase(&sys, "refused").await;
     assert_eq!((phase, reason.as_str()), (Phase::Failed, "OfferRefused"), "the refusal is kept");
     assert_eq!(touched(&sys, &p), [], "nothing was started for it: {:?}", sys.fake.calls());
+}
+
+#[tokio::test]
+async fn a_pull_that_fails_twice_backs_off_then_runs_with_the_backoff_reason_cleared() {
+    let sys = start(Duration::from_secs(600)).await;
+    let p = create_with_image(&sys, "flaky", "registry.test/flaky:1").await;
+    claim(&sys, &p).await;
+    let message = eventually("the pull to back off", async || match phase(&sys, "flaky").await {
+        (Phase::Staging, reason, message) if reason == "ImagePullBackOff" => Ok(message),
+        other => Err(format!("{other:?}")),
+    })
+    .await;
+    assert!(message.contains("failed") && message.contains("attempt"), "{message}");
+    running(&sys, "flaky").await;
+    let (_, reason, message) = phase(&sys, "flaky").await;
+    assert_eq!((reason.as_str(), message.as_str()), ("", ""), "the backoff reason outlived the pull");
+    let pulls = sys.fake.calls().into_iter().filter(|c| matches!(c, Call::Pull(_))).count();
+    assert_eq!(pulls, 3, "{:?}", sys.fake.calls());
 }
