@@ -2,6 +2,7 @@
 //! library that does the work.
 
 mod client;
+mod images;
 mod logs;
 mod secure;
 mod up;
@@ -112,6 +113,8 @@ pub struct AgentArgs {
     /// comma-separated absolute paths (default: none — every hostPath mount is refused)
     #[arg(long, value_delimiter = ',')]
     allowed_host_paths: Vec<PathBuf>,
+    #[command(flatten)]
+    images: images::ImageArgs,
 }
 
 fn main() -> anyhow::Result<()> {

@@ -133,6 +133,7 @@ pub async fn agent(
         heartbeat: Duration::from_secs(args.heartbeat_seconds),
         kill_grace: Duration::from_secs(10),
         claim_wait: Duration::from_secs(args.claim_wait_seconds),
+        images: args.images.settings()?,
     };
     berth_agent::run(client, runtime, config, listener, shutdown).await.context("agent")
 }

@@ -2,6 +2,8 @@
 # Builds the demo image from busybox-static (no internet needed) and pushes
 # it to a registry over plain HTTP.
 #   build-demo-image.sh REGISTRY_HOST [NAME:TAG]     e.g. 127.0.0.1:5000 berth/demo:latest
+# With DEST_CREDS=user:password it pushes with those credentials; with
+# MARKER=text the image also holds /etc/berth-marker (a layer of its own).
 set -euo pipefail
 REGISTRY=${1:?usage: build-demo-image.sh REGISTRY_HOST [NAME:TAG]}
 NAME=${2:-berth/demo:latest}
@@ -28,7 +30,9 @@ cp "$BUSYBOX" "$root/bin/su"
 chmod 4755 "$root/bin/su"
 echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
 echo "nobody:x:65534:65534:nobody:/:/bin/false" >> "$root/etc/passwd"
+if [ -n "${MARKER:-}" ]; then echo "$MARKER" > "$root/etc/berth-marker"; fi
 umoci repack --image "$layout:demo" "$work/bundle" >/dev/null
 umoci config --image "$layout:demo" --config.cmd /bin/sh --config.env PATH=/bin --config.workingdir / >/dev/null
-skopeo copy --quiet --dest-tls-verify=false "oci:$layout:demo" "docker://$REGISTRY/$NAME"
+creds=(); if [ -n "${DEST_CREDS:-}" ]; then creds=(--dest-creds "$DEST_CREDS"); fi
+skopeo copy --quiet --dest-tls-verify=false "${creds[@]}" "oci:$layout:demo" "docker://$REGISTRY/$NAME"
 echo "pushed $REGISTRY/$NAME"

@@ -33,7 +33,44 @@ pub struct AgentConfig {
     /// How long a `Pending` placement waits for its claim in this agent's
     /// ledger before it is marked `Failed` with reason `Unclaimed`.
     pub claim_wait: Duration,
+    /// Pull retries and image garbage collection.
+    pub images: ImageSettings,
 }
+
+/// How the agent pulls images and collects unused ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageSettings {
+    /// Pull attempts before a placement ends `Failed`/`ImagePullFailed`.
+    pub pull_attempts: u32,
+    /// The wait after the first failed attempt; it doubles after each.
+    pub pull_backoff_initial: Duration,
+    /// The longest wait between attempts.
+    pub pull_backoff_max: Duration,
+    /// When the images' total size passes this many bytes, unused images
+    /// are removed, least recently used first; `None`: never.
+    pub gc_high_bytes: Option<u64>,
+    /// ... until it is at most this many bytes.
+    pub gc_low_bytes: Option<u64>,
+    /// How often the images' size is checked (also after a container is removed).
+    pub gc_interval: Duration,
+}
+
+impl Default for ImageSettings {
+    fn default() -> Self {
+        ImageSettings {
+            pull_attempts: DEFAULT_PULL_ATTEMPTS,
+            pull_backoff_initial: Duration::from_secs(1),
+            pull_backoff_max: Duration::from_secs(60),
+            gc_high_bytes: None,
+            gc_low_bytes: None,
+            gc_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The default of [`ImageSettings::pull_attempts`]: waits of 1 s, 2 s and
+/// 4 s between them, about 7 s in all.
+pub const DEFAULT_PULL_ATTEMPTS: u32 = 4;
 
 /// The default of [`AgentConfig::claim_wait`].
 pub const DEFAULT_CLAIM_WAIT: Duration = Duration::from_secs(60);
@@ -100,6 +137,7 @@ mod tests {
             heartbeat: Duration::from_secs(1),
             kill_grace: Duration::from_secs(1),
             claim_wait: DEFAULT_CLAIM_WAIT,
+            images: ImageSettings::default(),
         };
         assert!(cfg.capacity().unwrap_err().contains("memory"));
     }

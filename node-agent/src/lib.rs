@@ -12,6 +12,9 @@
 //! - `policy`: what the agent refuses to run (images, root, host paths,
 //!   overcommit), checked before it pulls.
 //! - `supervisor`: one placement's life, pull to exit, as a state machine.
+//! - `pulling`: a placement's pull, with its credentials, retried with backoff.
+//! - `credentials`: registry credentials from an `imagePullSecret`.
+//! - `image_gc`: removing unused images, least recently used first.
 //! - `logs`: the HTTP log server behind `berth logs`.
 //! - `runtime`: the container runtime trait.
 //! - `containerd`: the runtime on containerd.
@@ -20,9 +23,12 @@
 pub mod claimed;
 pub mod config;
 pub mod containerd;
+pub mod credentials;
 pub mod fake;
+pub mod image_gc;
 pub mod logs;
 pub mod policy;
+pub mod pulling;
 pub mod register;
 pub mod runtime;
 pub mod supervisor;
@@ -63,6 +69,8 @@ pub struct AgentContext<R> {
     running: Mutex<HashMap<String, (String, AbortHandle)>>,
     /// This agent's ledger and the placements waiting for their claims.
     gate: claimed::Gate,
+    /// The images placements hold, and when each was last used.
+    images: image_gc::ImageUse,
 }
 
 impl<R> AgentContext<R> {
@@ -95,6 +103,7 @@ pub async fn run<R: Runtime>(
         config,
         running: Mutex::new(HashMap::new()),
         gate: Default::default(),
+        images: Default::default(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -127,11 +136,12 @@ pub async fn run<R: Runtime>(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let (served, watched, (), ()) = tokio::join!(
+    let (served, watched, (), (), ()) = tokio::join!(
         server,
         watch::watch_placements(ctx.clone(), stopped()),
         heartbeats,
-        claimed::follow_ledger(ctx.clone(), stopped())
+        claimed::follow_ledger(ctx.clone(), stopped()),
+        image_gc::run(ctx.clone(), stopped())
     );
     served.map_err(|e| Error::Io("log server".into(), e))?;
     watched

@@ -10,6 +10,7 @@ use berth_api::{Phase, Placement, PlacementStatus};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 
+use crate::pulling::{self, Pulled};
 use crate::runtime::{BindMount, ContainerSpec, ExitStatus, Runtime, RuntimeError};
 use crate::{AgentContext, Error};
 
@@ -47,11 +48,17 @@ pub async fn supervise<R: Runtime>(p: Placement, ctx: Arc<AgentContext<R>>) -> R
         if reporter.status.phase != Phase::Staging {
             reporter.set(Phase::Staging, |_| {}).await?;
         }
-        if let Err(e) = ctx.runtime.pull(&p.spec.container.image, None).await {
-            let reason = if matches!(e, RuntimeError::ImagePull { .. }) { "ImagePullFailed" } else { "Error" };
-            return reporter.fail(None, reason, &e.to_string()).await;
-        }
-        reporter.set(Phase::Starting, |_| {}).await?;
+        // Held until the container exists, so the image collector leaves the image be.
+        let _image = match pulling::pull(&ctx, &p, &mut reporter).await? {
+            Pulled::Ready(hold) => hold,
+            Pulled::Failed { reason, message } => return reporter.fail(None, reason, &message).await,
+        };
+        reporter
+            .set(Phase::Starting, |s| {
+                s.reason = None;
+                s.message = None;
+            })
+            .await?;
         let spec = container_spec(&p, &id, &ctx)?;
         if let Some(dir) = spec.log_path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::Io(dir.display().to_string(), e))?;
@@ -76,6 +83,7 @@ pub async fn supervise<R: Runtime>(p: Placement, ctx: Arc<AgentContext<R>>) -> R
     let exit = ctx.runtime.wait(&id).await?;
     report_exit(&mut reporter, &exit).await?;
     ctx.runtime.remove(&id).await?;
+    ctx.images.container_removed(&p.spec.container.image);
     Ok(())
 }
 
@@ -162,7 +170,8 @@ impl Reporter {
         next.phase = phase;
         edit(&mut next);
         for _ in 0..5 {
-            let patch = serde_json::json!({ "metadata": {"resourceVersion": self.resource_version}, "status": next });
+            let status = status_patch(&self.status, &next);
+            let patch = serde_json::json!({ "metadata": {"resourceVersion": self.resource_version}, "status": status });
             match self.api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
                 Ok(written) => {
                     self.resource_version = written.resource_version();
@@ -193,4 +202,27 @@ impl Reporter {
         })
         .await
     }
+}
+
+impl pulling::BackOffReport for Reporter {
+    /// Stays `Staging`, saying the pull waits to be retried and why.
+    async fn backing_off(&mut self, message: &str) -> Result<(), Error> {
+        self.set(Phase::Staging, |s| {
+            s.reason = Some(pulling::REASON_BACK_OFF.into());
+            s.message = Some(message.into());
+        })
+        .await
+    }
+}
+
+/// `next` as a merge patch over `current`: a field `next` no longer has is
+/// nulled (a merge patch that leaves a field out keeps it).
+fn status_patch(current: &PlacementStatus, next: &PlacementStatus) -> serde_json::Value {
+    let mut patch = serde_json::to_value(next).unwrap_or_default();
+    if let (Ok(serde_json::Value::Object(old)), Some(new)) = (serde_json::to_value(current), patch.as_object_mut()) {
+        for key in old.keys() {
+            new.entry(key.clone()).or_insert(serde_json::Value::Null);
+        }
+    }
+    patch
 }

@@ -2,7 +2,8 @@
 //! fake runtime: a placement runs only once the agent's ledger holds a claim
 //! for it; one never claimed ends `Failed`/`Unclaimed` after the agent's
 //! claim wait; one that ends while it waits is never started; one that would
-//! overcommit the agent is refused even when the ledger says it fits.
+//! overcommit the agent is refused even when the ledger says it fits. And,
+//! once claimed, a pull that fails shows `ImagePullBackOff` until it succeeds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +54,7 @@ async fn start(claim_wait: Duration) -> System {
         heartbeat: Duration::from_secs(3600),
         kill_grace: Duration::from_secs(1),
         claim_wait,
+        images: Default::default(),
     };
     let logs = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     tokio::spawn(berth_agent::run(client.clone(), fake.clone(), config, logs, stopped()));
@@ -86,12 +88,20 @@ async fn create(sys: &System, name: &str) -> Placement {
 }
 
 async fn create_with(sys: &System, name: &str, cpu: &str) -> Placement {
+    create_full(sys, name, "registry.test/demo:1", cpu).await
+}
+
+async fn create_with_image(sys: &System, name: &str, image: &str) -> Placement {
+    create_full(sys, name, image, "100m").await
+}
+
+async fn create_full(sys: &System, name: &str, image: &str, cpu: &str) -> Placement {
     let spec = PlacementSpec {
         agent: AGENT.into(),
         job: "by-hand".into(),
         task_group: "main".into(),
         container: Container {
-            image: "registry.test/demo:1".into(),
+            image: image.into(),
             resources: Resources { cpu: Some(cpu.into()), memory: Some("64Mi".into()) },
             ..Default::default()
         },
@@ -223,4 +233,22 @@ async fn a_placement_that_would_overcommit_the_agent_fails_even_when_the_ledger_
     assert!(message.contains("cpu 3 of 2"), "the message says what is short: {message}");
     assert_eq!(touched(&sys, &second), [], "nothing was started for it: {:?}", sys.fake.calls());
     assert_eq!(phase(&sys, "first").await.0, Phase::Running, "the first keeps running");
+}
+
+#[tokio::test]
+async fn a_pull_that_fails_twice_backs_off_then_runs_with_the_backoff_reason_cleared() {
+    let sys = start(Duration::from_secs(600)).await;
+    let p = create_with_image(&sys, "flaky", "registry.test/flaky:1").await;
+    claim(&sys, &p).await;
+    let message = eventually("the pull to back off", async || match phase(&sys, "flaky").await {
+        (Phase::Staging, reason, message) if reason == "ImagePullBackOff" => Ok(message),
+        other => Err(format!("{other:?}")),
+    })
+    .await;
+    assert!(message.contains("failed") && message.contains("attempt"), "{message}");
+    running(&sys, "flaky").await;
+    let (_, reason, message) = phase(&sys, "flaky").await;
+    assert_eq!((reason.as_str(), message.as_str()), ("", ""), "the backoff reason outlived the pull");
+    let pulls = sys.fake.calls().into_iter().filter(|c| matches!(c, Call::Pull(_))).count();
+    assert_eq!(pulls, 3, "{:?}", sys.fake.calls());
 }

@@ -60,6 +60,7 @@ pub fn agent_config(name: &str, dir: &Path, cpu: &str, memory: &str, hostname: O
         heartbeat: Duration::from_secs(1),
         kill_grace: Duration::from_secs(1),
         claim_wait: berth_agent::config::DEFAULT_CLAIM_WAIT,
+        images: Default::default(),
     }
 }
 
