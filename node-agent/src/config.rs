@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use berth_api::ports::PortRange;
 use berth_api::{Quantity, ResourceVec, Resources};
 
 /// How one agent runs.
@@ -16,6 +17,8 @@ pub struct AgentConfig {
     pub cpu: Option<Quantity>,
     /// Memory offered to placements; the machine's memory when unset.
     pub memory: Option<Quantity>,
+    /// Host ports placements may be given, reported as `status.ports`.
+    pub ports: Vec<PortRange>,
     /// Reported as `status.hostname` (what `hostname` constraints match);
     /// the machine's hostname when unset. Set it when several agents share
     /// one machine's hostname (simulated agents, tests).
@@ -90,6 +93,7 @@ mod tests {
             data_dir: "/tmp".into(),
             cpu: Some("500m".into()),
             memory: Some("12x".into()),
+            ports: Vec::new(),
             hostname: None,
             endpoint: String::new(),
             heartbeat: Duration::from_secs(1),

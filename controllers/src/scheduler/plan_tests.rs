@@ -11,11 +11,11 @@ const GI: u64 = 1 << 30;
 
 fn agent(name: &str, cpu: u64, mem: u64) -> AgentView {
     let attributes = BTreeMap::from([("hostname".to_string(), name.to_string())]);
-    AgentView { name: name.into(), free: ResourceVec::new(cpu, mem), excluded: None, attributes }
+    AgentView { name: name.into(), free: ResourceVec::new(cpu, mem), attributes, ..Default::default() }
 }
 
 fn demand(n: usize, cpu: u64, mem: u64) -> Demand {
-    Demand { placement: format!("p{n}"), resources: ResourceVec::new(cpu, mem) }
+    Demand::new(format!("p{n}"), ResourceVec::new(cpu, mem), 0)
 }
 
 fn constraint(raw: &[&str]) -> Constraint {
@@ -213,9 +213,8 @@ proptest! {
                 .map(|(g, (needs, c, gang))| Group {
                     constraints: c.iter().cloned().collect(),
                     gang: *gang,
-                    demands: needs.iter().enumerate().map(|(i, (c, m))| Demand {
-                        placement: format!("g{g}-{i}"),
-                        resources: ResourceVec::new(*c, *m),
+                    demands: needs.iter().enumerate().map(|(i, (c, m))| {
+                        Demand::new(format!("g{g}-{i}"), ResourceVec::new(*c, *m), 0)
                     }).collect(),
                     ..Default::default()
                 })
@@ -261,4 +260,44 @@ proptest! {
             }
         }
     }
+}
+
+fn with_ports(mut a: AgentView, ranges: &str) -> AgentView {
+    a.free_ports = berth_api::ports::parse(ranges).unwrap();
+    a
+}
+
+#[test]
+fn tasks_get_distinct_ports_lowest_first_and_one_that_fits_none_says_ports() {
+    let agents = [with_ports(agent("a1", 4000, 8 * GI), "100-103,200")];
+    let want = |n| Demand::new(format!("p{n}"), ResourceVec::new(100, GI / 8), 2);
+    let p = plan_binpack(&agents, &[want(0), want(1), want(2)]);
+    let got: Vec<&Vec<u16>> = p.assignments["a1"].iter().map(|d| &d.host_ports).collect();
+    assert_eq!(got, [&vec![100, 101], &vec![102, 103]]);
+    assert_eq!(p.unplaced.len(), 1);
+    assert_eq!(p.unplaced[0].1, "0/1 agents fit: 1 insufficient ports (need 2, most free 1)");
+}
+
+#[test]
+fn a_task_without_ports_ignores_them_and_a_task_with_ports_skips_agents_without() {
+    let agents = [agent("bare", 4000, GI), with_ports(agent("ported", 4000, 8 * GI), "100")];
+    let p = plan_binpack(&agents, &[Demand::new("p0", ResourceVec::new(100, 1), 1), demand(1, 100, 1)]);
+    assert_eq!(where_(&p)["p0"], "ported", "binpack prefers bare, but it has no ports");
+    assert_eq!(p.assignments["ported"][0].host_ports, vec![100]);
+    assert_eq!(where_(&p)["p1"], "bare");
+}
+
+#[test]
+fn a_gang_that_does_not_fit_gives_its_ports_back() {
+    let agents = [with_ports(agent("a1", 4000, 8 * GI), "100-102")];
+    let gang = Group {
+        gang: true,
+        demands: (0..2).map(|i| Demand::new(format!("g{i}"), ResourceVec::new(1, 1), 2)).collect(),
+        ..Default::default()
+    };
+    let single = Group { demands: vec![Demand::new("s", ResourceVec::new(1, 1), 3)], ..Default::default() };
+    let req = Request { groups: vec![gang, single], ..Default::default() };
+    let p = plan(&agents, &req);
+    assert_eq!(p.unplaced.len(), 2, "{p:?}");
+    assert_eq!(p.assignments["a1"][0].host_ports, vec![100, 101, 102]);
 }
