@@ -10,8 +10,10 @@ use std::sync::Arc;
 
 use berth_agent::fake::Fake;
 use berth_agent::supervisor::container_id;
+use berth_api::framework::{FrameworkSpec, Mode, Scheduler};
 use berth_api::ports::PortRequest;
-use berth_api::{Agent, Container, Job, JobSpec, Phase, Placement, Resources, TaskGroup};
+use berth_api::{Agent, Container, Framework, Job, JobSpec, Offer, OfferState, Phase, Placement, Resources, TaskGroup};
+use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
 
 fn job(name: &str, instances: u32, ports: &[Option<&str>]) -> Job {
@@ -26,10 +28,24 @@ fn job(name: &str, instances: u32, ports: &[Option<&str>]) -> Job {
     Job::new(name, JobSpec { task_groups: vec![group], ..Default::default() })
 }
 
-#[tokio::test]
-async fn tasks_get_distinct_ports_in_env_and_status_and_one_with_none_left_waits_saying_so() {
+struct System {
+    client: Client,
+    fake: Arc<Fake>,
+    _stop: server::Stop,
+    _dir: tempfile::TempDir,
+}
+
+/// Server, controllers (and, if `framework`, an `Offers` builtin-batch
+/// Framework of that name) and one agent with ports 31000-31003 whose
+/// containers run until released.
+async fn start(framework: Option<&str>) -> System {
     let dir = tempfile::tempdir().unwrap();
-    let (client, _stop, stopped) = server::start(dir.path()).await;
+    let (client, stop, stopped) = server::start(dir.path()).await;
+    if let Some(name) = framework {
+        let spec = FrameworkSpec { mode: Mode::Offers, scheduler: Scheduler::BuiltinBatch, ..Default::default() };
+        let api: Api<Framework> = Api::namespaced(client.clone(), "default");
+        api.create(&PostParams::default(), &Framework::new(name, spec)).await.unwrap();
+    }
     server::controllers(&client, &stopped);
     let fake = Arc::new(Fake::new(true));
     let mut config = server::agent_config("agent-1", dir.path(), "4", "4Gi", None);
@@ -42,11 +58,16 @@ async fn tasks_get_distinct_ports_in_env_and_status_and_one_with_none_left_waits
         other => Err(format!("{other:?}")),
     })
     .await;
+    System { client, fake, _stop: stop, _dir: dir }
+}
 
-    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
-    jobs.create(&PostParams::default(), &job("web", 3, &[None, Some("admin")])).await.unwrap();
+/// Waits until two placements run, then checks they hold the agent's four
+/// ports between them, two each, and that each container's environment says
+/// which (`PORT0`, `PORT1`, `PORT`, `PORT_ADMIN`).
+async fn two_running_with_distinct_ports(sys: &System) -> Vec<Placement> {
+    let (client, fake) = (&sys.client, &sys.fake);
     let placements: Api<Placement> = Api::namespaced(client.clone(), "default");
-    let running = server::eventually(&client, "two placements running with ports", async || {
+    let running = server::eventually(client, "two placements running with ports", async || {
         let ps = placements.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
         let running: Vec<Placement> =
             ps.iter().filter(|p| p.status.as_ref().is_some_and(|s| s.phase == Phase::Running)).cloned().collect();
@@ -63,8 +84,19 @@ async fn tasks_get_distinct_ports_in_env_and_status_and_one_with_none_left_waits
         assert_eq!((var("PORT0"), var("PORT1")), (Some(ports[0]), Some(ports[1])), "{env:?}");
         assert_eq!((var("PORT"), var("PORT_ADMIN")), (Some(ports[0]), Some(ports[1])), "{env:?}");
     }
+    running
+}
 
-    let c = server::eventually(&client, "the third instance to wait for ports", async || {
+#[tokio::test]
+async fn tasks_get_distinct_ports_in_env_and_status_and_one_with_none_left_waits_saying_so() {
+    let sys = start(None).await;
+    let (client, fake) = (&sys.client, &sys.fake);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    jobs.create(&PostParams::default(), &job("web", 3, &[None, Some("admin")])).await.unwrap();
+    let running = two_running_with_distinct_ports(&sys).await;
+    let placements: Api<Placement> = Api::namespaced(client.clone(), "default");
+
+    let c = server::eventually(client, "the third instance to wait for ports", async || {
         let j = jobs.get("web").await.map_err(|e| e.to_string())?;
         let conds = j.status.map(|s| s.conditions).unwrap_or_default();
         match berth_api::condition::find(&conds, "Scheduled") {
@@ -78,7 +110,7 @@ async fn tasks_get_distinct_ports_in_env_and_status_and_one_with_none_left_waits
     // When one ends, its ports go to the waiting instance.
     fake.release(&container_id(&running[0]), 0);
     let freed = running[0].status.as_ref().unwrap().ports.clone();
-    server::eventually(&client, "the third instance to run on the freed ports", async || {
+    server::eventually(client, "the third instance to run on the freed ports", async || {
         let p = placements.get_opt("web-web-2-0").await.map_err(|e| e.to_string())?;
         match p.as_ref().and_then(|p| p.status.as_ref()) {
             Some(s) if s.phase == Phase::Running && s.ports == freed => Ok(()),
@@ -86,4 +118,29 @@ async fn tasks_get_distinct_ports_in_env_and_status_and_one_with_none_left_waits
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn through_offers_each_accepting_placement_gets_its_ports_from_the_offer() {
+    let sys = start(Some("fw")).await;
+    let client = &sys.client;
+    let offers: Api<Offer> = Api::namespaced(client.clone(), "default");
+    let mut web = job("web", 3, &[None, Some("admin")]);
+    web.spec.framework = Some("fw".into());
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    jobs.create(&PostParams::default(), &web).await.unwrap();
+    let running = two_running_with_distinct_ports(&sys).await;
+    for p in &running {
+        assert!(p.spec.offer.is_some(), "placed through an offer: {:?}", p.spec);
+    }
+    // The accepted offers held the free ports; their accepts gave them out.
+    let list = offers.list(&ListParams::default()).await.unwrap().items;
+    let accepted: Vec<&Offer> =
+        list.iter().filter(|o| o.status.as_ref().and_then(|s| s.state) == Some(OfferState::Accepted)).collect();
+    let held = berth_api::ports::normalize(accepted.iter().flat_map(|o| o.spec.ports.clone()).collect());
+    assert_eq!(held, berth_api::ports::parse("31000-31003").unwrap(), "{list:?}");
+    // The third instance fits no offer: later offers hold no ports, and it is not placed.
+    let placements: Api<Placement> = Api::namespaced(client.clone(), "default");
+    let third = placements.list(&ListParams::default()).await.unwrap().items.len();
+    assert_eq!(third, 2, "only two placements while no ports are free");
 }
