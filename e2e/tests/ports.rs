@@ -14,6 +14,10 @@ use berth_e2e::{Containerd, Registry, build_demo_image, output_text};
 const WAIT: Duration = Duration::from_secs(120);
 
 fn web_job(image: &str) -> String {
+    web_job_named(image, "http")
+}
+
+fn web_job_named(image: &str, port_name: &str) -> String {
     // busybox httpd, bound to loopback only, serving a page that names the port it was given.
     let script = "busybox mkdir -p /tmp/www && echo \"hello from port $PORT_HTTP\" > /tmp/www/index.html \
                   && exec busybox httpd -f -p 127.0.0.1:$PORT0 -h /tmp/www";
@@ -31,7 +35,7 @@ spec:
       command: ["/bin/sh", "-c"]
       args: [{script:?}]
       ports:
-        - name: http
+        - name: {port_name}
       resources:
         cpu: 100m
         memory: 32Mi
@@ -93,5 +97,23 @@ fn two_instances_get_their_own_host_ports_and_answer_on_them_from_the_host() {
     }
     drop(berth);
     drop(registry);
+    drop(containerd);
+}
+
+#[test]
+fn a_bad_port_name_is_refused_naming_the_field_and_nothing_is_stored() {
+    let containerd = Containerd::start();
+    let berth = Berth::up(containerd.socket(), "1", "512Mi");
+    let out = berth.kubectl_stdin(&["apply", "-f", "-"], &web_job_named("registry.invalid/x:1", "Not_A_Label"));
+    assert!(!out.status.success(), "a bad port name was accepted: {}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("spec.taskGroups[0].ports[0].name"), "kubectl said: {stderr}");
+    let get = berth.kubectl(&["get", "jobs.berth.dev", "web"]);
+    assert!(
+        !get.status.success() && String::from_utf8_lossy(&get.stderr).contains("NotFound"),
+        "{}",
+        output_text(&get)
+    );
+    drop(berth);
     drop(containerd);
 }
