@@ -25,6 +25,7 @@ use crate::resources::{ResourceError, ResourceVec, Resources};
     printcolumn(name = "Memory", type_ = "string", json_path = ".status.allocatable.memory"),
     printcolumn(name = "CPU Used", type_ = "string", json_path = ".status.allocated.cpu"),
     printcolumn(name = "Memory Used", type_ = "string", json_path = ".status.allocated.memory"),
+    printcolumn(name = "Ports", type_ = "string", json_path = ".status.ports", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

@@ -91,6 +91,9 @@ fn two_instances_get_their_own_host_ports_and_answer_on_them_from_the_host() {
     for port in &ports {
         assert!(table.contains(&port.to_string()), "{table}");
     }
+    let agents = berth.kubectl(&["get", "agents.berth.dev", "-o", "wide"]);
+    let agents = String::from_utf8_lossy(&agents.stdout);
+    assert!(agents.contains("PORTS") && agents.contains("31000"), "{agents}");
     let held = berth.jsonpath("agents.berth.dev/agent-1", ".status.claims[*].ports");
     for port in &ports {
         assert!(held.contains(&port.to_string()), "the ledger holds {held}");
