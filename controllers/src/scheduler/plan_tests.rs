@@ -301,3 +301,60 @@ fn a_gang_that_does_not_fit_gives_its_ports_back() {
     assert_eq!(p.unplaced.len(), 2, "{p:?}");
     assert_eq!(p.assignments["a1"][0].host_ports, vec![100, 101, 102]);
 }
+
+proptest! {
+    #[test]
+    fn a_plan_gives_each_task_its_own_ports_from_its_agents_free_ones(
+        agents in prop::collection::vec((0u16..6, prop::collection::vec(100u16..110, 0..4)), 1..4),
+        groups in prop::collection::vec((prop::collection::vec(0u32..4, 0..6), any::<bool>()), 1..3),
+        strategy in any_strategy(),
+    ) {
+        let agents: Vec<AgentView> = agents
+            .iter()
+            .enumerate()
+            .map(|(i, (len, taken))| {
+                let ranges = [berth_api::ports::PortRange { begin: 100, end: 100 + len }];
+                let free_ports = berth_api::ports::minus(&ranges, taken.iter().copied());
+                AgentView { free_ports, ..agent(&format!("a{i}"), 64_000, 64 * GI) }
+            })
+            .collect();
+        let req = Request {
+            strategy,
+            groups: groups
+                .iter()
+                .enumerate()
+                .map(|(g, (wants, gang))| Group {
+                    gang: *gang,
+                    demands: wants
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| Demand::new(format!("g{g}-{i}"), ResourceVec::new(1, 1), *n))
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let plan = plan(&agents, &req);
+        for a in &agents {
+            let mut given: Vec<u16> = Vec::new();
+            for d in plan.assignments.get(&a.name).into_iter().flatten() {
+                prop_assert_eq!(d.host_ports.len(), d.ports as usize, "{} got {:?}", d.placement, d.host_ports);
+                given.extend(&d.host_ports);
+            }
+            let inside = given.iter().all(|p| berth_api::ports::contains(&a.free_ports, *p));
+            prop_assert!(inside, "{} gave {given:?} of {:?}", a.name, a.free_ports);
+            let n = given.len();
+            given.sort_unstable();
+            given.dedup();
+            prop_assert_eq!(given.len(), n, "a port given twice on {}", &a.name);
+            // A plain task left unplaced found too few ports on every agent, even at the end.
+            let left = berth_api::ports::count(&a.free_ports) as usize - n;
+            let in_gang = |d: &Demand| req.groups.iter().any(|g| g.gang && g.demands.contains(d));
+            for (d, why) in plan.unplaced.iter().filter(|(d, _)| !in_gang(d)) {
+                prop_assert!((d.ports as usize) > left, "{} fits {} ({why})", d.placement, a.name);
+                prop_assert!(why.contains("insufficient ports"), "{why}");
+            }
+        }
+    }
+}
