@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::condition::Condition;
+use crate::ports::{self, PortRange};
 use crate::resources::{ResourceError, ResourceVec, Resources};
 
 /// A machine that runs placements.
@@ -24,6 +25,7 @@ use crate::resources::{ResourceError, ResourceVec, Resources};
     printcolumn(name = "Memory", type_ = "string", json_path = ".status.allocatable.memory"),
     printcolumn(name = "CPU Used", type_ = "string", json_path = ".status.allocated.cpu"),
     printcolumn(name = "Memory Used", type_ = "string", json_path = ".status.allocated.memory"),
+    printcolumn(name = "Ports", type_ = "string", json_path = ".status.ports", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -49,6 +51,9 @@ pub struct AgentStatus {
     /// The sum of the claims in the ledger.
     #[serde(default)]
     pub allocated: Resources,
+    /// The host ports placements may be given (the agent's `--ports`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortRange>,
     /// The claim ledger: every placement and offer hold on this agent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claims: Vec<Claim>,
@@ -82,6 +87,10 @@ pub struct Claim {
     pub uid: String,
     /// The resources held.
     pub resources: Resources,
+    /// The host ports held: a placement's, in the order of its requests; an
+    /// offer hold's, every port it offers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
     /// When the claim was made; a claim whose placement never appears is
     /// released after a grace period measured from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,6 +119,11 @@ impl AgentStatus {
     /// What is left for new claims: allocatable less claimed.
     pub fn free(&self) -> Result<ResourceVec, ResourceError> {
         Ok(self.allocatable.to_vec()?.saturating_sub(&self.claimed()?))
+    }
+
+    /// The agent's ports that no claim holds.
+    pub fn free_ports(&self) -> Vec<PortRange> {
+        ports::minus(&self.ports, self.claims.iter().flat_map(|c| c.ports.iter().copied()))
     }
 
     /// True when the agent's `Ready` condition is `True`.

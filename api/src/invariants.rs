@@ -3,7 +3,8 @@
 use crate::{Agent, ClaimKind, Offer, OfferState, Placement};
 
 /// Invariant 1, no overcommit: on every agent, the claims in its ledger fit
-/// its allocatable. Returns each violation as a sentence.
+/// its allocatable, and no host port is held twice or outside the agent's
+/// port ranges. Returns each violation as a sentence.
 pub fn overcommits(agents: &[Agent]) -> Vec<String> {
     let mut out = Vec::new();
     for a in agents {
@@ -15,6 +16,16 @@ pub fn overcommits(agents: &[Agent]) -> Vec<String> {
             }
             (Err(e), _) | (_, Err(e)) => out.push(format!("agent {name}: unreadable ledger: {e}")),
             _ => {}
+        }
+        let mut held = std::collections::BTreeMap::<u16, &str>::new();
+        for c in &status.claims {
+            for p in &c.ports {
+                if !crate::ports::contains(&status.ports, *p) {
+                    out.push(format!("agent {name}: {} holds port {p}, outside the agent's ports", c.owner));
+                } else if let Some(other) = held.insert(*p, &c.owner) {
+                    out.push(format!("agent {name}: port {p} is held by both {other} and {}", c.owner));
+                }
+            }
         }
     }
     out
@@ -87,6 +98,7 @@ mod tests {
             owner: format!("default/{mem}"),
             uid: String::new(),
             resources: Resources { cpu: None, memory: Some(mem.into()) },
+            ports: Vec::new(),
             created_at: None,
         };
         a.status = Some(AgentStatus {
@@ -97,6 +109,30 @@ mod tests {
         assert_eq!(overcommits(std::slice::from_ref(&a)).len(), 1);
         a.status.as_mut().unwrap().claims.pop();
         assert!(overcommits(&[a]).is_empty());
+    }
+
+    #[test]
+    fn a_port_held_twice_or_outside_the_ranges_is_reported() {
+        let mut a = Agent::new("a1", AgentSpec::default());
+        let claim = |owner: &str, ports: Vec<u16>| Claim {
+            kind: ClaimKind::Placement,
+            owner: owner.into(),
+            uid: String::new(),
+            resources: Resources::default(),
+            ports,
+            created_at: None,
+        };
+        a.status = Some(AgentStatus {
+            ports: crate::ports::parse("100-101").unwrap(),
+            claims: vec![claim("ns/p0", vec![100]), claim("ns/p1", vec![101])],
+            ..Default::default()
+        });
+        assert!(overcommits(std::slice::from_ref(&a)).is_empty());
+        a.status.as_mut().unwrap().claims.push(claim("ns/p2", vec![100, 102]));
+        let v = overcommits(&[a]);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v[0].contains("port 100 is held by both ns/p0 and ns/p2"), "{v:?}");
+        assert!(v[1].contains("port 102, outside"), "{v:?}");
     }
 
     #[test]
@@ -115,8 +151,14 @@ mod tests {
         let mut a = Agent::new("a1", AgentSpec::default());
         a.status = Some(AgentStatus::default());
         assert_eq!(unheld_offers(std::slice::from_ref(&a), std::slice::from_ref(&offer)).len(), 1);
-        let hold =
-            Claim { kind: ClaimKind::Hold, owner: "ns/o".into(), uid: String::new(), resources: res, created_at: None };
+        let hold = Claim {
+            kind: ClaimKind::Hold,
+            owner: "ns/o".into(),
+            uid: String::new(),
+            resources: res,
+            ports: Vec::new(),
+            created_at: None,
+        };
         a.status.as_mut().unwrap().claims.push(hold);
         assert!(unheld_offers(std::slice::from_ref(&a), std::slice::from_ref(&offer)).is_empty());
         offer.status = Some(crate::OfferStatus { state: Some(OfferState::Rescinded), ..Default::default() });

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::Condition;
 use crate::constraint::Strategy;
+use crate::ports::PortRequest;
 use crate::resources::Resources;
 use crate::security::{HostMount, SecurityContext};
 
@@ -107,6 +108,12 @@ pub struct Container {
     /// only under the agent's `--allowed-host-paths`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<HostMount>,
+    /// Host ports it needs, one per entry, picked by the scheduler from the
+    /// agent's port ranges and passed as `PORT0`, `PORT1`, … (and
+    /// `PORT_<NAME>` for named ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub ports: Vec<PortRequest>,
 }
 
 /// One environment variable.

@@ -8,6 +8,7 @@
 //! - `quantity`: Kubernetes quantity strings (`500m`, `256Mi`) parsed and formatted.
 //! - `resources`: `Resources` (what a manifest says) and `ResourceVec` (what code adds up).
 //! - `condition`: the standard condition shape and helpers to set one.
+//! - `ports`: host port ranges, requests, their arithmetic and the `PORT0…` environment.
 //! - `constraint`: Marathon-style placement constraints, `Strategy`, parsing and checks.
 //! - `security`: a container's `securityContext` and host `mounts`.
 //! - `cluster`, `agent`, `framework`, `job`, `offer`, `placement`: one kind each.
@@ -24,6 +25,7 @@ pub mod invariants;
 pub mod job;
 pub mod offer;
 pub mod placement;
+pub mod ports;
 pub mod quantity;
 pub mod resources;
 pub mod security;

@@ -12,6 +12,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::ports::PortRange;
 use crate::resources::Resources;
 
 /// Resources of one agent held for one framework until answered or expired.
@@ -42,6 +43,10 @@ pub struct OfferSpec {
     pub agent: String,
     /// The resources held.
     pub resources: Resources,
+    /// The host ports held: placements accepting the offer are given theirs
+    /// from these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortRange>,
     /// When it is rescinded if not answered (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,

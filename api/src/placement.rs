@@ -24,6 +24,7 @@ use crate::job::Container;
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Exit", type_ = "integer", json_path = ".status.exitCode"),
     printcolumn(name = "Reason", type_ = "string", json_path = ".status.reason"),
+    printcolumn(name = "Ports", type_ = "string", json_path = ".status.ports", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     selectable = ".spec.agent",
     selectable = ".spec.job"
@@ -103,6 +104,10 @@ pub struct PlacementStatus {
     pub started_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// The host ports it was given, in the order of `spec.ports` (the
+    /// container's `PORT0`, `PORT1`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
 }
 
 /// The life of a placement.

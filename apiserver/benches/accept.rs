@@ -86,6 +86,7 @@ fn main() {
             framework: "fa".into(),
             agent: "agent-1".into(),
             resources: res("1000", "1Ti"),
+            ports: Vec::new(),
             expires_at: Some(berth_api::format_time(expires)),
             decline: None,
         };

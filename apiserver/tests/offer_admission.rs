@@ -26,6 +26,7 @@ async fn offer(c: &kube::Client, name: &str, expires_in: i64, state: &str, reaso
         framework: "fa".into(),
         agent: "agent-1".into(),
         resources: res("1", "2Gi"),
+        ports: Vec::new(),
         expires_at: Some(berth_api::format_time(expires)),
         decline: None,
     };

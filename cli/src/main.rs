@@ -92,6 +92,9 @@ pub struct AgentArgs {
     /// Memory offered to placements (default: the machine's memory), e.g. `4Gi`
     #[arg(long)]
     memory: Option<String>,
+    /// Host ports placements may be given (as PORT0, …), e.g. `31000-32000,40000`
+    #[arg(long, default_value = berth_api::ports::DEFAULT_PORTS)]
+    ports: String,
     /// Address the agent serves placement logs on
     #[arg(long, default_value = "127.0.0.1:10250")]
     logs_listen: SocketAddr,

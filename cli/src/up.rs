@@ -128,6 +128,7 @@ pub async fn agent(
         },
         cpu: args.cpu.as_deref().map(Into::into),
         memory: args.memory.as_deref().map(Into::into),
+        ports: berth_api::ports::parse(&args.ports).context("--ports")?,
         hostname: None,
         endpoint: format!("http://{}", listener.local_addr()?),
         heartbeat: Duration::from_secs(args.heartbeat_seconds),

@@ -60,7 +60,9 @@ async fn reconcile_ours(
         .collect();
 
     let mut unschedulable = None;
-    let invalid = berth_api::constraint::validate(&job.spec.task_groups).err();
+    let invalid = berth_api::constraint::validate(&job.spec.task_groups)
+        .and_then(|()| berth_api::ports::validate(&job.spec.task_groups))
+        .err();
     if !job_status::is_finished(&job) && invalid.is_none() {
         let missing: Vec<(&TaskGroup, u32)> = job
             .spec
@@ -220,7 +222,10 @@ async fn place(
                 *job_tasks.entry(a.name_any()).or_default() += 1;
                 bound.push((pname, a.name_any()));
             }
-            None => group.demands.push(Demand { placement: pname, resources: g.container.resources.to_vec()? }),
+            None => {
+                let ports = g.container.ports.len() as u32;
+                group.demands.push(Demand::new(pname, g.container.resources.to_vec()?, ports))
+            }
         }
     }
 

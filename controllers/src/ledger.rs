@@ -86,6 +86,7 @@ mod tests {
             owner: owner.into(),
             uid: String::new(),
             resources: Resources::default(),
+            ports: Vec::new(),
             created_at: Some(created_at.into()),
         }
     }

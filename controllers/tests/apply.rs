@@ -58,6 +58,7 @@ async fn someone_else_claims(store: &Store, agent: &str) {
         owner: "default/other".into(),
         uid: String::new(),
         resources: Resources { cpu: Some("600m".into()), memory: Some("64Mi".into()) },
+        ports: Vec::new(),
         created_at: None,
     });
     store.agents.replace_status(agent, &PostParams::default(), &a).await.unwrap();
@@ -65,7 +66,7 @@ async fn someone_else_claims(store: &Store, agent: &str) {
 
 /// A plan putting `g-0` on agent-1 and `g-1` on agent-2, 600m each.
 fn plan() -> Plan {
-    let d = |p: &str| Demand { placement: p.into(), resources: ResourceVec::new(600, 64 << 20) };
+    let d = |p: &str| Demand::new(p, ResourceVec::new(600, 64 << 20), 0);
     Plan {
         assignments: BTreeMap::from([("agent-1".into(), vec![d("g-0")]), ("agent-2".into(), vec![d("g-1")])]),
         unplaced: vec![],
@@ -112,7 +113,7 @@ async fn tasks_outside_a_gang_keep_what_they_claimed() {
 async fn a_gang_member_held_from_an_earlier_round_is_released_too() {
     let (store, cached) = start().await;
     // An earlier round claimed g-0 on agent-1, then stopped before creating its placement.
-    let one = vec![Demand { placement: "g-0".into(), resources: ResourceVec::new(600, 64 << 20) }];
+    let one = vec![Demand::new("g-0", ResourceVec::new(600, 64 << 20), 0)];
     let earlier = Plan { assignments: BTreeMap::from([("agent-1".into(), one)]), unplaced: vec![] };
     apply(&store.agents, &cached, "default", &earlier, vec![], &BTreeMap::new(), "t").await.unwrap();
     someone_else_claims(&store, "agent-2").await;

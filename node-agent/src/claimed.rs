@@ -82,9 +82,14 @@ impl Drop for Leave<'_> {
 /// claims do; a shared-state scheduler claims before the placement exists),
 /// that UID is `p`'s.
 pub fn holds_claim(ledger: &[Claim], p: &Placement) -> bool {
+    claim_of(ledger, p).is_some()
+}
+
+/// `p`'s placement claim in `ledger`, as [`holds_claim`] finds it.
+pub fn claim_of<'l>(ledger: &'l [Claim], p: &Placement) -> Option<&'l Claim> {
     let owner = format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any());
     let uid = p.uid().unwrap_or_default();
-    ledger.iter().any(|c| c.kind == ClaimKind::Placement && c.owner == owner && (c.uid.is_empty() || c.uid == uid))
+    ledger.iter().find(|c| c.kind == ClaimKind::Placement && c.owner == owner && (c.uid.is_empty() || c.uid == uid))
 }
 
 fn ended(p: &Placement) -> bool {
@@ -120,11 +125,12 @@ pub async fn admit<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: Placement) -> Resu
         if !pending(&latest) {
             return Ok(Some(latest));
         }
-        let claimed = ledger.borrow_and_update().as_ref().map(|claims| holds_claim(claims, &latest));
+        let claimed =
+            ledger.borrow_and_update().as_ref().map(|claims| claim_of(claims, &latest).map(|c| c.ports.clone()));
         let decided = match claimed {
             _ if conflicted => None,
-            Some(true) => Some(stage(ctx, &latest).await.map(Some)),
-            Some(false) if Instant::now() >= deadline => Some(mark_unclaimed(ctx, &latest, wait).await.map(|_| None)),
+            Some(Some(ports)) => Some(stage(ctx, &latest, &ports).await.map(Some)),
+            Some(None) if Instant::now() >= deadline => Some(mark_unclaimed(ctx, &latest, wait).await.map(|_| None)),
             _ => None,
         };
         match decided {
@@ -146,9 +152,12 @@ pub async fn admit<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: Placement) -> Resu
     }
 }
 
-/// Moves the claimed `p` to `Staging`: the agent has taken it on.
-async fn stage<R: Runtime>(ctx: &AgentContext<R>, p: &Placement) -> Result<Placement, Error> {
-    write_from_pending(ctx, p, Phase::Staging, serde_json::json!({})).await
+/// Moves the claimed `p` to `Staging`: the agent has taken it on, with the
+/// host ports its claim holds (`status.ports`, what its container's `PORT0…`
+/// say).
+async fn stage<R: Runtime>(ctx: &AgentContext<R>, p: &Placement, ports: &[u16]) -> Result<Placement, Error> {
+    let status = if ports.is_empty() { serde_json::json!({}) } else { serde_json::json!({ "ports": ports }) };
+    write_from_pending(ctx, p, Phase::Staging, status).await
 }
 
 /// Marks `p` `Failed`/`Unclaimed`.
@@ -218,7 +227,14 @@ mod tests {
     }
 
     fn claim(kind: ClaimKind, owner: &str, uid: &str) -> Claim {
-        Claim { kind, owner: owner.into(), uid: uid.into(), resources: Resources::default(), created_at: None }
+        Claim {
+            kind,
+            owner: owner.into(),
+            uid: uid.into(),
+            resources: Resources::default(),
+            ports: Vec::new(),
+            created_at: None,
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use berth_api::ports::PortRange;
 use berth_api::{Quantity, ResourceVec, Resources};
 
 use crate::policy::Policy;
@@ -20,6 +21,8 @@ pub struct AgentConfig {
     pub cpu: Option<Quantity>,
     /// Memory offered to placements; the machine's memory when unset.
     pub memory: Option<Quantity>,
+    /// Host ports placements may be given, reported as `status.ports`.
+    pub ports: Vec<PortRange>,
     /// Reported as `status.hostname` (what `hostname` constraints match);
     /// the machine's hostname when unset. Set it when several agents share
     /// one machine's hostname (simulated agents, tests).
@@ -132,6 +135,7 @@ mod tests {
             policy: Default::default(),
             cpu: Some("500m".into()),
             memory: Some("12x".into()),
+            ports: Vec::new(),
             hostname: None,
             endpoint: String::new(),
             heartbeat: Duration::from_secs(1),

@@ -36,6 +36,8 @@ pub struct Fake {
     containers: Mutex<HashMap<String, Container>>,
     /// Pulled images and when.
     images: Mutex<BTreeMap<String, i64>>,
+    /// Container id → the environment it was started with.
+    envs: Mutex<HashMap<String, Vec<(String, String)>>>,
     pulls_open: std::sync::atomic::AtomicBool,
     pulls: tokio::sync::Notify,
 }
@@ -61,6 +63,11 @@ impl Fake {
     pub fn open_pulls(&self) {
         self.pulls_open.store(true, std::sync::atomic::Ordering::SeqCst);
         self.pulls.notify_waiters();
+    }
+
+    /// The environment container `id` was started with, if it was.
+    pub fn env_of(&self, id: &str) -> Option<Vec<(String, String)>> {
+        self.envs.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
 
     fn record(&self, call: Call) {
@@ -92,6 +99,7 @@ impl Runtime for Fake {
 
     async fn start(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
         self.record(Call::Start(spec.id.clone()));
+        self.envs.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.id.clone(), spec.env.clone());
         let code = spec.env.iter().find(|(k, _)| k == "FAKE_EXIT").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
         let (exit, _) = watch::channel(if self.hold { None } else { Some(code) });
         let (labels, image) = (spec.labels.clone(), spec.image.clone());

@@ -32,6 +32,7 @@ pub async fn heartbeat(api: &Api<Agent>, cfg: &AgentConfig, runtime_version: &st
         "status": {
             "capacity": capacity,
             "allocatable": capacity,
+            "ports": cfg.ports,
             "hostname": cfg.hostname.clone().unwrap_or_else(hostname),
             "endpoint": cfg.endpoint,
             "runtime": runtime_version,

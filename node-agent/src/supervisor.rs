@@ -123,7 +123,10 @@ pub fn container_spec<R: Runtime>(p: &Placement, id: &str, ctx: &AgentContext<R>
         image: p.spec.container.image.clone(),
         command: p.spec.container.command.clone(),
         args: p.spec.container.args.clone(),
-        env: p.spec.container.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect(),
+        env: port_env(p)
+            .into_iter()
+            .chain(p.spec.container.env.iter().map(|e| (e.name.clone(), e.value.clone())))
+            .collect(),
         working_dir: p.spec.container.working_dir.clone(),
         cpu_millis: res.cpu_millis,
         memory_bytes: res.memory_bytes,
@@ -149,6 +152,14 @@ pub fn container_spec<R: Runtime>(p: &Placement, id: &str, ctx: &AgentContext<R>
         .into(),
         log_path: ctx.config.log_path(&ns, &p.name_any()),
     })
+}
+
+/// `PORT0…`, `PORT` and `PORT_<NAME>` for the host ports in `p`'s status
+/// (given by the claim gate from its claim); a variable the placement's own
+/// `env` sets comes after these, so it wins.
+fn port_env(p: &Placement) -> Vec<(String, String)> {
+    let ports = p.status.as_ref().map(|s| s.ports.as_slice()).unwrap_or_default();
+    berth_api::ports::env(&p.spec.container.ports, ports)
 }
 
 /// Writes a placement's status one legal transition at a time, each write

@@ -49,6 +49,7 @@ async fn start(claim_wait: Duration) -> System {
         policy: Default::default(),
         cpu: Some("2".into()),
         memory: Some("1Gi".into()),
+        ports: Vec::new(),
         hostname: None,
         endpoint: "http://127.0.0.1:1".into(),
         heartbeat: Duration::from_secs(3600),
@@ -126,6 +127,7 @@ async fn claim_as(sys: &System, p: &Placement, resources: &Resources) {
             owner: format!("default/{}", p.name_any()),
             uid: p.uid().unwrap_or_default(),
             resources: resources.clone(),
+            ports: Vec::new(),
             created_at: Some(berth_api::now_rfc3339()),
         });
         status.allocated = status.claimed().unwrap().to_resources();

@@ -89,15 +89,16 @@ async fn make_offer(client: &Client, o: &NewOffer, now: Timestamp) -> Result<Opt
     let name = offer_name(o);
     let id = offer_id(o);
     let agents: Api<Agent> = Api::all(client.clone());
-    if !hold(&agents, &o.agent, &id, o.resources, now).await? {
+    let Some(held_ports) = hold(&agents, &o.agent, &id, o.resources, now).await? else {
         tracing::debug!(offer = %id, agent = %o.agent, "no longer fits; not offered");
         return Ok(None);
-    }
+    };
     let offers: Api<Offer> = Api::namespaced(client.clone(), ns);
     let spec = OfferSpec {
         framework: fw.to_string(),
         agent: o.agent.clone(),
         resources: o.resources.to_resources(),
+        ports: berth_api::ports::to_ranges(&held_ports),
         expires_at: Some(berth_api::format_time(o.expires_at)),
         decline: None,
     };
@@ -125,7 +126,9 @@ async fn make_offer(client: &Client, o: &NewOffer, now: Timestamp) -> Result<Opt
 }
 
 /// The agent with a hold for `owner` added, or `None` if it does not fit.
-/// A hold already there is kept as it is.
+/// The hold takes every free host port of the agent (as Mesos offers all
+/// of an agent's free port ranges); placements accepting the offer are
+/// given theirs from it. A hold already there is kept as it is.
 pub fn with_hold(agent: &Agent, owner: &str, resources: ResourceVec, now: Timestamp) -> Option<Agent> {
     let mut next = agent.clone();
     let status = next.status.get_or_insert_with(Default::default);
@@ -140,29 +143,32 @@ pub fn with_hold(agent: &Agent, owner: &str, resources: ResourceVec, now: Timest
         owner: owner.to_string(),
         uid: String::new(),
         resources: resources.to_resources(),
+        ports: status.free_ports().iter().flat_map(|r| r.begin..=r.end).collect(),
         created_at: Some(berth_api::format_time(now)),
     });
     status.allocated = status.claimed().ok()?.to_resources();
     Some(next)
 }
 
-/// Writes a hold with the agent's resourceVersion as precondition; false
-/// when it no longer fits.
+/// Writes a hold with the agent's resourceVersion as precondition; the
+/// host ports it holds, or `None` when it no longer fits.
 async fn hold(
     api: &Api<Agent>,
     agent: &str,
     owner: &str,
     resources: ResourceVec,
     now: Timestamp,
-) -> Result<bool, Error> {
+) -> Result<Option<Vec<u16>>, Error> {
     for _ in 0..MAX_ATTEMPTS {
         let current = api.get(agent).await?;
-        let Some(next) = with_hold(&current, owner, resources, now) else { return Ok(false) };
+        let Some(next) = with_hold(&current, owner, resources, now) else { return Ok(None) };
+        let held = next.status.iter().flat_map(|s| &s.claims).find(|c| c.owner == owner);
+        let ports = held.map(|c| c.ports.clone()).unwrap_or_default();
         if next.status == current.status {
-            return Ok(true);
+            return Ok(Some(ports));
         }
         match api.replace_status(agent, &PostParams::default(), &next).await {
-            Ok(_) => return Ok(true),
+            Ok(_) => return Ok(Some(ports)),
             Err(kube::Error::Api(e)) if e.code == 409 => tracing::debug!(agent, "ledger moved; re-reading"),
             Err(e) => return Err(e.into()),
         }

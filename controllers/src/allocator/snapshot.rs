@@ -111,6 +111,7 @@ mod tests {
             framework: "f".into(),
             agent: "a1".into(),
             resources: Resources { cpu: Some("1".into()), memory: Some("1Gi".into()) },
+            ports: Vec::new(),
             expires_at: Some("2026-01-01T00:00:30Z".into()),
             decline: None,
         };

@@ -131,6 +131,8 @@ pub fn split_accept<'p>(
     let total = o.spec.resources.to_vec().unwrap_or_default();
     let expires: Option<Timestamp> = o.spec.expires_at.as_deref().and_then(|t| t.parse().ok());
     let mut left = total;
+    let total_ports = berth_api::ports::count(&o.spec.ports);
+    let mut ports_left = total_ports;
     let (mut take, mut refused) = (Vec::new(), Vec::new());
     for p in ps {
         let p = &**p;
@@ -149,8 +151,13 @@ pub fn split_accept<'p>(
                 Ok(need) if !need.fits_in(&left) => {
                     Some(format!("spec.resources {need} exceed what is left of offer {id}: {left} of {total}"))
                 }
+                Ok(_) if p.spec.container.ports.len() as u32 > ports_left => Some(format!(
+                    "spec.ports: needs {} ports, offer {id} has {ports_left} left of {total_ports}",
+                    p.spec.container.ports.len()
+                )),
                 Ok(need) => {
                     left = left.saturating_sub(&need);
+                    ports_left -= p.spec.container.ports.len() as u32;
                     None
                 }
             }
@@ -244,13 +251,14 @@ async fn sweep_holds(client: &Client, c: &Caches, offers: &HashMap<String, Arc<O
     Ok(())
 }
 
-/// The agent with `hold`'s claim replaced by placement claims for `take`;
-/// `None` when the hold is gone (rescinded or already turned).
+/// The agent with `hold`'s claim replaced by placement claims for `take`,
+/// each given its host ports from the hold's, lowest first; `None` when the
+/// hold is gone (rescinded or already turned).
 pub fn converted(agent: &Agent, hold: &str, take: &[&Placement], now: &str) -> Option<Agent> {
     let mut next = agent.clone();
     let status = next.status.as_mut()?;
     let at = status.claims.iter().position(|c| c.kind == ClaimKind::Hold && c.owner == hold)?;
-    status.claims.remove(at);
+    let mut held_ports = status.claims.remove(at).ports.into_iter();
     for p in take {
         let owner = key(*p);
         let finished = p.status.as_ref().is_some_and(|s| s.phase.is_terminal());
@@ -258,11 +266,16 @@ pub fn converted(agent: &Agent, hold: &str, take: &[&Placement], now: &str) -> O
             continue;
         }
         let need: ResourceVec = p.spec.container.resources.to_vec().ok()?;
+        let ports: Vec<u16> = held_ports.by_ref().take(p.spec.container.ports.len()).collect();
+        if ports.len() < p.spec.container.ports.len() {
+            continue; // split_accept refuses it: the offer has too few ports
+        }
         status.claims.push(Claim {
             kind: ClaimKind::Placement,
             owner,
             uid: p.uid().unwrap_or_default(),
             resources: need.to_resources(),
+            ports,
             created_at: Some(now.to_string()),
         });
     }

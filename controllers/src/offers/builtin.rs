@@ -59,6 +59,7 @@ pub fn pending_job<'a>(job: &'a Job, named: &[&'a Placement], created: &HashSet<
     if job_status::is_finished(job)
         || job.metadata.deletion_timestamp.is_some()
         || berth_api::constraint::validate(&job.spec.task_groups).is_err()
+        || berth_api::ports::validate(&job.spec.task_groups).is_err()
     {
         return None;
     }
@@ -157,7 +158,7 @@ pub fn plan_jobs(pending: &[PendingJob], agents: &mut [AgentView], seed: u64) ->
                 let Ok(resources) = g.container.resources.to_vec() else { continue };
                 let placement = placement_name(&name, &g.name, *i, 0);
                 group_of.insert(placement.clone(), (g, *i));
-                demands.push(Task { placement, resources });
+                demands.push(Task::new(placement, resources, g.container.ports.len() as u32));
             }
             groups.push(Group { constraints, gang: g.gang, placed, demands });
         }

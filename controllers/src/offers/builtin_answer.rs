@@ -147,7 +147,14 @@ async fn place(
         .iter()
         .map(|a| {
             let mut v = AgentView::of(a, &BTreeMap::new());
-            v.free = by_agent.get(v.name.as_str()).map(|o| o.2).unwrap_or_default();
+            let offer = by_agent.get(v.name.as_str());
+            v.free = offer.map(|o| o.2).unwrap_or_default();
+            // The offer's ports are its hold's (a hold made this round, not
+            // yet in the cache, takes what the cache shows free).
+            v.free_ports = match offer {
+                Some(o) => hold_ports(a, &o.0).unwrap_or(v.free_ports),
+                None => Vec::new(),
+            };
             v
         })
         .collect();
@@ -177,6 +184,13 @@ async fn place(
         }
     }
     taken
+}
+
+/// The host ports offer `id`'s hold holds in `agent`'s ledger, if it is there.
+fn hold_ports(agent: &Agent, id: &str) -> Option<Vec<berth_api::ports::PortRange>> {
+    let claims = &agent.status.as_ref()?.claims;
+    let hold = claims.iter().find(|c| c.kind == berth_api::ClaimKind::Hold && c.owner == id)?;
+    Some(berth_api::ports::to_ranges(&hold.ports))
 }
 
 /// Accepts offer `id` for `ps` at once: closes it and turns its hold into their claims.

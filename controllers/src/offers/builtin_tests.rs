@@ -61,7 +61,7 @@ fn framework() -> Framework {
 
 fn view(name: &str, cpu_millis: u64) -> AgentView {
     let attributes = BTreeMap::from([("hostname".to_string(), name.to_string())]);
-    AgentView { name: name.into(), free: ResourceVec::new(cpu_millis, 8 * GI), excluded: None, attributes }
+    AgentView { name: name.into(), free: ResourceVec::new(cpu_millis, 8 * GI), attributes, ..Default::default() }
 }
 
 fn names(pending: &[PendingJob]) -> Vec<(String, usize)> {

@@ -24,6 +24,7 @@ fn offer() -> Offer {
         framework: "fa".into(),
         agent: "a1".into(),
         resources: res("2", "2Gi"),
+        ports: Vec::new(),
         expires_at: Some("2026-01-01T00:00:30Z".into()),
         decline: None,
     };
@@ -93,6 +94,7 @@ fn accepting_turns_the_hold_into_placement_claims_and_frees_the_rest() {
         owner: "ns/o".into(),
         uid: String::new(),
         resources: res("2", "2Gi"),
+        ports: Vec::new(),
         created_at: None,
     };
     a.status = Some(AgentStatus { allocatable: res("4", "8Gi"), claims: vec![hold], ..Default::default() });
@@ -105,6 +107,44 @@ fn accepting_turns_the_hold_into_placement_claims_and_frees_the_rest() {
     let st = st.clone();
     let again = Agent { status: Some(st), ..a.clone() };
     assert!(converted(&again, "ns/o", &[&*p], "t").is_none(), "a hold is turned once");
+}
+
+fn wanting_ports(name: &str, n: usize) -> Arc<Placement> {
+    let mut p = (*placement(name, "a1", "100m", None)).clone();
+    p.spec.container.ports = vec![Default::default(); n];
+    Arc::new(p)
+}
+
+#[test]
+fn an_offer_gives_each_accepting_placement_its_ports_from_the_hold_and_refuses_one_short() {
+    let mut o = offer();
+    o.spec.ports = berth_api::ports::parse("100-102").unwrap();
+    let ps = vec![wanting_ports("p1", 2), wanting_ports("p2", 2), wanting_ports("p3", 1)];
+    let (take, refused) = split_accept(&o, &ps, Some(at("2026-01-01T00:00:10Z")));
+    let names: Vec<_> = take.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+    assert_eq!(names, ["p1", "p3"]);
+    assert_eq!(refused[0].1, "spec.ports: needs 2 ports, offer ns/o has 1 left of 3");
+
+    let mut a = Agent::new("a1", AgentSpec::default());
+    let hold = Claim {
+        kind: ClaimKind::Hold,
+        owner: "ns/o".into(),
+        uid: String::new(),
+        resources: res("2", "2Gi"),
+        ports: vec![100, 101, 102],
+        created_at: None,
+    };
+    a.status = Some(AgentStatus {
+        allocatable: res("4", "8Gi"),
+        ports: o.spec.ports.clone(),
+        claims: vec![hold],
+        ..Default::default()
+    });
+    let next = converted(&a, "ns/o", &take, "t").unwrap();
+    let st = next.status.unwrap();
+    let held: Vec<(&str, &[u16])> = st.claims.iter().map(|c| (c.owner.as_str(), c.ports.as_slice())).collect();
+    assert_eq!(held, [("ns/p1", &[100, 101][..]), ("ns/p3", &[102][..])]);
+    assert!(berth_api::invariants::overcommits(&[Agent { status: Some(st), ..a }]).is_empty());
 }
 
 #[test]

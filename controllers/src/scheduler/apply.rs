@@ -52,7 +52,7 @@ pub async fn apply(
     for (agent, wanted) in &plan.assignments {
         let cache = cached.iter().find(|a| &a.name_any() == agent).map(|a| (**a).clone());
         let claimed = claim_on_agent(api, cache, agent, namespace, wanted, now).await?;
-        for d in wanted.iter().filter(|d| !claimed.contains(d)) {
+        for d in wanted.iter().filter(|d| !claimed.iter().any(|c| c.placement == d.placement)) {
             let gang = gang_of.get(&d.placement).cloned();
             applied.conflict.get_or_insert_with(|| match &gang {
                 Some(g) => format!("gang {g}: agent {agent} filled up while claiming; released its claims, retrying"),

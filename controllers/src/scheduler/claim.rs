@@ -3,6 +3,7 @@
 //! agent is read again and only what still fits is claimed (Omega's
 //! optimistic transactions, Nomad's plan applier).
 
+use berth_api::ports;
 use berth_api::{Agent, Claim, ClaimKind, ResourceVec, Resources};
 use kube::api::{Api, PostParams};
 
@@ -60,31 +61,45 @@ pub async fn release_on_agent(api: &Api<Agent>, agent: &str, owners: &[String]) 
     Err(Error::Contended(agent.to_string()))
 }
 
-/// The agent with every demand that fits added to its ledger, in order.
-/// A demand already claimed (same owner) counts as claimed and is not added twice.
+/// The agent with every demand that fits added to its ledger, in order,
+/// each with its host ports: the plan's when they are all still free, else
+/// the lowest free ones. A demand already claimed (same owner) counts as
+/// claimed (with the ports its claim holds) and is not added twice.
 pub fn with_claims(agent: &Agent, namespace: &str, demands: &[Demand], now: &str) -> (Agent, Vec<Demand>) {
     let mut next = agent.clone();
     let status = next.status.get_or_insert_with(Default::default);
     let mut claimed = Vec::new();
     let Ok(mut free) = status.free() else { return (next, claimed) };
+    let mut free_ports = status.free_ports();
     for d in demands {
         let owner = format!("{namespace}/{}", d.placement);
-        if status.claims.iter().any(|c| c.owner == owner) {
-            claimed.push(d.clone());
+        if let Some(c) = status.claims.iter().find(|c| c.owner == owner) {
+            claimed.push(Demand { host_ports: c.ports.clone(), ..d.clone() });
             continue;
         }
         if !d.resources.fits_in(&free) {
             continue;
         }
+        let planned =
+            d.host_ports.len() == d.ports as usize && d.host_ports.iter().all(|p| ports::contains(&free_ports, *p));
+        let host_ports = match planned {
+            true => d.host_ports.clone(),
+            false => match ports::lowest(&free_ports, d.ports) {
+                Some(p) => p,
+                None => continue,
+            },
+        };
         free = free.saturating_sub(&d.resources);
+        free_ports = ports::minus(&free_ports, host_ports.iter().copied());
         status.claims.push(Claim {
             kind: ClaimKind::Placement,
             owner,
             uid: String::new(),
             resources: d.resources.to_resources(),
+            ports: host_ports.clone(),
             created_at: Some(now.to_string()),
         });
-        claimed.push(d.clone());
+        claimed.push(Demand { host_ports, ..d.clone() });
     }
     status.allocated = status.claimed().unwrap_or(ResourceVec::ZERO).to_resources();
     (next, claimed)
@@ -114,7 +129,28 @@ mod tests {
     }
 
     fn demand(name: &str, cpu: u64, mem: u64) -> Demand {
-        Demand { placement: name.into(), resources: ResourceVec::new(cpu, mem) }
+        Demand::new(name, ResourceVec::new(cpu, mem), 0)
+    }
+
+    #[test]
+    fn ports_taken_since_the_plan_are_replaced_by_the_lowest_free() {
+        let mut a = agent("1", "1Gi");
+        a.status.as_mut().unwrap().ports = ports::parse("100-103").unwrap();
+        let planned = Demand { host_ports: vec![100, 101], ..Demand::new("p0", ResourceVec::new(1, 1), 2) };
+        let (once, claimed) = with_claims(&a, "default", std::slice::from_ref(&planned), "t");
+        assert_eq!(claimed[0].host_ports, vec![100, 101], "the plan's ports, still free");
+        // Another scheduler's plan made from the same snapshot wants the same ports.
+        let rival = Demand { placement: "p1".into(), ..planned.clone() };
+        let (twice, claimed) = with_claims(&once, "default", std::slice::from_ref(&rival), "t");
+        assert_eq!(claimed[0].host_ports, vec![102, 103]);
+        assert_eq!(twice.status.as_ref().unwrap().claims[1].ports, vec![102, 103]);
+        // No ports left: the third does not fit, whatever its cpu and memory.
+        let third = Demand { placement: "p2".into(), ..rival };
+        let (_, claimed) = with_claims(&twice, "default", &[third], "t");
+        assert!(claimed.is_empty());
+        // Claiming again reports the ports the claim holds.
+        let (_, again) = with_claims(&twice, "default", &[planned], "t");
+        assert_eq!(again[0].host_ports, vec![100, 101]);
     }
 
     #[test]

@@ -92,7 +92,7 @@ mod tests {
         if let Some(r) = rack {
             attributes.insert("rack".into(), r.into());
         }
-        AgentView { name: name.into(), free: ResourceVec::new(1000, 1 << 30), excluded: None, attributes }
+        AgentView { name: name.into(), free: ResourceVec::new(1000, 1 << 30), attributes, ..Default::default() }
     }
 
     fn constraint(raw: &[&str]) -> Constraint {

@@ -5,17 +5,20 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 use berth_api::constraint::{Constraint, Strategy};
+use berth_api::ports::{self, PortRange};
 use berth_api::{Agent, ResourceVec};
 
 use super::constraints;
 use super::explain::explain;
 
 /// What the planner needs to know of one agent.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct AgentView {
     pub name: String,
     /// Allocatable less every claim in its ledger.
     pub free: ResourceVec,
+    /// Its host ports that no claim holds.
+    pub free_ports: Vec<PortRange>,
     /// Why it takes no placements at all (`not ready`, `unschedulable`), if so.
     pub excluded: Option<&'static str>,
     /// What constraints match: the Agent's labels, then its
@@ -46,7 +49,8 @@ impl AgentView {
         let mut attributes = agent.metadata.labels.clone().unwrap_or_default();
         attributes.extend(agent.spec.attributes.clone());
         attributes.insert("hostname".into(), status.hostname.clone().unwrap_or_else(|| name.clone()));
-        AgentView { name, free: free.unwrap_or_default(), excluded, attributes }
+        let free_ports = status.free_ports();
+        AgentView { name, free: free.unwrap_or_default(), free_ports, excluded, attributes }
     }
 }
 
@@ -57,11 +61,23 @@ pub fn selected(agent: &Agent, selector: &BTreeMap<String, String>) -> bool {
 }
 
 /// One task instance that needs an agent.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Demand {
     /// The placement name it will get.
     pub placement: String,
     pub resources: ResourceVec,
+    /// How many host ports it needs.
+    pub ports: u32,
+    /// The host ports the plan gives it on its agent (lowest free first);
+    /// empty until planned.
+    pub host_ports: Vec<u16>,
+}
+
+impl Demand {
+    /// A task needing `resources` and `ports` host ports.
+    pub fn new(placement: impl Into<String>, resources: ResourceVec, ports: u32) -> Demand {
+        Demand { placement: placement.into(), resources, ports, host_ports: Vec::new() }
+    }
 }
 
 /// The instances of one task group still to place, and what binds them.
@@ -102,23 +118,24 @@ pub struct Plan {
 /// all, and leaves the agents as it found them for the groups after it.
 pub fn plan(agents: &[AgentView], req: &Request) -> Plan {
     let mut free: Vec<ResourceVec> = agents.iter().map(|a| a.free).collect();
+    let mut free_ports: Vec<Vec<PortRange>> = agents.iter().map(|a| a.free_ports.clone()).collect();
     let mut tasks: Vec<u32> = agents.iter().map(|a| req.job_tasks.get(&a.name).copied().unwrap_or(0)).collect();
     let mut rng = SplitMix64(req.seed);
     let mut plan = Plan::default();
     for g in &req.groups {
         let mut placed: Vec<usize> = g.placed.iter().filter_map(|n| agents.iter().position(|a| &a.name == n)).collect();
-        let (free_before, tasks_before) = (free.clone(), tasks.clone());
-        let mut got: Vec<(usize, &Demand)> = Vec::new();
+        let (free_before, ports_before, tasks_before) = (free.clone(), free_ports.clone(), tasks.clone());
+        let mut got: Vec<(usize, Demand)> = Vec::new();
         let mut gang_failure = None;
         for d in &g.demands {
             let on: Vec<&AgentView> = placed.iter().map(|i| &agents[*i]).collect();
             let ruled_out = constraints::exclusions(&g.constraints, agents, &on);
             let fits: Vec<usize> = (0..agents.len())
                 .filter(|i| agents[*i].excluded.is_none() && ruled_out[*i].is_none())
-                .filter(|i| d.resources.fits_in(&free[*i]))
+                .filter(|i| d.resources.fits_in(&free[*i]) && ports::count(&free_ports[*i]) >= d.ports)
                 .collect();
             let Some(i) = choose(req.strategy, &fits, agents, &free, &tasks, &mut rng) else {
-                let why = explain(agents, &free, &ruled_out, &d.resources);
+                let why = explain(agents, &free, &free_ports, &ruled_out, d);
                 if g.gang {
                     gang_failure = Some(why);
                     break;
@@ -127,12 +144,14 @@ pub fn plan(agents: &[AgentView], req: &Request) -> Plan {
                 continue;
             };
             free[i] = free[i].saturating_sub(&d.resources);
+            let host_ports = ports::lowest(&free_ports[i], d.ports).unwrap_or_default();
+            free_ports[i] = ports::minus(&free_ports[i], host_ports.iter().copied());
             tasks[i] += 1;
             placed.push(i);
-            got.push((i, d));
+            got.push((i, Demand { host_ports, ..d.clone() }));
         }
         if let Some(why) = gang_failure {
-            (free, tasks) = (free_before, tasks_before);
+            (free, free_ports, tasks) = (free_before, ports_before, tasks_before);
             let size = g.placed.len() + g.demands.len();
             let fit = g.placed.len() + got.len();
             let msg = format!("gang of {size}: only {fit} fit: {why}");
@@ -140,7 +159,7 @@ pub fn plan(agents: &[AgentView], req: &Request) -> Plan {
             continue;
         }
         for (i, d) in got {
-            plan.assignments.entry(agents[i].name.clone()).or_default().push(d.clone());
+            plan.assignments.entry(agents[i].name.clone()).or_default().push(d);
         }
     }
     plan

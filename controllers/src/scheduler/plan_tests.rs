@@ -11,11 +11,11 @@ const GI: u64 = 1 << 30;
 
 fn agent(name: &str, cpu: u64, mem: u64) -> AgentView {
     let attributes = BTreeMap::from([("hostname".to_string(), name.to_string())]);
-    AgentView { name: name.into(), free: ResourceVec::new(cpu, mem), excluded: None, attributes }
+    AgentView { name: name.into(), free: ResourceVec::new(cpu, mem), attributes, ..Default::default() }
 }
 
 fn demand(n: usize, cpu: u64, mem: u64) -> Demand {
-    Demand { placement: format!("p{n}"), resources: ResourceVec::new(cpu, mem) }
+    Demand::new(format!("p{n}"), ResourceVec::new(cpu, mem), 0)
 }
 
 fn constraint(raw: &[&str]) -> Constraint {
@@ -213,9 +213,8 @@ proptest! {
                 .map(|(g, (needs, c, gang))| Group {
                     constraints: c.iter().cloned().collect(),
                     gang: *gang,
-                    demands: needs.iter().enumerate().map(|(i, (c, m))| Demand {
-                        placement: format!("g{g}-{i}"),
-                        resources: ResourceVec::new(*c, *m),
+                    demands: needs.iter().enumerate().map(|(i, (c, m))| {
+                        Demand::new(format!("g{g}-{i}"), ResourceVec::new(*c, *m), 0)
                     }).collect(),
                     ..Default::default()
                 })
@@ -258,6 +257,103 @@ proptest! {
             }
             for c in &group.constraints {
                 prop_assert!(satisfied(c, &on, &racks), "group {g} breaks {c}: {:?}", on.iter().map(|a| &a.name).collect::<Vec<_>>());
+            }
+        }
+    }
+}
+
+fn with_ports(mut a: AgentView, ranges: &str) -> AgentView {
+    a.free_ports = berth_api::ports::parse(ranges).unwrap();
+    a
+}
+
+#[test]
+fn tasks_get_distinct_ports_lowest_first_and_one_that_fits_none_says_ports() {
+    let agents = [with_ports(agent("a1", 4000, 8 * GI), "100-103,200")];
+    let want = |n| Demand::new(format!("p{n}"), ResourceVec::new(100, GI / 8), 2);
+    let p = plan_binpack(&agents, &[want(0), want(1), want(2)]);
+    let got: Vec<&Vec<u16>> = p.assignments["a1"].iter().map(|d| &d.host_ports).collect();
+    assert_eq!(got, [&vec![100, 101], &vec![102, 103]]);
+    assert_eq!(p.unplaced.len(), 1);
+    assert_eq!(p.unplaced[0].1, "0/1 agents fit: 1 insufficient ports (need 2, most free 1)");
+}
+
+#[test]
+fn a_task_without_ports_ignores_them_and_a_task_with_ports_skips_agents_without() {
+    let agents = [agent("bare", 4000, GI), with_ports(agent("ported", 4000, 8 * GI), "100")];
+    let p = plan_binpack(&agents, &[Demand::new("p0", ResourceVec::new(100, 1), 1), demand(1, 100, 1)]);
+    assert_eq!(where_(&p)["p0"], "ported", "binpack prefers bare, but it has no ports");
+    assert_eq!(p.assignments["ported"][0].host_ports, vec![100]);
+    assert_eq!(where_(&p)["p1"], "bare");
+}
+
+#[test]
+fn a_gang_that_does_not_fit_gives_its_ports_back() {
+    let agents = [with_ports(agent("a1", 4000, 8 * GI), "100-102")];
+    let gang = Group {
+        gang: true,
+        demands: (0..2).map(|i| Demand::new(format!("g{i}"), ResourceVec::new(1, 1), 2)).collect(),
+        ..Default::default()
+    };
+    let single = Group { demands: vec![Demand::new("s", ResourceVec::new(1, 1), 3)], ..Default::default() };
+    let req = Request { groups: vec![gang, single], ..Default::default() };
+    let p = plan(&agents, &req);
+    assert_eq!(p.unplaced.len(), 2, "{p:?}");
+    assert_eq!(p.assignments["a1"][0].host_ports, vec![100, 101, 102]);
+}
+
+proptest! {
+    #[test]
+    fn a_plan_gives_each_task_its_own_ports_from_its_agents_free_ones(
+        agents in prop::collection::vec((0u16..6, prop::collection::vec(100u16..110, 0..4)), 1..4),
+        groups in prop::collection::vec((prop::collection::vec(0u32..4, 0..6), any::<bool>()), 1..3),
+        strategy in any_strategy(),
+    ) {
+        let agents: Vec<AgentView> = agents
+            .iter()
+            .enumerate()
+            .map(|(i, (len, taken))| {
+                let ranges = [berth_api::ports::PortRange { begin: 100, end: 100 + len }];
+                let free_ports = berth_api::ports::minus(&ranges, taken.iter().copied());
+                AgentView { free_ports, ..agent(&format!("a{i}"), 64_000, 64 * GI) }
+            })
+            .collect();
+        let req = Request {
+            strategy,
+            groups: groups
+                .iter()
+                .enumerate()
+                .map(|(g, (wants, gang))| Group {
+                    gang: *gang,
+                    demands: wants
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| Demand::new(format!("g{g}-{i}"), ResourceVec::new(1, 1), *n))
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let plan = plan(&agents, &req);
+        for a in &agents {
+            let mut given: Vec<u16> = Vec::new();
+            for d in plan.assignments.get(&a.name).into_iter().flatten() {
+                prop_assert_eq!(d.host_ports.len(), d.ports as usize, "{} got {:?}", d.placement, d.host_ports);
+                given.extend(&d.host_ports);
+            }
+            let inside = given.iter().all(|p| berth_api::ports::contains(&a.free_ports, *p));
+            prop_assert!(inside, "{} gave {given:?} of {:?}", a.name, a.free_ports);
+            let n = given.len();
+            given.sort_unstable();
+            given.dedup();
+            prop_assert_eq!(given.len(), n, "a port given twice on {}", &a.name);
+            // A plain task left unplaced found too few ports on every agent, even at the end.
+            let left = berth_api::ports::count(&a.free_ports) as usize - n;
+            let in_gang = |d: &Demand| req.groups.iter().any(|g| g.gang && g.demands.contains(d));
+            for (d, why) in plan.unplaced.iter().filter(|(d, _)| !in_gang(d)) {
+                prop_assert!((d.ports as usize) > left, "{} fits {} ({why})", d.placement, a.name);
+                prop_assert!(why.contains("insufficient ports"), "{why}");
             }
         }
     }

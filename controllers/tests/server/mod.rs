@@ -55,6 +55,7 @@ pub fn agent_config(name: &str, dir: &Path, cpu: &str, memory: &str, hostname: O
         policy: Default::default(),
         cpu: Some(cpu.into()),
         memory: Some(memory.into()),
+        ports: Vec::new(),
         hostname,
         endpoint: "http://127.0.0.1:1".into(),
         heartbeat: Duration::from_secs(1),
@@ -78,6 +79,7 @@ pub async fn claim(client: &Client, agent: &str, p: &berth_api::Placement) {
             owner: format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()),
             uid: p.uid().unwrap_or_default(),
             resources: p.spec.container.resources.clone(),
+            ports: Vec::new(),
             created_at: Some(berth_api::now_rfc3339()),
         });
         status.allocated = status.claimed().map_err(|e| e.to_string())?.to_resources();

@@ -2,6 +2,7 @@
 //! the placement, the offer (if any), the other placements naming it, and
 //! the time. Every problem is reported at once, each as a field cause.
 
+use berth_api::ports::PortRange;
 use berth_api::{OfferState, Phase, ResourceVec, Resources};
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -25,6 +26,8 @@ pub struct Accept<'a> {
 pub struct Sharer {
     pub name: String,
     pub resources: ResourceVec,
+    /// How many host ports it takes.
+    pub ports: u32,
 }
 
 fn text<'v>(obj: &'v Value, pointer: &str) -> Option<&'v str> {
@@ -34,6 +37,17 @@ fn text<'v>(obj: &'v Value, pointer: &str) -> Option<&'v str> {
 fn resources(obj: &Value) -> Result<ResourceVec, berth_api::resources::ResourceError> {
     let r = obj.get("spec").and_then(|s| s.get("resources")).and_then(|r| Resources::deserialize(r).ok());
     r.unwrap_or_default().to_vec()
+}
+
+/// How many host ports a placement asks for (`spec.ports`).
+fn ports_wanted(obj: &Value) -> u32 {
+    obj.pointer("/spec/ports").and_then(Value::as_array).map_or(0, |a| a.len() as u32)
+}
+
+/// How many host ports an offer holds (`spec.ports` ranges).
+fn ports_offered(offer: &Value) -> u32 {
+    let ranges = offer.pointer("/spec/ports").and_then(|r| Vec::<PortRange>::deserialize(r).ok());
+    berth_api::ports::count(&ranges.unwrap_or_default())
 }
 
 fn cause(reason: &'static str, field: &str, message: String) -> Cause {
@@ -56,7 +70,7 @@ pub fn sharer(obj: &Value, offer: &str) -> Option<Sharer> {
         return None;
     }
     let name = text(obj, "/metadata/name").unwrap_or_default().to_string();
-    Some(Sharer { name, resources: resources(obj).unwrap_or_default() })
+    Some(Sharer { name, resources: resources(obj).unwrap_or_default(), ports: ports_wanted(obj) })
 }
 
 /// Why `offer`'s state refuses an accept, if it does: closed, or expired at `now`.
@@ -125,7 +139,23 @@ pub fn judge(p: &Accept<'_>, offer: Option<&Value>, others: &[Sharer], now: Time
         Some(_) => {}
     }
     causes.extend(exceeds(p, offer, others));
+    causes.extend(too_few_ports(p, offer, others));
     causes
+}
+
+/// The ports cause: how many host ports `p` asks for against how many the
+/// offer holds that the other live placements naming it do not take.
+fn too_few_ports(p: &Accept<'_>, offer: &Value, others: &[Sharer]) -> Option<Cause> {
+    let need = ports_wanted(p.obj);
+    let total = ports_offered(offer);
+    let taken: u32 = others.iter().map(|o| o.ports).sum();
+    let left = total.saturating_sub(taken);
+    if need <= left {
+        return None;
+    }
+    let name = p.offer;
+    let message = format!("Invalid value: {need} ports: offer {name} holds {total} host ports, {left} of them left");
+    Some(cause("FieldValueInvalid", "spec.ports", message))
 }
 
 /// The resources cause: what `p` needs against what the offer has left

@@ -110,3 +110,19 @@ fn exceeding_the_offer_alone_names_no_sharers() {
          cpu 64 is more than the 1 left"
     );
 }
+
+#[test]
+fn wanting_more_ports_than_the_offer_has_left_names_spec_ports() {
+    let mut o = open();
+    o["spec"]["ports"] = json!([{"begin": 31000, "end": 31002}]);
+    let mut p = placement("p2", "agent-1", Some("fa"), "100m", "1Mi");
+    p["spec"]["ports"] = json!([{}, {"name": "admin"}]);
+    assert!(fields(&p, Some(&o), &[]).is_empty(), "3 held, 2 wanted");
+    let mut other = placement("p1", "agent-1", Some("fa"), "100m", "1Mi");
+    other["spec"]["ports"] = json!([{}, {}]);
+    let got = fields(&p, Some(&o), &[other]);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "spec.ports");
+    assert_eq!(got[0].1, "Invalid value: 2 ports: offer o1 holds 3 host ports, 1 of them left");
+    assert_eq!(fields(&p, Some(&open()), &[])[0].0, "spec.ports", "an offer without ports has none to give");
+}
