@@ -2,6 +2,7 @@
 //! library that does the work.
 
 mod client;
+mod drain;
 mod logs;
 mod secure;
 mod up;
@@ -41,6 +42,12 @@ enum Command {
     },
     /// Print the output of a Job's tasks
     Logs(logs::LogsArgs),
+    /// Mark an agent unschedulable: nothing new is placed on it
+    Cordon(drain::CordonArgs),
+    /// Mark an agent schedulable again
+    Uncordon(drain::CordonArgs),
+    /// Cordon an agent, evict its placements and wait until none runs
+    Drain(drain::DrainArgs),
 }
 
 #[derive(Args, Clone)]
@@ -101,6 +108,16 @@ pub struct AgentArgs {
     /// before it is marked Failed with reason Unclaimed
     #[arg(long, default_value_t = berth_agent::config::DEFAULT_CLAIM_WAIT.as_secs())]
     claim_wait_seconds: u64,
+    /// Seconds a stopped container gets between SIGTERM and SIGKILL, unless its
+    /// task sets terminationGracePeriodSeconds
+    #[arg(long, default_value_t = 10)]
+    kill_grace_seconds: u64,
+    /// A placement's log is rotated once it is longer than this many bytes
+    #[arg(long, default_value_t = berth_agent::rotate::DEFAULT_MAX_BYTES)]
+    log_max_bytes: u64,
+    /// How many rotated copies of a placement's log are kept
+    #[arg(long, default_value_t = berth_agent::rotate::DEFAULT_MAX_FILES)]
+    log_max_files: u32,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -133,6 +150,9 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Crds { dir } => crds(dir),
             Command::Logs(args) => logs::logs(args).await,
+            Command::Cordon(args) => drain::cordon(args, true).await,
+            Command::Uncordon(args) => drain::cordon(args, false).await,
+            Command::Drain(args) => drain::drain(args).await,
         }
     })
 }

@@ -122,8 +122,10 @@ pub async fn agent(
         hostname: None,
         endpoint: format!("http://{}", listener.local_addr()?),
         heartbeat: Duration::from_secs(args.heartbeat_seconds),
-        kill_grace: Duration::from_secs(10),
+        kill_grace: Duration::from_secs(args.kill_grace_seconds),
         claim_wait: Duration::from_secs(args.claim_wait_seconds),
+        log_max_bytes: args.log_max_bytes,
+        log_max_files: args.log_max_files,
     };
     berth_agent::run(client, runtime, config, listener, shutdown).await.context("agent")
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use berth_api::constraint::Constraint;
 use berth_api::framework::{Mode, Scheduler};
+use berth_api::placement::FINALIZER_AGENT;
 use berth_api::{Agent, Framework, Job, LABEL_JOB, LABEL_TASK_GROUP, Offer, Placement, PlacementSpec, TaskGroup};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -280,6 +281,8 @@ pub(crate) fn new_placement(job: &Job, g: &TaskGroup, instance: u32, name: &str,
             namespace: job.namespace(),
             labels: Some(labels),
             owner_references: Some(vec![owner]),
+            // Kept until its agent has stopped and removed the container.
+            finalizers: Some(vec![FINALIZER_AGENT.to_string()]),
             ..Default::default()
         },
         spec: PlacementSpec {

@@ -1,6 +1,8 @@
 //! A recording runtime with no containers, for tests of the agent's and the
 //! controllers' decisions only. A container "exits" with the code in its
-//! `FAKE_EXIT` environment variable (default 0) once released; images whose
+//! `FAKE_EXIT` environment variable (default 0) once released, or when
+//! killed (128 + the signal; one with `FAKE_IGNORE_TERM=1` ignores SIGTERM
+//! as a process trapping it would); images whose
 //! reference contains `missing` fail to pull, and pulls of those containing
 //! `slow` wait until [`Fake::open_pulls`].
 
@@ -23,6 +25,7 @@ pub enum Call {
 struct Container {
     labels: BTreeMap<String, String>,
     exit: watch::Sender<Option<i32>>,
+    ignore_term: bool,
 }
 
 /// The fake runtime. With `hold`, containers run until [`Fake::release`].
@@ -84,7 +87,9 @@ impl Runtime for Fake {
         let code = spec.env.iter().find(|(k, _)| k == "FAKE_EXIT").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
         let (exit, _) = watch::channel(if self.hold { None } else { Some(code) });
         let labels = spec.labels.clone();
-        self.containers.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.id.clone(), Container { labels, exit });
+        let ignore_term = spec.env.iter().any(|(k, v)| k == "FAKE_IGNORE_TERM" && v == "1");
+        let c = Container { labels, exit, ignore_term };
+        self.containers.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.id.clone(), c);
         Ok(())
     }
 
@@ -99,7 +104,11 @@ impl Runtime for Fake {
 
     async fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
         self.record(Call::Kill(id.into(), signal));
-        self.release(id, 128 + signal);
+        let ignored = signal == libc::SIGTERM
+            && self.containers.lock().unwrap_or_else(|e| e.into_inner()).get(id).is_some_and(|c| c.ignore_term);
+        if !ignored {
+            self.release(id, 128 + signal);
+        }
         Ok(())
     }
 

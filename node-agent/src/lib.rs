@@ -10,6 +10,11 @@
 //! - `claimed`: the claim gate — a placement starts only once this agent's
 //!   ledger holds its claim; one never claimed ends `Failed`/`Unclaimed`.
 //! - `supervisor`: one placement's life, pull to exit, as a state machine.
+//! - `report`: writing a placement's status, one legal transition at a time.
+//! - `kill`: the stop path — kill requests, deletion, timeouts; SIGTERM,
+//!   SIGKILL after the grace period.
+//! - `finalizer`: releasing the agent finalizer once the container is gone.
+//! - `rotate`: size-bounded, copy-truncate rotation of placement logs.
 //! - `logs`: the HTTP log server behind `berth logs`.
 //! - `runtime`: the container runtime trait.
 //! - `containerd`: the runtime on containerd.
@@ -19,8 +24,12 @@ pub mod claimed;
 pub mod config;
 pub mod containerd;
 pub mod fake;
+pub mod finalizer;
+pub mod kill;
 pub mod logs;
 pub mod register;
+pub mod report;
+pub mod rotate;
 pub mod runtime;
 pub mod supervisor;
 pub mod watch;
@@ -28,8 +37,8 @@ pub mod watch;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use berth_api::Agent;
 use berth_api::placement::IllegalTransition;
+use berth_api::{Agent, Placement};
 use kube::Client;
 use kube::api::Api;
 use tokio::task::AbortHandle;
@@ -56,16 +65,30 @@ pub struct AgentContext<R> {
     pub client: Client,
     pub runtime: R,
     pub config: AgentConfig,
-    /// Placement UID → (`namespace/name`, its supervisor).
-    running: Mutex<HashMap<String, (String, AbortHandle)>>,
+    /// Placement UID → its supervisor.
+    running: Mutex<HashMap<String, Supervised>>,
     /// This agent's ledger and the placements waiting for their claims.
     gate: claimed::Gate,
+}
+
+/// A running supervisor: whose it is, how to stop it, how to tell it news.
+struct Supervised {
+    /// `namespace/name` of its placement.
+    key: String,
+    abort: AbortHandle,
+    /// Newer versions of its placement (a kill request, a deletion).
+    latest: tokio::sync::watch::Sender<Placement>,
 }
 
 impl<R> AgentContext<R> {
     /// True while a supervisor runs for placement `namespace/name`.
     pub fn is_running(&self, key: &str) -> bool {
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).values().any(|(k, _)| k == key)
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).values().any(|s| s.key == key)
+    }
+
+    /// `namespace/name` of every placement a supervisor runs for.
+    pub fn supervised(&self) -> Vec<String> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).values().map(|s| s.key.clone()).collect()
     }
 }
 
@@ -124,11 +147,12 @@ pub async fn run<R: Runtime>(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let (served, watched, (), ()) = tokio::join!(
+    let (served, watched, (), (), ()) = tokio::join!(
         server,
         watch::watch_placements(ctx.clone(), stopped()),
         heartbeats,
-        claimed::follow_ledger(ctx.clone(), stopped())
+        claimed::follow_ledger(ctx.clone(), stopped()),
+        rotate::rotate_logs(ctx.clone(), stopped())
     );
     served.map_err(|e| Error::Io("log server".into(), e))?;
     watched

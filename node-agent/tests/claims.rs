@@ -51,6 +51,8 @@ async fn start(claim_wait: Duration) -> System {
         heartbeat: Duration::from_secs(3600),
         kill_grace: Duration::from_secs(1),
         claim_wait,
+        log_max_bytes: berth_agent::rotate::DEFAULT_MAX_BYTES,
+        log_max_files: berth_agent::rotate::DEFAULT_MAX_FILES,
     };
     let logs = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     tokio::spawn(berth_agent::run(client.clone(), fake.clone(), config, logs, stopped()));

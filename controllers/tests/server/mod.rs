@@ -59,6 +59,8 @@ pub fn agent_config(name: &str, dir: &Path, cpu: &str, memory: &str, hostname: O
         heartbeat: Duration::from_secs(1),
         kill_grace: Duration::from_secs(1),
         claim_wait: berth_agent::config::DEFAULT_CLAIM_WAIT,
+        log_max_bytes: berth_agent::rotate::DEFAULT_MAX_BYTES,
+        log_max_files: berth_agent::rotate::DEFAULT_MAX_FILES,
     }
 }
 
