@@ -21,8 +21,19 @@ pub fn container_id(p: &Placement) -> String {
 /// Label on every container: the UID of its placement.
 pub const LABEL_PLACEMENT_UID: &str = "berth.dev/placement-uid";
 
-/// Runs `p` to its end and reports every phase.
+/// Runs `p` to its end and reports every phase. If it is marked `Lost`
+/// meanwhile (the agent was cut off and it was replaced), its container is
+/// killed at once rather than left running unreported.
 pub async fn supervise<R: Runtime>(p: Placement, ctx: Arc<AgentContext<R>>) -> Result<(), Error> {
+    let id = container_id(&p);
+    let result = run(p, &ctx).await;
+    if matches!(result, Err(Error::Lost(_))) {
+        crate::watch::kill_now(&ctx.runtime, &id).await;
+    }
+    result
+}
+
+async fn run<R: Runtime>(p: Placement, ctx: &Arc<AgentContext<R>>) -> Result<(), Error> {
     let ns = p.namespace().unwrap_or_default();
     let api: Api<Placement> = Api::namespaced(ctx.client.clone(), &ns);
     let mut reporter = Reporter {
@@ -49,7 +60,7 @@ pub async fn supervise<R: Runtime>(p: Placement, ctx: Arc<AgentContext<R>>) -> R
             return reporter.fail(None, reason, &e.to_string()).await;
         }
         reporter.set(Phase::Starting, |_| {}).await?;
-        let spec = container_spec(&p, &id, &ctx)?;
+        let spec = container_spec(&p, &id, ctx)?;
         if let Some(dir) = spec.log_path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::Io(dir.display().to_string(), e))?;
         }
@@ -150,6 +161,9 @@ impl Reporter {
                     // Another writer moved it: its phase stands if ours cannot follow it.
                     let current = self.api.get_status(&self.name).await?;
                     let stored = current.status.clone().unwrap_or_default();
+                    if stored.phase == Phase::Lost {
+                        return Err(Error::Lost(self.name.clone()));
+                    }
                     stored.phase.transition(to).map_err(Error::Transition)?;
                     self.resource_version = current.resource_version();
                 }

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use berth_api::Placement;
+use berth_api::{Phase, Placement};
 use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -48,9 +48,14 @@ pub async fn watch_placements<R: Runtime>(
 }
 
 /// Starts a supervisor for `p` (once it is claimed) unless one runs or it has ended.
+/// A placement marked `Lost` while this agent was away has been replaced:
+/// its container is killed at once, without a grace period or any report.
 fn ensure_supervised<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: Placement) {
     ctx.gate.observe(&p);
     let uid = p.uid().unwrap_or_default();
+    if p.status.as_ref().is_some_and(|s| s.phase == Phase::Lost) {
+        return kill_lost(ctx, &uid);
+    }
     if p.status.as_ref().is_some_and(|s| s.phase.is_terminal()) || p.metadata.deletion_timestamp.is_some() {
         return;
     }
@@ -93,6 +98,34 @@ fn stop<R: Runtime>(ctx: &Arc<AgentContext<R>>, uid: &str) {
             Err(e) => tracing::warn!(container = %id, error = %e, "removing container failed"),
         }
     });
+}
+
+/// Kills (SIGKILL, no grace: it was already replaced elsewhere) and removes
+/// the container of `uid`, a placement marked `Lost`, if this agent has one.
+pub(crate) fn kill_lost<R: Runtime>(ctx: &Arc<AgentContext<R>>, uid: &str) {
+    if let Some((_, handle)) = ctx.running.lock().unwrap_or_else(|e| e.into_inner()).remove(uid) {
+        handle.abort();
+    }
+    let ctx = ctx.clone();
+    let id = format!("berth-{uid}");
+    tokio::spawn(async move { kill_now(&ctx.runtime, &id).await });
+}
+
+/// SIGKILL, wait, remove: a container that must not run one moment longer.
+pub(crate) async fn kill_now<R: Runtime>(runtime: &R, id: &str) {
+    match runtime.list().await {
+        Ok(cs) if !cs.iter().any(|c| c.id == id) => return,
+        Ok(_) => {}
+        Err(e) => tracing::warn!(container = %id, error = %e, "listing containers failed"),
+    }
+    let _ = runtime.kill(id, libc::SIGKILL).await;
+    let _ = runtime.wait(id).await;
+    match runtime.remove(id).await {
+        Ok(()) => {
+            tracing::warn!(container = %id, "killed the container of a placement marked Lost (replaced elsewhere)")
+        }
+        Err(e) => tracing::warn!(container = %id, error = %e, "removing the container of a Lost placement failed"),
+    }
 }
 
 /// Stops every container of this agent whose placement was not in the last list.
