@@ -96,7 +96,7 @@ pub fn to_lose<'a>(agent: &str, placements: &'a [std::sync::Arc<Placement>]) -> 
         .collect()
 }
 
-/// Judges every agent each `ttl / 4` (at most a second) until `shutdown`.
+/// Judges every agent each `ttl / 8` (at most half a second) until `shutdown`.
 pub async fn run(
     client: Client,
     agents: Store<Agent>,
@@ -106,7 +106,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let mut seen: HashMap<String, Option<Seen>> = HashMap::new();
-    let mut tick = tokio::time::interval((ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(1)));
+    let mut tick = tokio::time::interval((ttl / 8).clamp(Duration::from_millis(100), Duration::from_millis(500)));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

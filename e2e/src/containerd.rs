@@ -88,6 +88,23 @@ impl Containerd {
         std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
     }
 
+    /// The ids of the containers in containerd namespace `namespace`.
+    pub fn containers(&self, namespace: &str) -> Vec<String> {
+        self.ctr(&["-n", namespace, "containers", "ls", "-q"])
+    }
+
+    /// The ids of the tasks (container processes) running in `namespace`.
+    pub fn running_tasks(&self, namespace: &str) -> Vec<String> {
+        let lines = self.ctr(&["-n", namespace, "tasks", "ls"]);
+        lines
+            .iter()
+            .skip(1)
+            .filter(|l| l.contains("RUNNING"))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(String::from)
+            .collect()
+    }
+
     /// Runs `ctr` against this containerd (with a time limit); its output's
     /// lines, or none if it failed.
     fn ctr(&self, args: &[&str]) -> Vec<String> {
