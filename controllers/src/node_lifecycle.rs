@@ -19,6 +19,7 @@ use std::time::Duration;
 use berth_api::condition::{Condition, find, set_condition};
 use berth_api::placement::{FINALIZER_AGENT, REASON_AGENT_LOST};
 use berth_api::{Agent, Phase, Placement, format_time};
+use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams};
@@ -29,6 +30,8 @@ use kube::{Client, ResourceExt};
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// The default of `--agent-ttl-seconds`.
 pub const DEFAULT_AGENT_TTL: Duration = Duration::from_secs(10);
+/// How many placements of a lost agent are marked `Lost` at once.
+const LOSE_CONCURRENCY: usize = 16;
 /// `Ready` condition reason of an agent marked lost.
 pub const REASON_NOT_RENEWING: &str = "AgentLost";
 
@@ -151,17 +154,20 @@ async fn apply(
         tracing::warn!(agent = %name, ready = %ready.status, reason = %ready.reason, "{}", ready.message);
     }
     let Liveness::Lost { since } = liveness else { return Ok(()) };
-    for p in to_lose(&name, placements) {
-        lose(client, p, &name, *since).await?;
-    }
-    Ok(())
+    // Concurrently: an agent may have run hundreds, and each waits for its replacement.
+    let lost: Vec<Placement> = to_lose(&name, placements).into_iter().cloned().collect();
+    let since = *since;
+    let writes = lost.into_iter().map(|p| lose(client.clone(), p, name.clone(), since));
+    let results: Vec<Result<(), kube::Error>> =
+        futures::stream::iter(writes).buffer_unordered(LOSE_CONCURRENCY).collect().await;
+    results.into_iter().collect()
 }
 
 /// Marks `p` Lost (on its cached resourceVersion: a 409 means the agent or
 /// another writer moved it, judged again next round), then removes the
 /// agent's finalizer so it can be deleted while its agent is away.
-async fn lose(client: &Client, p: &Placement, agent: &str, since: Timestamp) -> Result<(), kube::Error> {
-    let api: Api<Placement> = Api::namespaced(client.clone(), &p.namespace().unwrap_or_default());
+async fn lose(client: Client, p: Placement, agent: String, since: Timestamp) -> Result<(), kube::Error> {
+    let api: Api<Placement> = Api::namespaced(client, &p.namespace().unwrap_or_default());
     let name = p.name_any();
     let now = berth_api::now_rfc3339();
     let patch = serde_json::json!({

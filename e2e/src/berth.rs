@@ -13,7 +13,7 @@ pub struct Berth {
     /// Started in this order, stopped in reverse; each with its log file.
     children: Vec<(Child, PathBuf)>,
     /// Each child's name and arguments to `berth`, to restart it.
-    commands: Vec<(String, Vec<std::ffi::OsString>)>,
+    commands: Vec<(String, std::ffi::OsString, Vec<std::ffi::OsString>)>,
     /// Parts killed on purpose and not restarted yet.
     down: std::collections::HashSet<String>,
     pub dir: tempfile::TempDir,
@@ -29,6 +29,25 @@ pub struct AgentSpec<'a> {
     pub name: &'a str,
     pub cpu: &'a str,
     pub memory: &'a str,
+}
+
+/// How [`Berth::cluster_opts`] starts its parts.
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterOptions<'a> {
+    /// The API server's `--listen` (`127.0.0.1:0` by default).
+    pub listen: &'a str,
+    /// More flags for `berth apiserver`.
+    pub apiserver: &'a [&'a str],
+    /// More flags for `berth controllers`.
+    pub controllers: &'a [&'a str],
+    /// (agent, network namespace): agents run inside a namespace (`ip netns exec`).
+    pub netns: &'a [(&'a str, &'a str)],
+}
+
+impl Default for ClusterOptions<'_> {
+    fn default() -> Self {
+        ClusterOptions { listen: "127.0.0.1:0", apiserver: &[], controllers: &[], netns: &[] }
+    }
 }
 
 /// The `berth` binary built by `cargo build --bin berth` (or `$BERTH_BIN`).
@@ -81,17 +100,30 @@ impl Berth {
         extra: &[&str],
         controllers_extra: &[&str],
     ) -> Berth {
+        let options = ClusterOptions { apiserver: extra, controllers: controllers_extra, ..Default::default() };
+        Berth::cluster_opts(containerd_socket, agents, &options)
+    }
+
+    /// [`Berth::cluster`] as `options` say.
+    pub fn cluster_opts(containerd_socket: &Path, agents: &[AgentSpec], options: &ClusterOptions) -> Berth {
         let names = agents.iter().map(|a| a.name).collect::<Vec<_>>().join(",");
-        let mut berth = Berth::apiserver(&[&["--agents", &names], extra].concat());
+        let mut berth = Berth::apiserver_on(options.listen, &[&["--agents", &names], options.apiserver].concat());
         let api_dir = berth.dir.path().join("apiserver");
         // Each part with the token of its own role, from the kubeconfigs the API server wrote.
         let controllers = api_dir.join("controllers.kubeconfig");
         berth.spawn(
             "controllers",
-            Command::new(binary()).arg("controllers").arg("--kubeconfig").arg(&controllers).args(controllers_extra),
+            Command::new(binary()).arg("controllers").arg("--kubeconfig").arg(&controllers).args(options.controllers),
         );
         for a in agents {
-            let mut agent = Command::new(binary());
+            let mut agent = match options.netns.iter().find(|(n, _)| *n == a.name) {
+                Some((_, ns)) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns]).arg(binary());
+                    c
+                }
+                None => Command::new(binary()),
+            };
             agent.arg("agent").arg("--kubeconfig").arg(api_dir.join(format!("agent-{}.kubeconfig", a.name)));
             let namespace = match agents.len() {
                 1 => berth.containerd_namespace.clone(),
@@ -117,15 +149,16 @@ impl Berth {
     /// Starts `berth apiserver` alone with `extra` flags, and waits until it
     /// answers kubectl with the admin kubeconfig it writes.
     pub fn apiserver(extra: &[&str]) -> Berth {
+        Berth::apiserver_on("127.0.0.1:0", extra)
+    }
+
+    /// [`Berth::apiserver`] listening on `listen`.
+    pub fn apiserver_on(listen: &str, extra: &[&str]) -> Berth {
         let mut berth = Berth::new();
         let api_dir = berth.dir.path().join("apiserver");
         berth.spawn(
             "apiserver",
-            Command::new(binary())
-                .args(["apiserver", "--listen", "127.0.0.1:0"])
-                .arg("--data-dir")
-                .arg(&api_dir)
-                .args(extra),
+            Command::new(binary()).args(["apiserver", "--listen", listen]).arg("--data-dir").arg(&api_dir).args(extra),
         );
         berth.kubeconfig = api_dir.join("kubeconfig");
         berth.wait("the API server", Duration::from_secs(60), |b| {
@@ -170,7 +203,8 @@ impl Berth {
 
     fn spawn(&mut self, name: &str, cmd: &mut Command) {
         let log = self.dir.path().join(format!("{name}.log"));
-        self.commands.push((name.to_string(), cmd.get_args().map(|a| a.to_os_string()).collect()));
+        let args = cmd.get_args().map(|a| a.to_os_string()).collect();
+        self.commands.push((name.to_string(), cmd.get_program().to_os_string(), args));
         let out = std::fs::File::options().create(true).append(true).open(&log).expect("log file");
         let child = cmd
             .env("BERTH_LOG", "info")
@@ -195,7 +229,7 @@ impl Berth {
 
     /// The index of part `name` (`apiserver`, `controllers`, an agent's name).
     fn part(&self, name: &str) -> usize {
-        self.commands.iter().position(|(n, _)| n == name).unwrap_or_else(|| panic!("no part named {name}"))
+        self.commands.iter().position(|(n, _, _)| n == name).unwrap_or_else(|| panic!("no part named {name}"))
     }
 
     /// The PID of part `name`.
@@ -216,10 +250,10 @@ impl Berth {
     /// with (after [`Berth::kill9`]); its log continues in the same file.
     pub fn restart(&mut self, name: &str) {
         let i = self.part(name);
-        let args = self.commands[i].1.clone();
+        let (_, program, args) = self.commands[i].clone();
         let log = self.children[i].1.clone();
         let out = std::fs::File::options().append(true).open(&log).expect("log file");
-        let child = Command::new(binary())
+        let child = Command::new(program)
             .args(&args)
             .env("BERTH_LOG", "info")
             .stdin(Stdio::null())
@@ -255,7 +289,7 @@ impl Berth {
     /// Polls `check` until it is `Ok` or `timeout` passes; on timeout panics
     /// with the last observation and the end of Berth's logs.
     pub fn wait<T>(&mut self, what: &str, timeout: Duration, mut check: impl FnMut(&Self) -> Result<T, String>) -> T {
-        for ((child, log), (name, _)) in self.children.iter_mut().zip(&self.commands) {
+        for ((child, log), (name, _, _)) in self.children.iter_mut().zip(&self.commands) {
             if self.down.contains(name) {
                 continue;
             }

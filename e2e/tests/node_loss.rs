@@ -4,13 +4,16 @@
 //! agent A; A is killed with SIGKILL; within the TTL and a few seconds A is
 //! NotReady, its placements `Lost` and their next attempts `Running` on B.
 //! A's containers outlive A (nothing stops them while it is dead); when A
-//! starts again it kills them and reports nothing more for them.
+//! starts again it kills them and reports nothing more for them. Then the
+//! same with a partition: agent A runs in a network namespace whose link is
+//! cut and healed while A keeps running.
 
 use std::time::{Duration, Instant};
 
 use berth_api::placement::REASON_AGENT_LOST;
 use berth_api::{Agent, Phase, Placement};
-use berth_e2e::berth::{AgentSpec, Berth};
+use berth_e2e::berth::{AgentSpec, Berth, ClusterOptions};
+use berth_e2e::netns::Netns;
 use berth_e2e::{Containerd, Registry, build_demo_image, output_text};
 
 /// The controllers' `--agent-ttl-seconds` in these tests.
@@ -26,18 +29,38 @@ struct Env {
     berth: Berth,
     _registry: Registry,
     containerd: Containerd,
+    /// Agent A's network namespace, in the partition test.
+    netns: Option<Netns>,
     image: String,
 }
 
 impl Env {
     fn start() -> Env {
+        Env::start_with(None)
+    }
+
+    /// With `netns`: the API server listens on its server address and agent A runs inside it.
+    fn start_with(netns: Option<Netns>) -> Env {
         let containerd = Containerd::start();
         let registry = Registry::start();
         build_demo_image(&registry.host(), "berth/demo:latest");
         let ttl = TTL.to_string();
-        let berth = Berth::cluster_with(containerd.socket(), &AGENTS, &[], &["--agent-ttl-seconds", &ttl]);
+        let controllers = ["--agent-ttl-seconds", ttl.as_str()];
+        let berth = match &netns {
+            None => Berth::cluster_with(containerd.socket(), &AGENTS, &[], &controllers),
+            Some(ns) => {
+                let listen = format!("{}:0", ns.server_ip());
+                let options = ClusterOptions {
+                    listen: &listen,
+                    apiserver: &["--tls-san", ns.server_ip()],
+                    controllers: &controllers,
+                    netns: &[("agent-a", ns.name())],
+                };
+                Berth::cluster_opts(containerd.socket(), &AGENTS, &options)
+            }
+        };
         let image = format!("{}/berth/demo:latest", registry.host());
-        Env { berth, _registry: registry, containerd, image }
+        Env { berth, _registry: registry, containerd, netns, image }
     }
 
     fn kubectl_ok(&self, args: &[&str]) {
@@ -175,4 +198,50 @@ fn a_killed_agents_tasks_are_lost_rerun_elsewhere_and_its_containers_killed_when
         first.iter().map(|n| placement(&ps, n).unwrap().metadata.resource_version.clone()).collect();
     assert_eq!(before, after, "agent-a reported on placements it no longer runs: {}", summary(&ps));
     assert!(ps.iter().filter(|p| p.spec.attempt == 1).all(|p| phase(p) == Phase::Running), "{}", summary(&ps));
+}
+
+#[test]
+fn a_partitioned_agents_tasks_are_lost_rerun_elsewhere_and_killed_when_the_partition_heals() {
+    let mut env = Env::start_with(Some(Netns::create("a")));
+    let ns_a = env.namespace("agent-a");
+    // Inside its namespace agent A cannot reach the registry on 127.0.0.1: give it the image.
+    env.containerd.pull(&ns_a, &env.image);
+    env.set_unschedulable("agent-b", true);
+    let out = env.berth.kubectl_stdin(&["apply", "-f", "-"], &job("split", &env.image, 2));
+    assert!(out.status.success(), "kubectl apply: {}", output_text(&out));
+    let first = ["split-main-0-0", "split-main-1-0"];
+    env.berth.wait("both tasks running on agent-a", WAIT, |b| {
+        let ps: Vec<Placement> = list(b, "placements")?;
+        let ok = first.iter().all(|n| placement(&ps, n).is_some_and(|p| phase(&p) == Phase::Running));
+        if ok { Ok(()) } else { Err(summary(&ps)) }
+    });
+    env.set_unschedulable("agent-b", false);
+
+    env.netns.as_ref().unwrap().cut();
+    let cut = Instant::now();
+    let ps = env.berth.wait("agent-a's tasks Lost and rerun on agent-b", WAIT, |b| {
+        let ps: Vec<Placement> = list(b, "placements")?;
+        let lost = first.iter().all(|n| placement(&ps, n).is_some_and(|p| phase(&p) == Phase::Lost));
+        let rerun = ["split-main-0-1", "split-main-1-1"]
+            .iter()
+            .all(|n| placement(&ps, n).is_some_and(|p| phase(&p) == Phase::Running && p.spec.agent == "agent-b"));
+        if lost && rerun { Ok(ps) } else { Err(summary(&ps)) }
+    });
+    println!("partition: cut to every task Running on agent-b in {:?} (agent TTL {TTL} s)", cut.elapsed());
+    assert_attempts_do_not_overlap(&ps);
+    // Physically both attempts run now: A is alive but cannot hear that its tasks were replaced.
+    let stranded = env.containerd.running_tasks(&ns_a);
+    println!("during the partition agent-a still runs {} container(s) of Lost placements", stranded.len());
+
+    env.netns.as_ref().unwrap().heal();
+    env.berth.wait("agent-a to kill and remove its Lost placements' containers", WAIT, |b| {
+        let left = env.containerd.containers(&ns_a);
+        let ready = b.jsonpath("agents.berth.dev/agent-a", r#".status.conditions[?(@.type=="Ready")].status"#);
+        if left.is_empty() && ready == "True" { Ok(()) } else { Err(format!("containers {left:?}, Ready={ready}")) }
+    });
+    let ps: Vec<Placement> = list(&env.berth, "placements").unwrap();
+    assert!(first.iter().all(|n| placement(&ps, n).is_some_and(|p| phase(&p) == Phase::Lost)), "{}", summary(&ps));
+    assert!(ps.iter().filter(|p| p.spec.attempt == 1).all(|p| phase(p) == Phase::Running), "{}", summary(&ps));
+    assert_attempts_do_not_overlap(&ps);
+    assert_eq!(env.berth.jsonpath("jobs.berth.dev/split", ".status.tasks.failed"), "0");
 }
