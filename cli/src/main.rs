@@ -31,7 +31,7 @@ enum Command {
     /// Run the API server alone (Kubernetes-compatible API over the embedded store or etcd)
     Apiserver(ApiserverArgs),
     /// Run the controllers alone (Job scheduling, claim ledgers, garbage collection)
-    Controllers(ClientArgs),
+    Controllers(ControllersArgs),
     /// Run a node agent alone: register this machine and run its placements in containerd
     Agent(AgentArgs),
     /// Print the CRDs of Berth's kinds as YAML, or write one file per CRD into a directory
@@ -55,6 +55,29 @@ pub struct ClientArgs {
     /// The kubeconfig to reach the API server with (default: $KUBECONFIG, then ~/.kube/config)
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+pub struct ControllersArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    judge: JudgeArgs,
+}
+
+/// How the controllers judge agents (shared by `berth controllers` and `berth up`).
+#[derive(Args, Clone)]
+pub struct JudgeArgs {
+    /// Seconds an agent's Lease may go unrenewed (on the controllers' clock) before the
+    /// agent is NotReady and its placements Lost
+    #[arg(long, default_value_t = berth_controllers::node_lifecycle::DEFAULT_AGENT_TTL.as_secs())]
+    agent_ttl_seconds: u64,
+}
+
+impl JudgeArgs {
+    pub fn settings(&self) -> berth_controllers::Settings {
+        berth_controllers::Settings { agent_ttl: std::time::Duration::from_secs(self.agent_ttl_seconds.max(1)) }
+    }
 }
 
 #[derive(Args)]
@@ -141,8 +164,10 @@ fn main() -> anyhow::Result<()> {
                 up::apiserver(&args.data_dir, store, args.listen, &args.secure, &agents, shutdown_signal()).await
             }
             Command::Controllers(args) => {
-                let client = client::connect(args.kubeconfig.as_deref()).await?;
-                berth_controllers::run(client, shutdown_signal()).await.context("controllers")
+                let client = client::connect(args.client.kubeconfig.as_deref()).await?;
+                berth_controllers::run_with(client, args.judge.settings(), shutdown_signal())
+                    .await
+                    .context("controllers")
             }
             Command::Agent(args) => {
                 let client = client::connect(args.client.kubeconfig.as_deref()).await?;

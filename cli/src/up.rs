@@ -27,6 +27,8 @@ pub struct UpArgs {
     state_dir: PathBuf,
     #[command(flatten)]
     secure: SecureArgs,
+    #[command(flatten)]
+    judge: crate::JudgeArgs,
 }
 
 /// Serves the API on `listen` from `store` (an `etcd://` address) or, without
@@ -159,7 +161,7 @@ pub async fn up(mut args: UpArgs) -> anyhow::Result<()> {
     // Each part with a token of its own role, as when they run apart.
     let controllers_client = crate::client::connect(Some(&controllers_kubeconfig)).await?;
     let agent_client = crate::client::connect(Some(&agent_kubeconfig)).await?;
-    let controllers = tokio::spawn(berth_controllers::run(controllers_client, stopped()));
+    let controllers = tokio::spawn(berth_controllers::run_with(controllers_client, args.judge.settings(), stopped()));
     let agent_args = args.agent.clone();
     let agent = tokio::spawn({
         let stop = stopped();

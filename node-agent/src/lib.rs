@@ -5,7 +5,8 @@
 //!
 //! Layout:
 //! - `config`: the agent's settings and the machine's capacity.
-//! - `register`: creating the `Agent` and the heartbeat.
+//! - `register`: creating the `Agent` and its status heartbeat (capacity).
+//! - `lease`: the agent's Lease, renewed every heartbeat (liveness).
 //! - `watch`: the main loop over this agent's placements.
 //! - `claimed`: the claim gate — a placement starts only once this agent's
 //!   ledger holds its claim; one never claimed ends `Failed`/`Unclaimed`.
@@ -26,6 +27,7 @@ pub mod containerd;
 pub mod fake;
 pub mod finalizer;
 pub mod kill;
+pub mod lease;
 pub mod logs;
 pub mod register;
 pub mod report;
@@ -39,6 +41,7 @@ use std::sync::{Arc, Mutex};
 
 use berth_api::placement::IllegalTransition;
 use berth_api::{Agent, Placement};
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::Client;
 use kube::api::Api;
 use tokio::task::AbortHandle;
@@ -58,6 +61,9 @@ pub enum Error {
     Config(String),
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
+    /// The placement was marked `Lost` (its agent was judged gone) and replaced.
+    #[error("placement {0} was marked Lost and replaced elsewhere")]
+    Lost(String),
 }
 
 /// What the agent's tasks share.
@@ -92,6 +98,10 @@ impl<R> AgentContext<R> {
     }
 }
 
+/// The Lease carries liveness every heartbeat; the `Agent` status
+/// (capacity, runtime, `Ready`) is rewritten every this many heartbeats.
+pub const STATUS_EVERY: u64 = 10;
+
 /// Runs the agent until `shutdown` resolves: registers, heartbeats, serves
 /// logs on `logs_listener`, and runs this agent's placements on `runtime`.
 pub async fn run<R: Runtime>(
@@ -103,10 +113,14 @@ pub async fn run<R: Runtime>(
 ) -> Result<(), Error> {
     config.capacity().map_err(Error::Config)?;
     let agents: Api<Agent> = Api::all(client.clone());
+    let leases: Api<Lease> = Api::namespaced(client.clone(), lease::LEASE_NAMESPACE);
     let version = runtime.version().await?;
     let since = berth_api::now_rfc3339();
     register::register(&agents, &config).await?;
     register::heartbeat(&agents, &config, &version, &since).await?;
+    if let Err(e) = lease::renew(&leases, &config.name, config.heartbeat).await {
+        tracing::warn!(error = %e, namespace = lease::LEASE_NAMESPACE, "renewing the agent's Lease failed; retrying");
+    }
     tracing::info!(agent = %config.name, runtime = %version, "agent ready");
 
     let ctx = Arc::new(AgentContext {
@@ -131,10 +145,16 @@ pub async fn run<R: Runtime>(
         async move {
             let mut tick = tokio::time::interval(ctx.config.heartbeat);
             tokio::pin!(stop);
-            loop {
+            for beat in 0u64.. {
                 tokio::select! {
                     _ = &mut stop => return,
                     _ = tick.tick() => {
+                        if let Err(e) = lease::renew(&leases, &ctx.config.name, ctx.config.heartbeat).await {
+                            tracing::warn!(error = %e, "renewing the agent's Lease failed");
+                        }
+                        if beat % STATUS_EVERY != 0 {
+                            continue;
+                        }
                         if let Err(e) = register::heartbeat(&agents, &ctx.config, &version, &since).await {
                             tracing::warn!(error = %e, "heartbeat failed");
                         }

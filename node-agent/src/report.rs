@@ -50,6 +50,9 @@ impl Reporter {
                     // Another writer moved it: its phase stands if ours cannot follow it.
                     let current = self.api.get_status(&self.name).await?;
                     let stored = current.status.clone().unwrap_or_default();
+                    if stored.phase == Phase::Lost {
+                        return Err(Error::Lost(self.name.clone()));
+                    }
                     stored.phase.transition(to).map_err(Error::Transition)?;
                     self.resource_version = current.resource_version();
                 }

@@ -41,8 +41,14 @@ pub async fn supervise<R: Runtime>(
     let id = container_id(&p);
     if !reporter.status.phase.is_terminal() {
         match run(&p, &ctx, &mut reporter, &id, &mut latest).await {
-            // Another writer ended it meanwhile (e.g. marked it Lost): its end stands.
+            // Another writer ended it meanwhile: its end stands.
             Err(Error::Transition(e)) => tracing::info!(placement = %p.name_any(), %e, "ended by another writer"),
+            // Marked Lost (the agent was cut off) and replaced elsewhere: its
+            // container is killed at once rather than left running unreported.
+            Err(Error::Lost(name)) => {
+                tracing::warn!(placement = %name, "marked Lost while it ran here; killing its container");
+                crate::watch::kill_now(&ctx.runtime, &id).await;
+            }
             other => other?,
         }
     }

@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use berth_api::Placement;
+use berth_api::{Phase, Placement};
 use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -52,10 +52,15 @@ pub async fn watch_placements<R: Runtime>(
 
 /// Hands `p` to its supervisor, or starts one (after the claim gate) when
 /// `p` still needs this agent: it has not ended, or it still carries the
-/// agent finalizer (its container must go before it may).
+/// agent finalizer (its container must go before it may). A placement
+/// marked `Lost` while this agent was away has been replaced: its container
+/// is killed at once, without a grace period or any report.
 fn ensure_supervised<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: Placement) {
     ctx.gate.observe(&p);
     let uid = p.uid().unwrap_or_default();
+    if p.status.as_ref().is_some_and(|s| s.phase == Phase::Lost) {
+        return kill_lost(ctx, &p);
+    }
     let mut running = ctx.running.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(s) = running.get(&uid) {
         s.latest.send_replace(p);
@@ -107,6 +112,45 @@ fn stop<R: Runtime>(ctx: &Arc<AgentContext<R>>, uid: &str) {
             Err(e) => tracing::warn!(container = %id, error = %e, "stopping the container failed"),
         }
     });
+}
+
+/// Kills (SIGKILL, no grace: it was already replaced elsewhere) and removes
+/// the container of `uid`, a placement marked `Lost`, if this agent has one.
+pub(crate) fn kill_lost<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: &Placement) {
+    let uid = p.uid().unwrap_or_default();
+    if let Some(s) = ctx.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid) {
+        s.abort.abort();
+    }
+    let ctx = ctx.clone();
+    let id = format!("berth-{uid}");
+    // The node-lifecycle controller releases the finalizer of what it marks
+    // Lost; one still held (written by another party) goes with the container.
+    let held = finalizer::holds(p).then(|| (p.namespace().unwrap_or_default(), p.name_any()));
+    tokio::spawn(async move {
+        kill_now(&ctx.runtime, &id).await;
+        if let Some((ns, name)) = held
+            && let Err(e) = finalizer::release(&Api::namespaced(ctx.client.clone(), &ns), &name).await
+        {
+            tracing::warn!(placement = %name, error = %e, "releasing the agent finalizer failed");
+        }
+    });
+}
+
+/// SIGKILL, wait, remove: a container that must not run one moment longer.
+pub(crate) async fn kill_now<R: Runtime>(runtime: &R, id: &str) {
+    match runtime.list().await {
+        Ok(cs) if !cs.iter().any(|c| c.id == id) => return,
+        Ok(_) => {}
+        Err(e) => tracing::warn!(container = %id, error = %e, "listing containers failed"),
+    }
+    let _ = runtime.kill(id, libc::SIGKILL).await;
+    let _ = runtime.wait(id).await;
+    match runtime.remove(id).await {
+        Ok(()) => {
+            tracing::warn!(container = %id, "killed the container of a placement marked Lost (replaced elsewhere)")
+        }
+        Err(e) => tracing::warn!(container = %id, error = %e, "removing the container of a Lost placement failed"),
+    }
 }
 
 /// Stops every container of this agent whose placement was not in the last list.
