@@ -38,6 +38,10 @@ impl Env {
     }
 
     fn run(&self, name: &str, instances: u32) {
+        self.run_script(name, instances, TRAPPER, 20);
+    }
+
+    fn run_script(&self, name: &str, instances: u32, script: &str, grace: u32) {
         let yaml = format!(
             r#"apiVersion: berth.dev/v1alpha1
 kind: Job
@@ -50,8 +54,8 @@ spec:
       instances: {instances}
       image: {image}
       command: ["/bin/sh", "-c"]
-      args: [{TRAPPER:?}]
-      terminationGracePeriodSeconds: 20
+      args: [{script:?}]
+      terminationGracePeriodSeconds: {grace}
       resources:
         cpu: 100m
         memory: 32Mi
@@ -130,4 +134,18 @@ fn drain_evicts_with_sigterm_and_nothing_new_lands_on_the_cordoned_agent() {
         env.berth.kubectl(&["get", "placements.berth.dev", "--field-selector", "spec.agent=agent-a", "-o", "name"]);
     let on_a = String::from_utf8_lossy(&on_a.stdout).to_string();
     assert_eq!(on_a.lines().count(), 2, "only the two evicted placements were ever on agent-a: {on_a}");
+}
+
+#[test]
+fn drain_that_times_out_exits_non_zero_naming_what_still_runs() {
+    let mut env = Env::start();
+    // Ignores SIGTERM, and its grace period outlasts the drain's timeout.
+    env.run_script("stubborn", 1, "trap '' TERM; while true; do sleep 0.2; done", 600);
+    let agent = env.berth.wait("stubborn to run", WAIT, |b| running_on(b, "stubborn-main-0-0"));
+    let out = env.berth.berth(&["drain", &agent, "--timeout", "3s"]);
+    assert!(!out.status.success(), "a drain that did not finish must fail: {}", output_text(&out));
+    let text = output_text(&out);
+    assert!(text.contains("is not drained after 3s") && text.contains("default/stubborn-main-0-0"), "{text}");
+    assert_eq!(field(&env.berth, "stubborn-main-0-0", ".status.phase"), "Running", "still in its grace period");
+    assert_eq!(field(&env.berth, "stubborn-main-0-0", ".spec.kill.reason"), "Evicted");
 }

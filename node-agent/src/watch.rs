@@ -44,7 +44,9 @@ pub async fn watch_placements<R: Runtime>(
             }
             Ok(watcher::Event::InitDone) => sweep(&ctx, &listed).await,
             Ok(watcher::Event::Apply(p)) => ensure_supervised(&ctx, p),
-            Ok(watcher::Event::Delete(p)) => stop(&ctx, &p.uid().unwrap_or_default()),
+            Ok(watcher::Event::Delete(p)) => {
+                stop(&ctx, &p.uid().unwrap_or_default(), kill::grace(&p, ctx.config.kill_grace))
+            }
             Err(e) => tracing::warn!(error = %e, "watching placements failed; retrying"),
         }
     }
@@ -99,14 +101,14 @@ fn ensure_supervised<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: Placement) {
 /// Stops the container of the vanished placement `uid` (one deleted without
 /// the agent finalizer, or while this agent was away): SIGTERM, SIGKILL
 /// after the grace period, then removal.
-fn stop<R: Runtime>(ctx: &Arc<AgentContext<R>>, uid: &str) {
+fn stop<R: Runtime>(ctx: &Arc<AgentContext<R>>, uid: &str, grace: std::time::Duration) {
     if let Some(s) = ctx.running.lock().unwrap_or_else(|e| e.into_inner()).remove(uid) {
         s.abort.abort();
     }
     let ctx = ctx.clone();
     let id = format!("berth-{uid}");
     tokio::spawn(async move {
-        match kill::stop_and_remove(&ctx.runtime, &id, ctx.config.kill_grace).await {
+        match kill::stop_and_remove(&ctx.runtime, &id, grace).await {
             Ok(true) => tracing::info!(container = %id, "stopped the container of a deleted placement"),
             Ok(false) => {}
             Err(e) => tracing::warn!(container = %id, error = %e, "stopping the container failed"),
@@ -163,7 +165,7 @@ async fn sweep<R: Runtime>(ctx: &Arc<AgentContext<R>>, listed: &HashSet<String>)
         if let Some(uid) = c.labels.get(LABEL_PLACEMENT_UID)
             && !listed.contains(uid)
         {
-            stop(ctx, uid);
+            stop(ctx, uid, ctx.config.kill_grace);
         }
     }
 }

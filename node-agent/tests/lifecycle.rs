@@ -85,6 +85,14 @@ fn placements(sys: &System) -> Api<Placement> {
 
 /// Creates placement `name` running `container`, claims it and waits until it runs.
 async fn run(sys: &System, name: &str, edit: impl FnOnce(&mut Container)) -> Placement {
+    let p = create(sys, name, edit).await;
+    claim(sys, &p).await;
+    ended(sys, name, "to run", |s| s.phase == Phase::Running).await;
+    p
+}
+
+/// Creates placement `name` running `container` (not claimed yet).
+async fn create(sys: &System, name: &str, edit: impl FnOnce(&mut Container)) -> Placement {
     let mut container = Container {
         image: "registry.test/demo:1".into(),
         resources: Resources { cpu: Some("100m".into()), memory: Some("64Mi".into()) },
@@ -100,6 +108,12 @@ async fn run(sys: &System, name: &str, edit: impl FnOnce(&mut Container)) -> Pla
     };
     let p = placements(sys).create(&PostParams::default(), &Placement::new(name, spec)).await.unwrap();
     assert_eq!(p.finalizers(), [FINALIZER_AGENT], "the API server adds the agent finalizer");
+    p
+}
+
+/// Adds a placement claim for `p` to the agent's ledger, as a scheduler does.
+async fn claim(sys: &System, p: &Placement) {
+    let name = p.name_any();
     let agents: Api<Agent> = Api::all(sys.client.clone());
     eventually("the claim to be written", async || {
         let mut a = agents.get(AGENT).await.map_err(|e| e.to_string())?;
@@ -115,8 +129,6 @@ async fn run(sys: &System, name: &str, edit: impl FnOnce(&mut Container)) -> Pla
         agents.replace_status(AGENT, &PostParams::default(), &a).await.map(|_| ()).map_err(|e| e.to_string())
     })
     .await;
-    ended(sys, name, "to run", |s| s.phase == Phase::Running).await;
-    p
 }
 
 /// Waits until placement `name`'s status satisfies `done`; returns the placement.
@@ -242,4 +254,23 @@ async fn a_finished_placement_loses_the_finalizer_and_deletes_at_once() {
     assert!(removed(&sys, &p));
     placements(&sys).delete("done", &DeleteParams::default()).await.unwrap();
     assert!(placements(&sys).get_opt("done").await.unwrap().is_none(), "nothing holds it any more");
+}
+
+#[tokio::test]
+async fn a_placement_killed_while_it_waits_for_its_claim_ends_killed_without_starting() {
+    let sys = start().await;
+    let p = create(&sys, "early", |_| {}).await;
+    let kill = serde_json::json!({"spec": {"kill": {"reason": "Evicted", "message": "drained"}}});
+    placements(&sys).patch("early", &PatchParams::default(), &Patch::Merge(&kill)).await.unwrap();
+
+    let done = ended(&sys, "early", "to end Killed", |s| s.phase.is_terminal()).await;
+    let st = done.status.unwrap_or_default();
+    assert_eq!((st.phase, st.reason.as_deref(), st.exit_code), (Phase::Killed, Some("Evicted"), None), "{st:?}");
+    released(&sys, "early").await;
+    let id = container_id(&p);
+    assert!(
+        !sys.fake.calls().iter().any(|c| matches!(c, Call::Pull(_)) || *c == Call::Start(id.clone())),
+        "nothing was pulled or started: {:?}",
+        sys.fake.calls()
+    );
 }
