@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::condition::Condition;
 use crate::constraint::Strategy;
 use crate::resources::Resources;
+use crate::security::{HostMount, SecurityContext};
 
 /// Work to run: one or more task groups, each with instances of one container.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -109,6 +110,13 @@ pub struct Container {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub timeout_seconds: Option<u64>,
+    /// The user the process runs as and whether its root filesystem is read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
+    /// Host directories bind-mounted into the container (`nosuid`, `nodev`);
+    /// only under the agent's `--allowed-host-paths`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<HostMount>,
 }
 
 /// One environment variable.

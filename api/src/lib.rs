@@ -9,6 +9,7 @@
 //! - `resources`: `Resources` (what a manifest says) and `ResourceVec` (what code adds up).
 //! - `condition`: the standard condition shape and helpers to set one.
 //! - `constraint`: Marathon-style placement constraints, `Strategy`, parsing and checks.
+//! - `security`: a container's `securityContext` and host `mounts`.
 //! - `cluster`, `agent`, `framework`, `job`, `offer`, `placement`: one kind each.
 //! - `crds`: every CRD, as objects and as YAML.
 //! - `invariants`: DESIGN.md's invariants as checks tests call.
@@ -25,6 +26,7 @@ pub mod offer;
 pub mod placement;
 pub mod quantity;
 pub mod resources;
+pub mod security;
 
 pub use agent::{Agent, AgentSpec, AgentStatus, Claim, ClaimKind};
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus};
@@ -35,6 +37,7 @@ pub use offer::{Offer, OfferSpec, OfferState, OfferStatus};
 pub use placement::{KillRequest, Phase, Placement, PlacementSpec, PlacementStatus};
 pub use quantity::Quantity;
 pub use resources::{ResourceVec, Resources};
+pub use security::{HostMount, SecurityContext};
 
 /// The API group of every Berth kind.
 pub const GROUP: &str = "berth.dev";

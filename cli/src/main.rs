@@ -3,6 +3,7 @@
 
 mod client;
 mod drain;
+mod images;
 mod logs;
 mod secure;
 mod up;
@@ -27,13 +28,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole system on this machine: API server on an embedded store, controllers and one agent
-    Up(up::UpArgs),
+    Up(Box<up::UpArgs>),
     /// Run the API server alone (Kubernetes-compatible API over the embedded store or etcd)
     Apiserver(ApiserverArgs),
     /// Run the controllers alone (Job scheduling, claim ledgers, garbage collection)
     Controllers(ControllersArgs),
     /// Run a node agent alone: register this machine and run its placements in containerd
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Print the CRDs of Berth's kinds as YAML, or write one file per CRD into a directory
     Crds {
         /// Write `<crd name>.yaml` files here instead of printing
@@ -141,6 +142,19 @@ pub struct AgentArgs {
     /// How many rotated copies of a placement's log are kept
     #[arg(long, default_value_t = berth_agent::rotate::DEFAULT_MAX_FILES)]
     log_max_files: u32,
+    /// Run only images whose reference starts with one of these prefixes, comma-separated
+    /// (e.g. `registry.local/team/`); others fail with reason PolicyViolation (default: any image)
+    #[arg(long, value_delimiter = ',')]
+    allowed_images: Vec<String>,
+    /// Refuse containers that would run as root: `runAsUser: 0`, or no runAsUser and an image whose user is root
+    #[arg(long)]
+    forbid_root: bool,
+    /// Host directories placements may bind-mount (each `mounts[].hostPath` must lie under one),
+    /// comma-separated absolute paths (default: none — every hostPath mount is refused)
+    #[arg(long, value_delimiter = ',')]
+    allowed_host_paths: Vec<PathBuf>,
+    #[command(flatten)]
+    images: images::ImageArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -156,7 +170,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         match cli.command {
-            Command::Up(args) => up::up(args).await,
+            Command::Up(args) => up::up(*args).await,
             Command::Apiserver(args) => {
                 let agents =
                     if args.agents.is_empty() { vec![berth_agent::config::hostname()] } else { args.agents.clone() };

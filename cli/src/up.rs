@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use berth_agent::AgentConfig;
 use berth_agent::containerd::Containerd;
+use berth_agent::policy::Policy;
 use clap::Args;
 use futures::FutureExt;
 use futures::future::FusedFuture;
@@ -116,9 +117,17 @@ pub async fn agent(
         .await
         .with_context(|| format!("binding {}", args.logs_listen))?;
     let data_dir = std::path::absolute(&args.data_dir)?;
+    if let Some(relative) = args.allowed_host_paths.iter().find(|p| !p.is_absolute()) {
+        anyhow::bail!("--allowed-host-paths {}: not an absolute path", relative.display());
+    }
     let config = AgentConfig {
         name: args.name.clone().unwrap_or_else(berth_agent::config::hostname),
         data_dir,
+        policy: Policy {
+            allowed_images: args.allowed_images.iter().filter(|p| !p.is_empty()).cloned().collect(),
+            forbid_root: args.forbid_root,
+            allowed_host_paths: args.allowed_host_paths.clone(),
+        },
         cpu: args.cpu.as_deref().map(Into::into),
         memory: args.memory.as_deref().map(Into::into),
         hostname: None,
@@ -128,6 +137,7 @@ pub async fn agent(
         claim_wait: Duration::from_secs(args.claim_wait_seconds),
         log_max_bytes: args.log_max_bytes,
         log_max_files: args.log_max_files,
+        images: args.images.settings()?,
     };
     berth_agent::run(client, runtime, config, listener, shutdown).await.context("agent")
 }

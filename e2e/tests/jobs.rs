@@ -2,7 +2,8 @@
 //! → the batch controller's claim and placement → the agent pulls from a
 //! real registry and runs the container in containerd with runc → status
 //! back to `kubectl wait`. Each test starts its own containerd, registry and
-//! `berth up` in temporary directories.
+//! `berth up` in temporary directories. What a container cannot do (its
+//! memory limit, CPU quota, privileges, namespaces) is in `isolation.rs`.
 
 use std::time::Duration;
 
@@ -122,15 +123,6 @@ fn a_job_that_exits_3_fails_with_the_exit_code_in_its_status() {
     assert_eq!(env.berth.jsonpath("placements.berth.dev/three-main-0-0", ".status.phase"), "Failed");
     let message = env.berth.jsonpath("jobs.berth.dev/three", r#".status.conditions[?(@.type=="Failed")].message"#);
     assert!(message.contains("exit code 3"), "Failed condition says: {message}");
-}
-
-#[test]
-fn a_job_over_its_memory_limit_is_oom_killed() {
-    let env = Env::start("1", "512Mi");
-    // `tail` keeps the last line of a newline-free stream in memory: 200 MiB against a 16 MiB limit.
-    env.apply(&job("hog", &env.image(), "head -c 200m /dev/zero | tail >/dev/null", "100m", "16Mi"));
-    env.wait_for("hog", "Failed");
-    assert_eq!(env.berth.jsonpath("placements.berth.dev/hog-main-0-0", ".status.reason"), "OOMKilled");
 }
 
 #[test]

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use berth_api::{Quantity, ResourceVec, Resources};
 
+use crate::policy::Policy;
+
 /// How one agent runs.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -12,6 +14,8 @@ pub struct AgentConfig {
     pub name: String,
     /// Logs and state live under this directory.
     pub data_dir: PathBuf,
+    /// What the agent refuses to run, whatever the ledger says.
+    pub policy: Policy,
     /// CPU offered to placements; the machine's cores when unset.
     pub cpu: Option<Quantity>,
     /// Memory offered to placements; the machine's memory when unset.
@@ -33,7 +37,44 @@ pub struct AgentConfig {
     pub log_max_bytes: u64,
     /// How many rotated copies of a placement's log are kept.
     pub log_max_files: u32,
+    /// Pull retries and image garbage collection.
+    pub images: ImageSettings,
 }
+
+/// How the agent pulls images and collects unused ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageSettings {
+    /// Pull attempts before a placement ends `Failed`/`ImagePullFailed`.
+    pub pull_attempts: u32,
+    /// The wait after the first failed attempt; it doubles after each.
+    pub pull_backoff_initial: Duration,
+    /// The longest wait between attempts.
+    pub pull_backoff_max: Duration,
+    /// When the images' total size passes this many bytes, unused images
+    /// are removed, least recently used first; `None`: never.
+    pub gc_high_bytes: Option<u64>,
+    /// ... until it is at most this many bytes.
+    pub gc_low_bytes: Option<u64>,
+    /// How often the images' size is checked (also after a container is removed).
+    pub gc_interval: Duration,
+}
+
+impl Default for ImageSettings {
+    fn default() -> Self {
+        ImageSettings {
+            pull_attempts: DEFAULT_PULL_ATTEMPTS,
+            pull_backoff_initial: Duration::from_secs(1),
+            pull_backoff_max: Duration::from_secs(60),
+            gc_high_bytes: None,
+            gc_low_bytes: None,
+            gc_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The default of [`ImageSettings::pull_attempts`]: waits of 1 s, 2 s and
+/// 4 s between them, about 7 s in all.
+pub const DEFAULT_PULL_ATTEMPTS: u32 = 4;
 
 /// The default of [`AgentConfig::claim_wait`].
 pub const DEFAULT_CLAIM_WAIT: Duration = Duration::from_secs(60);
@@ -92,6 +133,7 @@ mod tests {
         let cfg = AgentConfig {
             name: "a".into(),
             data_dir: "/tmp".into(),
+            policy: Default::default(),
             cpu: Some("500m".into()),
             memory: Some("12x".into()),
             hostname: None,
@@ -101,6 +143,7 @@ mod tests {
             claim_wait: DEFAULT_CLAIM_WAIT,
             log_max_bytes: crate::rotate::DEFAULT_MAX_BYTES,
             log_max_files: crate::rotate::DEFAULT_MAX_FILES,
+            images: ImageSettings::default(),
         };
         assert!(cfg.capacity().unwrap_err().contains("memory"));
     }

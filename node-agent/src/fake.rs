@@ -2,16 +2,17 @@
 //! controllers' decisions only. A container "exits" with the code in its
 //! `FAKE_EXIT` environment variable (default 0) once released, or when
 //! killed (128 + the signal; one with `FAKE_IGNORE_TERM=1` ignores SIGTERM
-//! as a process trapping it would); images whose
-//! reference contains `missing` fail to pull, and pulls of those containing
-//! `slow` wait until [`Fake::open_pulls`].
+//! as a process trapping it would); images whose reference contains
+//! `missing` fail to pull, those containing `flaky` fail their first two
+//! pulls, and pulls of those containing `slow` wait until
+//! [`Fake::open_pulls`]. A pulled image counts 1000 bytes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use tokio::sync::watch;
 
-use crate::runtime::{ContainerInfo, ContainerSpec, ExitStatus, RegistryAuth, Runtime, RuntimeError};
+use crate::runtime::{ContainerInfo, ContainerSpec, ExitStatus, ImageInfo, RegistryAuth, Runtime, RuntimeError};
 
 /// What the fake was asked to do, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,9 +21,11 @@ pub enum Call {
     Start(String),
     Kill(String, i32),
     Remove(String),
+    RemoveImage(String),
 }
 
 struct Container {
+    image: String,
     labels: BTreeMap<String, String>,
     exit: watch::Sender<Option<i32>>,
     ignore_term: bool,
@@ -34,6 +37,8 @@ pub struct Fake {
     pub hold: bool,
     calls: Mutex<Vec<Call>>,
     containers: Mutex<HashMap<String, Container>>,
+    /// Pulled images and when.
+    images: Mutex<BTreeMap<String, i64>>,
     pulls_open: std::sync::atomic::AtomicBool,
     pulls: tokio::sync::Notify,
 }
@@ -79,6 +84,12 @@ impl Runtime for Fake {
         if image.contains("missing") {
             return Err(RuntimeError::ImagePull { image: image.into(), message: "manifest unknown".into() });
         }
+        let tries = self.calls().iter().filter(|c| **c == Call::Pull(image.to_string())).count();
+        if image.contains("flaky") && tries <= 2 {
+            return Err(RuntimeError::ImagePull { image: image.into(), message: format!("try {tries} failed") });
+        }
+        let now = jiff::Timestamp::now().as_second();
+        self.images.lock().unwrap_or_else(|e| e.into_inner()).insert(image.to_string(), now);
         Ok(())
     }
 
@@ -86,10 +97,10 @@ impl Runtime for Fake {
         self.record(Call::Start(spec.id.clone()));
         let code = spec.env.iter().find(|(k, _)| k == "FAKE_EXIT").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
         let (exit, _) = watch::channel(if self.hold { None } else { Some(code) });
-        let labels = spec.labels.clone();
+        let (labels, image) = (spec.labels.clone(), spec.image.clone());
         let ignore_term = spec.env.iter().any(|(k, v)| k == "FAKE_IGNORE_TERM" && v == "1");
-        let c = Container { labels, exit, ignore_term };
-        self.containers.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.id.clone(), c);
+        let container = Container { image, labels, exit, ignore_term };
+        self.containers.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.id.clone(), container);
         Ok(())
     }
 
@@ -128,6 +139,30 @@ impl Runtime for Fake {
                 running: c.exit.borrow().is_none(),
             })
             .collect())
+    }
+
+    async fn images(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
+        let containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+        let images = self.images.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(images
+            .iter()
+            .map(|(name, at)| ImageInfo {
+                name: name.clone(),
+                blobs: vec![(format!("sha256:{name}"), 1000)],
+                updated_at: *at,
+                in_use: containers.values().any(|c| c.image == *name),
+            })
+            .collect())
+    }
+
+    async fn remove_image(&self, name: &str) -> Result<(), RuntimeError> {
+        let containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((id, _)) = containers.iter().find(|(_, c)| c.image == name) {
+            return Err(RuntimeError::ImageInUse { image: name.into(), container: id.clone() });
+        }
+        self.record(Call::RemoveImage(name.into()));
+        self.images.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        Ok(())
     }
 
     async fn version(&self) -> Result<String, RuntimeError> {

@@ -10,12 +10,17 @@
 //! - `watch`: the main loop over this agent's placements.
 //! - `claimed`: the claim gate — a placement starts only once this agent's
 //!   ledger holds its claim; one never claimed ends `Failed`/`Unclaimed`.
+//! - `policy`: what the agent refuses to run (images, root, host paths,
+//!   overcommit), checked before it pulls.
 //! - `supervisor`: one placement's life, pull to exit, as a state machine.
 //! - `report`: writing a placement's status, one legal transition at a time.
 //! - `kill`: the stop path — kill requests, deletion, timeouts; SIGTERM,
 //!   SIGKILL after the grace period.
 //! - `finalizer`: releasing the agent finalizer once the container is gone.
 //! - `rotate`: size-bounded, copy-truncate rotation of placement logs.
+//! - `pulling`: a placement's pull, with its credentials, retried with backoff.
+//! - `credentials`: registry credentials from an `imagePullSecret`.
+//! - `image_gc`: removing unused images, least recently used first.
 //! - `logs`: the HTTP log server behind `berth logs`.
 //! - `runtime`: the container runtime trait.
 //! - `containerd`: the runtime on containerd.
@@ -24,11 +29,15 @@
 pub mod claimed;
 pub mod config;
 pub mod containerd;
+pub mod credentials;
 pub mod fake;
 pub mod finalizer;
+pub mod image_gc;
 pub mod kill;
 pub mod lease;
 pub mod logs;
+pub mod policy;
+pub mod pulling;
 pub mod register;
 pub mod report;
 pub mod rotate;
@@ -75,6 +84,8 @@ pub struct AgentContext<R> {
     running: Mutex<HashMap<String, Supervised>>,
     /// This agent's ledger and the placements waiting for their claims.
     gate: claimed::Gate,
+    /// The images placements hold, and when each was last used.
+    images: image_gc::ImageUse,
 }
 
 /// A running supervisor: whose it is, how to stop it, how to tell it news.
@@ -129,6 +140,7 @@ pub async fn run<R: Runtime>(
         config,
         running: Mutex::new(HashMap::new()),
         gate: Default::default(),
+        images: Default::default(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -167,12 +179,13 @@ pub async fn run<R: Runtime>(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let (served, watched, (), (), ()) = tokio::join!(
+    let (served, watched, (), (), (), ()) = tokio::join!(
         server,
         watch::watch_placements(ctx.clone(), stopped()),
         heartbeats,
         claimed::follow_ledger(ctx.clone(), stopped()),
-        rotate::rotate_logs(ctx.clone(), stopped())
+        rotate::rotate_logs(ctx.clone(), stopped()),
+        image_gc::run(ctx.clone(), stopped())
     );
     served.map_err(|e| Error::Io("log server".into(), e))?;
     watched

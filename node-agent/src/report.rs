@@ -7,9 +7,9 @@ use berth_api::{Phase, Placement, PlacementStatus};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 
-use crate::Error;
 use crate::kill::StopCause;
 use crate::runtime::ExitStatus;
+use crate::{Error, pulling};
 
 /// Writes a placement's status one legal transition at a time, each write
 /// conditional on the placement's resourceVersion: a phase another writer
@@ -39,7 +39,8 @@ impl Reporter {
         next.phase = phase;
         edit(&mut next);
         for _ in 0..5 {
-            let patch = serde_json::json!({ "metadata": {"resourceVersion": self.resource_version}, "status": next });
+            let status = status_patch(&self.status, &next);
+            let patch = serde_json::json!({ "metadata": {"resourceVersion": self.resource_version}, "status": status });
             match self.api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
                 Ok(written) => {
                     self.resource_version = written.resource_version();
@@ -115,4 +116,27 @@ impl Reporter {
         })
         .await
     }
+}
+
+impl pulling::BackOffReport for Reporter {
+    /// Stays `Staging`, saying the pull waits to be retried and why.
+    async fn backing_off(&mut self, message: &str) -> Result<(), Error> {
+        self.set(Phase::Staging, |s| {
+            s.reason = Some(pulling::REASON_BACK_OFF.into());
+            s.message = Some(message.into());
+        })
+        .await
+    }
+}
+
+/// `next` as a merge patch over `current`: a field `next` no longer has is
+/// nulled (a merge patch that leaves a field out keeps it).
+fn status_patch(current: &PlacementStatus, next: &PlacementStatus) -> serde_json::Value {
+    let mut patch = serde_json::to_value(next).unwrap_or_default();
+    if let (Ok(serde_json::Value::Object(old)), Some(new)) = (serde_json::to_value(current), patch.as_object_mut()) {
+        for key in old.keys() {
+            new.entry(key.clone()).or_insert(serde_json::Value::Null);
+        }
+    }
+    patch
 }

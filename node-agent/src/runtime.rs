@@ -30,10 +30,30 @@ pub struct ContainerSpec {
     pub cpu_millis: u64,
     /// Memory limit in bytes (0 = none): cgroup memory limit, no swap.
     pub memory_bytes: u64,
+    /// The user and group the process runs as, replacing the image's `User`.
+    pub run_as_user: Option<u32>,
+    pub run_as_group: Option<u32>,
+    /// Refuse to start (with [`RuntimeError::Policy`]) when the process
+    /// would run as root, e.g. because the image's `User` is root.
+    pub run_as_non_root: bool,
+    /// Mount the root filesystem read-only.
+    pub read_only_root: bool,
+    /// Host directories bind-mounted into the container.
+    pub mounts: Vec<BindMount>,
     /// Labels stored on the container (the agent finds its containers by these).
     pub labels: BTreeMap<String, String>,
     /// stdout and stderr are appended here.
     pub log_path: PathBuf,
+}
+
+/// A host directory bind-mounted into a container (`rbind`, `nosuid`, `nodev`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct BindMount {
+    /// The path on the host.
+    pub source: PathBuf,
+    /// The absolute path inside the container.
+    pub destination: String,
+    pub read_only: bool,
 }
 
 /// How a container's process ended.
@@ -55,11 +75,38 @@ pub struct ContainerInfo {
     pub running: bool,
 }
 
+/// An image the runtime holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// Its full reference, e.g. `127.0.0.1:5000/berth/demo:latest`.
+    pub name: String,
+    /// Its blobs (manifest, config, layers) as digest and size in bytes;
+    /// images that share a layer list the same digest.
+    pub blobs: Vec<(String, u64)>,
+    /// When its record was last created or updated, in Unix seconds.
+    pub updated_at: i64,
+    /// True while a container of this agent's namespace uses it.
+    pub in_use: bool,
+}
+
+impl ImageInfo {
+    /// The size of its content, in bytes.
+    pub fn size(&self) -> u64 {
+        self.blobs.iter().map(|(_, s)| s).sum()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The image could not be pulled; the message is the registry's.
     #[error("pulling {image}: {message}")]
     ImagePull { image: String, message: String },
+    /// The container breaks the agent's policy; the message names the field.
+    #[error("{0}")]
+    Policy(String),
+    /// An image was not removed because a container uses it.
+    #[error("image {image} is in use by container {container}")]
+    ImageInUse { image: String, container: String },
     #[error("container {0} not found")]
     NotFound(String),
     #[error("{0}")]
@@ -82,6 +129,12 @@ pub trait Runtime: Send + Sync + 'static {
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
     /// Every container of this agent's namespace.
     fn list(&self) -> impl Future<Output = Result<Vec<ContainerInfo>, RuntimeError>> + Send;
+    /// Every image of this agent's namespace, with its size and whether a container uses it.
+    fn images(&self) -> impl Future<Output = Result<Vec<ImageInfo>, RuntimeError>> + Send;
+    /// Deletes the image, its content and its unpacked snapshots (those no
+    /// other image shares); refuses with [`RuntimeError::ImageInUse`] while a
+    /// container uses it; a missing image is already removed.
+    fn remove_image(&self, name: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
     /// `name version`, e.g. `containerd 1.6.20`.
     fn version(&self) -> impl Future<Output = Result<String, RuntimeError>> + Send;
 }
@@ -105,6 +158,12 @@ impl<R: Runtime> Runtime for std::sync::Arc<R> {
     }
     async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
         (**self).list().await
+    }
+    async fn images(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
+        (**self).images().await
+    }
+    async fn remove_image(&self, name: &str) -> Result<(), RuntimeError> {
+        (**self).remove_image(name).await
     }
     async fn version(&self) -> Result<String, RuntimeError> {
         (**self).version().await

@@ -16,8 +16,9 @@ use kube::api::Api;
 use tokio::sync::watch;
 
 use crate::kill::{self, StopCause};
+use crate::pulling::{self, Pulled};
 use crate::report::Reporter;
-use crate::runtime::{ContainerSpec, Runtime, RuntimeError};
+use crate::runtime::{BindMount, ContainerSpec, Runtime, RuntimeError};
 use crate::{AgentContext, Error, finalizer};
 
 /// The container id of a placement: unique, and findable after a restart.
@@ -56,6 +57,7 @@ pub async fn supervise<R: Runtime>(
     let p = latest.borrow().clone();
     if kill::stop_and_remove(&ctx.runtime, &id, kill::grace(&p, ctx.config.kill_grace)).await? {
         tracing::info!(placement = %p.name_any(), container = %id, "removed its container");
+        ctx.images.container_removed(&p.spec.container.image);
     }
     if finalizer::holds(&p) || p.metadata.deletion_timestamp.is_some() {
         finalizer::release(&api, &p.name_any()).await?;
@@ -82,30 +84,44 @@ async fn run<R: Runtime>(
             // The container this placement ran in is gone (e.g. the machine rebooted).
             return reporter.fail(None, "ContainerLost", "its container no longer exists on the agent").await;
         }
+        if let Some(refused) = crate::policy::refuse(p, ctx).await? {
+            return reporter.fail(None, refused.reason, &refused.message).await;
+        }
         if reporter.status.phase != Phase::Staging {
             reporter.set(Phase::Staging, |_| {}).await?;
         }
-        // The pull step (registry credentials and backoff plug in here).
-        let pulled = tokio::select! {
-            pulled = ctx.runtime.pull(&p.spec.container.image, None) => pulled,
-            cause = kill::stop_requested(latest, None) => return reporter.stopped(&cause, None).await,
+        // Held until the container exists, so the image collector leaves the image be.
+        // A stop request ends a pull still retrying.
+        let pulled: Result<Pulled, StopCause> = tokio::select! {
+            pulled = pulling::pull(ctx, p, reporter) => Ok(pulled?),
+            cause = kill::stop_requested(latest, None) => Err(cause),
         };
-        if let Err(e) = pulled {
-            let reason = if matches!(e, RuntimeError::ImagePull { .. }) { "ImagePullFailed" } else { "Error" };
-            return reporter.fail(None, reason, &e.to_string()).await;
-        }
+        let _image = match pulled {
+            Ok(Pulled::Ready(hold)) => hold,
+            Ok(Pulled::Failed { reason, message }) => return reporter.fail(None, reason, &message).await,
+            Err(cause) => return reporter.stopped(&cause, None).await,
+        };
         let asked = kill::requested(&latest.borrow());
         if let Some(cause) = asked {
             return reporter.stopped(&cause, None).await;
         }
-        reporter.set(Phase::Starting, |_| {}).await?;
+        reporter
+            .set(Phase::Starting, |s| {
+                s.reason = None;
+                s.message = None;
+            })
+            .await?;
         let spec = container_spec(p, id, ctx)?;
         if let Some(dir) = spec.log_path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::Io(dir.display().to_string(), e))?;
         }
         if let Err(e) = ctx.runtime.start(&spec).await {
             let _ = ctx.runtime.remove(id).await;
-            return reporter.fail(None, "StartFailed", &e.to_string()).await;
+            let reason = match e {
+                RuntimeError::Policy(_) => crate::policy::REASON_POLICY_VIOLATION,
+                _ => "StartFailed",
+            };
+            return reporter.fail(None, reason, &e.to_string()).await;
         }
         let now = berth_api::now_rfc3339();
         reporter
@@ -134,6 +150,7 @@ async fn run<R: Runtime>(
 pub fn container_spec<R: Runtime>(p: &Placement, id: &str, ctx: &AgentContext<R>) -> Result<ContainerSpec, Error> {
     let res = p.spec.container.resources.to_vec().map_err(|e| Error::Config(format!("spec.resources.{e}")))?;
     let ns = p.namespace().unwrap_or_default();
+    let security = p.spec.container.security_context.as_ref();
     Ok(ContainerSpec {
         id: id.to_string(),
         image: p.spec.container.image.clone(),
@@ -143,6 +160,21 @@ pub fn container_spec<R: Runtime>(p: &Placement, id: &str, ctx: &AgentContext<R>
         working_dir: p.spec.container.working_dir.clone(),
         cpu_millis: res.cpu_millis,
         memory_bytes: res.memory_bytes,
+        run_as_user: security.and_then(|s| s.run_as_user),
+        run_as_group: security.and_then(|s| s.run_as_group),
+        run_as_non_root: ctx.config.policy.forbid_root,
+        read_only_root: security.is_some_and(|s| s.read_only_root_filesystem),
+        mounts: p
+            .spec
+            .container
+            .mounts
+            .iter()
+            .map(|m| BindMount {
+                source: m.host_path.clone().into(),
+                destination: m.path.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
         labels: [
             (LABEL_PLACEMENT_UID.to_string(), p.uid().unwrap_or_default()),
             ("berth.dev/placement".to_string(), format!("{ns}/{}", p.name_any())),

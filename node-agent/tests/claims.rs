@@ -1,7 +1,9 @@
 //! The claim gate against a real in-process API server and the agent on the
 //! fake runtime: a placement runs only once the agent's ledger holds a claim
 //! for it; one never claimed ends `Failed`/`Unclaimed` after the agent's
-//! claim wait; one that ends while it waits is never started.
+//! claim wait; one that ends while it waits is never started; one that would
+//! overcommit the agent is refused even when the ledger says it fits. And,
+//! once claimed, a pull that fails shows `ImagePullBackOff` until it succeeds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +46,7 @@ async fn start(claim_wait: Duration) -> System {
     let config = AgentConfig {
         name: AGENT.into(),
         data_dir: dir.path().join(AGENT),
+        policy: Default::default(),
         cpu: Some("2".into()),
         memory: Some("1Gi".into()),
         hostname: None,
@@ -53,6 +56,7 @@ async fn start(claim_wait: Duration) -> System {
         claim_wait,
         log_max_bytes: berth_agent::rotate::DEFAULT_MAX_BYTES,
         log_max_files: berth_agent::rotate::DEFAULT_MAX_FILES,
+        images: Default::default(),
     };
     let logs = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     tokio::spawn(berth_agent::run(client.clone(), fake.clone(), config, logs, stopped()));
@@ -82,13 +86,25 @@ fn placements(sys: &System) -> Api<Placement> {
 }
 
 async fn create(sys: &System, name: &str) -> Placement {
+    create_with(sys, name, "100m").await
+}
+
+async fn create_with(sys: &System, name: &str, cpu: &str) -> Placement {
+    create_full(sys, name, "registry.test/demo:1", cpu).await
+}
+
+async fn create_with_image(sys: &System, name: &str, image: &str) -> Placement {
+    create_full(sys, name, image, "100m").await
+}
+
+async fn create_full(sys: &System, name: &str, image: &str, cpu: &str) -> Placement {
     let spec = PlacementSpec {
         agent: AGENT.into(),
         job: "by-hand".into(),
         task_group: "main".into(),
         container: Container {
-            image: "registry.test/demo:1".into(),
-            resources: Resources { cpu: Some("100m".into()), memory: Some("64Mi".into()) },
+            image: image.into(),
+            resources: Resources { cpu: Some(cpu.into()), memory: Some("64Mi".into()) },
             ..Default::default()
         },
         ..Default::default()
@@ -98,6 +114,11 @@ async fn create(sys: &System, name: &str) -> Placement {
 
 /// Adds a placement claim for `p` to the agent's ledger, as a scheduler does.
 async fn claim(sys: &System, p: &Placement) {
+    claim_as(sys, p, &p.spec.container.resources).await
+}
+
+/// Adds a placement claim for `p` holding `resources` (a wrong ledger's, when they are not `p`'s).
+async fn claim_as(sys: &System, p: &Placement, resources: &Resources) {
     let agents: Api<Agent> = Api::all(sys.client.clone());
     eventually("the claim to be written", async || {
         let mut a = agents.get(AGENT).await.map_err(|e| e.to_string())?;
@@ -106,7 +127,7 @@ async fn claim(sys: &System, p: &Placement) {
             kind: ClaimKind::Placement,
             owner: format!("default/{}", p.name_any()),
             uid: p.uid().unwrap_or_default(),
-            resources: p.spec.container.resources.clone(),
+            resources: resources.clone(),
             created_at: Some(berth_api::now_rfc3339()),
         });
         status.allocated = status.claimed().unwrap().to_resources();
@@ -192,4 +213,44 @@ async fn a_placement_that_fails_while_waiting_is_never_started() {
     let (phase, reason, _) = phase(&sys, "refused").await;
     assert_eq!((phase, reason.as_str()), (Phase::Failed, "OfferRefused"), "the refusal is kept");
     assert_eq!(touched(&sys, &p), [], "nothing was started for it: {:?}", sys.fake.calls());
+}
+
+#[tokio::test]
+async fn a_placement_that_would_overcommit_the_agent_fails_even_when_the_ledger_says_it_fits() {
+    let sys = start(Duration::from_secs(30)).await;
+    let first = create_with(&sys, "first", "1500m").await;
+    claim(&sys, &first).await;
+    running(&sys, "first").await;
+
+    // A wrong ledger: the claim holds less than the placement needs.
+    let second = create_with(&sys, "second", "1500m").await;
+    claim_as(&sys, &second, &Resources { cpu: Some("100m".into()), memory: Some("64Mi".into()) }).await;
+    let (ended, reason, message) =
+        eventually("the placement to fail Overcommitted", async || match phase(&sys, "second").await {
+            st @ (Phase::Failed, ..) => Ok(st),
+            other => Err(format!("{other:?}")),
+        })
+        .await;
+    assert_eq!((ended, reason.as_str()), (Phase::Failed, "Overcommitted"), "{message}");
+    assert!(message.contains("cpu 3 of 2"), "the message says what is short: {message}");
+    assert_eq!(touched(&sys, &second), [], "nothing was started for it: {:?}", sys.fake.calls());
+    assert_eq!(phase(&sys, "first").await.0, Phase::Running, "the first keeps running");
+}
+
+#[tokio::test]
+async fn a_pull_that_fails_twice_backs_off_then_runs_with_the_backoff_reason_cleared() {
+    let sys = start(Duration::from_secs(600)).await;
+    let p = create_with_image(&sys, "flaky", "registry.test/flaky:1").await;
+    claim(&sys, &p).await;
+    let message = eventually("the pull to back off", async || match phase(&sys, "flaky").await {
+        (Phase::Staging, reason, message) if reason == "ImagePullBackOff" => Ok(message),
+        other => Err(format!("{other:?}")),
+    })
+    .await;
+    assert!(message.contains("failed") && message.contains("attempt"), "{message}");
+    running(&sys, "flaky").await;
+    let (_, reason, message) = phase(&sys, "flaky").await;
+    assert_eq!((reason.as_str(), message.as_str()), ("", ""), "the backoff reason outlived the pull");
+    let pulls = sys.fake.calls().into_iter().filter(|c| matches!(c, Call::Pull(_))).count();
+    assert_eq!(pulls, 3, "{:?}", sys.fake.calls());
 }

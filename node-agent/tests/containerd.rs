@@ -2,14 +2,15 @@
 //! containerd (with runc) and a local registry holding the busybox demo
 //! image, and drives `berth_agent::containerd::Containerd` through the
 //! `Runtime` trait. Needs root and the Debian packages `containerd`, `runc`,
-//! `docker-registry`, `skopeo`, `umoci` and `busybox-static`.
+//! `docker-registry`, `skopeo`, `umoci`, `busybox-static` and `apache2-utils`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_agent::containerd::Containerd;
-use berth_agent::runtime::{ContainerSpec, ExitStatus, Runtime, RuntimeError};
+use berth_agent::image_gc::{ImageUse, collect_once};
+use berth_agent::runtime::{ContainerSpec, ExitStatus, RegistryAuth, Runtime, RuntimeError};
 use berth_e2e::{Registry, build_demo_image};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -130,6 +131,24 @@ async fn env_working_dir_and_limits_reach_the_process() {
 }
 
 #[tokio::test]
+async fn a_root_image_is_refused_when_root_is_forbidden_and_runs_as_the_user_asked() {
+    let env = Env::start().await;
+    let mut spec = env.spec("nonroot", "id -u; id -g");
+    spec.run_as_non_root = true;
+    env.runtime.pull(&spec.image, None).await.expect("pulling the demo image");
+    let err = env.runtime.start(&spec).await.expect_err("the demo image's user is root");
+    assert!(matches!(err, RuntimeError::Policy(_)), "{err:?}");
+    assert!(err.to_string().starts_with("spec.securityContext.runAsUser: unset, and image"), "{err}");
+    assert!(env.runtime.list().await.expect("list").is_empty(), "nothing was created for it");
+
+    spec.run_as_user = Some(1000);
+    spec.run_as_group = Some(2000);
+    let exit = env.run(&spec).await;
+    assert_eq!(exit.code, 0, "{exit:?}; log: {}", env.log("nonroot"));
+    assert_eq!(env.log("nonroot"), "1000\n2000\n");
+}
+
+#[tokio::test]
 async fn exit_code_three_is_reported_as_three() {
     let env = Env::start().await;
     let exit = env.run(&env.spec("three", "exit 3")).await;
@@ -224,4 +243,69 @@ async fn a_running_container_is_adopted_by_a_new_client_and_its_log_kept() {
     // Another namespace sees none of it.
     let other = Containerd::connect(env.containerd.socket(), "someone-else").await.expect("connect");
     assert_eq!(other.list().await.expect("list"), vec![]);
+}
+
+/// `ctr -n NAMESPACE <what> ls` against the test's containerd: its rows, without the header.
+fn ctr_ls(env: &Env, what: &str) -> Vec<String> {
+    let out = std::process::Command::new("ctr")
+        .arg("--address")
+        .arg(env.containerd.socket())
+        .args(["-n", &env.namespace, what, "ls"])
+        .output()
+        .expect("running ctr");
+    assert!(out.status.success(), "ctr {what} ls: {}", berth_e2e::output_text(&out));
+    String::from_utf8_lossy(&out.stdout).lines().skip(1).map(str::to_string).collect()
+}
+
+#[tokio::test]
+async fn unused_images_are_collected_with_their_content_and_snapshots_and_used_ones_kept() {
+    let env = Env::start().await;
+    let other = format!("{}/berth/other:latest", env.registry.host());
+    env.registry.push_demo_image("berth/other:latest", Some("only in the other image"));
+    let spec = env.spec("user", "sleep 1000");
+    env.runtime.pull(&spec.image, None).await.expect("pulling the demo image");
+    env.runtime.start(&spec).await.expect("starting a container of the demo image");
+    env.runtime.pull(&other, None).await.expect("pulling the other image");
+
+    let images = env.runtime.images().await.expect("listing images");
+    let names: Vec<(&str, bool)> = images.iter().map(|i| (i.name.as_str(), i.in_use)).collect();
+    assert_eq!(names, vec![(env.image().as_str(), true), (other.as_str(), false)], "{images:?}");
+    assert!(images.iter().all(|i| i.size() > 100_000 && i.blobs.len() == 3), "sizes: {images:?}");
+    match env.runtime.remove_image(&env.image()).await {
+        Err(RuntimeError::ImageInUse { container, .. }) => assert_eq!(container, "user"),
+        other => panic!("removing an image a container uses gave {other:?}"),
+    }
+    let (content, snapshots) = (ctr_ls(&env, "content"), ctr_ls(&env, "snapshots"));
+
+    // Over a threshold of zero, everything unused goes; the image in use stays.
+    let removed = collect_once(&env.runtime, &ImageUse::default(), 0, 0).await.expect("collecting");
+    assert_eq!(removed, vec![other.clone()]);
+    let left: Vec<String> = env.runtime.images().await.expect("images").into_iter().map(|i| i.name).collect();
+    assert_eq!(left, vec![env.image()]);
+    let (content_after, snapshots_after) = (ctr_ls(&env, "content"), ctr_ls(&env, "snapshots"));
+    assert!(content_after.len() < content.len(), "content not collected: {content:?} -> {content_after:?}");
+    assert!(snapshots_after.len() < snapshots.len(), "snapshots not collected: {snapshots:?} -> {snapshots_after:?}");
+
+    // The container still runs on its image; the removed image pulls afresh.
+    assert!(env.runtime.list().await.expect("list").iter().any(|c| c.id == "user" && c.running));
+    env.runtime.pull(&other, None).await.expect("pulling the removed image again");
+    assert_eq!(env.runtime.registry_pulls(), 3, "the removed image was not fetched again");
+}
+
+#[tokio::test]
+async fn a_registry_with_basic_auth_serves_the_right_credentials_only() {
+    let env = Env::start().await;
+    let private = Registry::start_with_auth("puller", "right-password");
+    private.push_demo_image("berth/private:latest", None);
+    let image = format!("{}/berth/private:latest", private.host());
+    for auth in [None, Some(RegistryAuth { username: "puller".into(), password: "wrong".into() })] {
+        match env.runtime.pull(&image, auth.as_ref()).await {
+            Err(RuntimeError::ImagePull { message, .. }) => {
+                assert!(message.to_lowercase().contains("unauthorized"), "with {auth:?}: {message}")
+            }
+            other => panic!("pulling {image} with {auth:?} gave {other:?}"),
+        }
+    }
+    let right = RegistryAuth { username: "puller".into(), password: "right-password".into() };
+    env.runtime.pull(&image, Some(&right)).await.expect("pulling with the right credentials");
 }

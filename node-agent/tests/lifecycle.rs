@@ -55,6 +55,8 @@ async fn start() -> System {
         claim_wait: Duration::from_secs(600),
         log_max_bytes: berth_agent::rotate::DEFAULT_MAX_BYTES,
         log_max_files: berth_agent::rotate::DEFAULT_MAX_FILES,
+        policy: Default::default(),
+        images: Default::default(),
     };
     let logs = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     tokio::spawn(berth_agent::run(client.clone(), fake.clone(), config, logs, stopped()));

@@ -52,6 +52,7 @@ pub fn agent_config(name: &str, dir: &Path, cpu: &str, memory: &str, hostname: O
     AgentConfig {
         name: name.into(),
         data_dir: dir.join(name),
+        policy: Default::default(),
         cpu: Some(cpu.into()),
         memory: Some(memory.into()),
         hostname,
@@ -61,6 +62,7 @@ pub fn agent_config(name: &str, dir: &Path, cpu: &str, memory: &str, hostname: O
         claim_wait: berth_agent::config::DEFAULT_CLAIM_WAIT,
         log_max_bytes: berth_agent::rotate::DEFAULT_MAX_BYTES,
         log_max_files: berth_agent::rotate::DEFAULT_MAX_FILES,
+        images: Default::default(),
     }
 }
 

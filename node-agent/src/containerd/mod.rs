@@ -19,10 +19,12 @@
 //! - `logs`: where a container's stdout and stderr go.
 //! - `task`: create, start, kill, remove, list.
 //! - `exit`: waiting for the exit, and telling an OOM kill from others.
+//! - `gc`: images with their sizes and users, for the image collector; removal.
 
 mod connect;
 mod content;
 mod exit;
+mod gc;
 mod image;
 mod logs;
 mod pull;
@@ -41,7 +43,7 @@ use tonic::transport::Channel;
 
 pub use connect::DEFAULT_SNAPSHOTTER;
 
-use crate::runtime::{ContainerInfo, ContainerSpec, ExitStatus, RegistryAuth, Runtime, RuntimeError};
+use crate::runtime::{ContainerInfo, ContainerSpec, ExitStatus, ImageInfo, RegistryAuth, Runtime, RuntimeError};
 
 /// The runtime shim containers run under.
 const RUNTIME: &str = "io.containerd.runc.v2";
@@ -96,6 +98,14 @@ impl Runtime for Containerd {
 
     async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
         task::list(self).await
+    }
+
+    async fn images(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
+        gc::images(self).await
+    }
+
+    async fn remove_image(&self, name: &str) -> Result<(), RuntimeError> {
+        gc::remove_image(self, name).await
     }
 
     async fn version(&self) -> Result<String, RuntimeError> {

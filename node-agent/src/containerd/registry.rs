@@ -137,6 +137,9 @@ fn describe(e: OciDistributionError) -> String {
                 .collect();
             format!("{} ({url})", errors.join("; "))
         }
+        OciDistributionError::UnauthorizedError { url } => {
+            format!("401 Unauthorized: the registry wants valid credentials ({url})")
+        }
         other => other.to_string(),
     }
 }

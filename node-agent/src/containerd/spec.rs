@@ -4,7 +4,9 @@
 //! own PID, IPC, UTS and mount namespaces, and the host's network (there is
 //! no CNI yet, and a service's allocated `$PORT` is a host port); a cgroup
 //! (`/berth/<id>`) with CPU, memory (no swap) and pids limits; no new
-//! privileges; Docker's default capabilities less `CAP_NET_RAW`.
+//! privileges; Docker's default capabilities less `CAP_NET_RAW`. The
+//! placement's `securityContext` sets the user (over the image's) and a
+//! read-only root; its `mounts` are bind mounts, `nosuid` and `nodev`.
 
 use std::path::Path;
 
@@ -106,9 +108,31 @@ fn user(image: &ImageConfig) -> Result<(u32, u32), RuntimeError> {
     Ok((uid, gid))
 }
 
+/// The uid and gid the process runs as: the placement's `runAsUser` /
+/// `runAsGroup` over the image's `User` (a `runAsUser` without a group runs
+/// with the group of the same number, never root's by accident). Root is
+/// refused when the spec asks for a non-root user.
+fn identity(spec: &ContainerSpec, image: &ImageConfig) -> Result<(u32, u32), RuntimeError> {
+    let (uid, gid) = match spec.run_as_user {
+        Some(uid) => (uid, uid),
+        None => user(image)?,
+    };
+    let gid = spec.run_as_group.unwrap_or(gid);
+    if spec.run_as_non_root && uid == 0 {
+        let why = match spec.run_as_user {
+            Some(_) => "0 is root".to_string(),
+            None => format!("unset, and image {} runs as root", spec.image),
+        };
+        return Err(RuntimeError::Policy(format!(
+            "spec.securityContext.runAsUser: {why}; this agent runs no container as root (--forbid-root)"
+        )));
+    }
+    Ok((uid, gid))
+}
+
 /// The complete runtime spec.
 pub(super) fn runtime_spec(spec: &ContainerSpec, image: &ImageConfig) -> Result<Spec, RuntimeError> {
-    let (uid, gid) = user(image)?;
+    let (uid, gid) = identity(spec, image)?;
     let cwd = spec
         .working_dir
         .clone()
@@ -173,37 +197,45 @@ fn build(spec: &ContainerSpec, image: &ImageConfig, uid: u32, gid: u32, cwd: Str
 
     SpecBuilder::default()
         .version("1.0.2")
-        .root(RootBuilder::default().path("rootfs").readonly(false).build()?)
+        .root(RootBuilder::default().path("rootfs").readonly(spec.read_only_root).build()?)
         .hostname(spec.id.chars().take(63).collect::<String>())
-        .mounts(mounts()?)
+        .mounts(mounts(spec)?)
         .process(process)
         .linux(linux)
         .build()
 }
 
 /// /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys (ro), the cgroup
-/// hierarchy (ro); and, as the network is the host's, its name resolution.
-fn mounts() -> Result<Vec<Mount>, OciSpecError> {
+/// hierarchy (ro); as the network is the host's, its name resolution; then
+/// the placement's host directories.
+fn mounts(spec: &ContainerSpec) -> Result<Vec<Mount>, OciSpecError> {
     let mut mounts = get_default_mounts();
     for file in ["/etc/resolv.conf", "/etc/hosts"] {
         if Path::new(file).is_file() {
-            mounts.push(
-                MountBuilder::default()
-                    .destination(file)
-                    .typ("bind")
-                    .source(file)
-                    .options(vec!["rbind".to_string(), "ro".to_string(), "nosuid".to_string(), "nodev".to_string()])
-                    .build()?,
-            );
+            mounts.push(bind(Path::new(file), file, true)?);
         }
     }
+    for m in &spec.mounts {
+        mounts.push(bind(&m.source, &m.destination, m.read_only)?);
+    }
     Ok(mounts)
+}
+
+/// A recursive bind mount of `source` at `destination`, without setuid
+/// binaries or device files taking effect.
+fn bind(source: &Path, destination: &str, read_only: bool) -> Result<Mount, OciSpecError> {
+    let mut options = vec!["rbind".to_string(), "nosuid".to_string(), "nodev".to_string()];
+    if read_only {
+        options.insert(1, "ro".to_string());
+    }
+    MountBuilder::default().destination(destination).typ("bind").source(source).options(options).build()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::containerd::image::ExecConfig;
+    use crate::runtime::BindMount;
 
     fn image() -> ImageConfig {
         ImageConfig {
@@ -258,6 +290,54 @@ mod tests {
         let spec =
             serde_json::to_value(runtime_spec(&ContainerSpec::default(), &image()).expect("spec")).expect("json");
         assert!(spec["linux"]["resources"]["memory"].is_null() && spec["linux"]["resources"]["cpu"].is_null());
+    }
+
+    #[test]
+    fn the_security_context_sets_the_user_over_the_image() {
+        let named = ImageConfig {
+            config: Some(ExecConfig { user: Some("app:staff".into()), ..Default::default() }),
+            ..Default::default()
+        };
+        let s = ContainerSpec { run_as_user: Some(1000), ..Default::default() };
+        assert_eq!(identity(&s, &named).ok(), Some((1000, 1000)), "a number replaces a named image user");
+        let s = ContainerSpec { run_as_user: Some(1000), run_as_group: Some(50), ..Default::default() };
+        let spec = serde_json::to_value(runtime_spec(&s, &image()).expect("spec")).expect("json");
+        assert_eq!(spec["process"]["user"]["uid"], 1000);
+        assert_eq!(spec["process"]["user"]["gid"], 50);
+    }
+
+    #[test]
+    fn a_non_root_container_refuses_root_naming_the_field() {
+        let s = ContainerSpec { image: "img".into(), run_as_non_root: true, ..Default::default() };
+        let err = identity(&s, &image()).unwrap_err();
+        assert!(matches!(err, RuntimeError::Policy(_)), "{err:?}");
+        assert!(err.to_string().starts_with("spec.securityContext.runAsUser: unset, and image img runs as root"));
+        let s = ContainerSpec { run_as_user: Some(0), run_as_non_root: true, ..Default::default() };
+        assert!(identity(&s, &image()).unwrap_err().to_string().contains("0 is root"));
+        let s = ContainerSpec { run_as_user: Some(1), run_as_non_root: true, ..Default::default() };
+        assert_eq!(identity(&s, &image()).ok(), Some((1, 1)));
+    }
+
+    #[test]
+    fn read_only_root_and_host_mounts_reach_the_spec() {
+        let s = ContainerSpec {
+            read_only_root: true,
+            mounts: vec![
+                BindMount { source: "/srv/in".into(), destination: "/in".into(), read_only: true },
+                BindMount { source: "/srv/out".into(), destination: "/out".into(), read_only: false },
+            ],
+            ..Default::default()
+        };
+        let spec = serde_json::to_value(runtime_spec(&s, &image()).expect("spec")).expect("json");
+        assert_eq!(spec["root"]["readonly"], true);
+        let mounts = spec["mounts"].as_array().expect("mounts");
+        let find = |dest: &str| mounts.iter().find(|m| m["destination"] == dest).expect(dest).clone();
+        assert_eq!(find("/in")["source"], "/srv/in");
+        assert_eq!(find("/in")["type"], "bind");
+        assert_eq!(find("/in")["options"], serde_json::json!(["rbind", "ro", "nosuid", "nodev"]));
+        assert_eq!(find("/out")["options"], serde_json::json!(["rbind", "nosuid", "nodev"]));
+        let default = serde_json::to_value(runtime_spec(&ContainerSpec::default(), &image()).expect("spec"));
+        assert_eq!(default.expect("json")["root"]["readonly"], false);
     }
 
     #[test]
