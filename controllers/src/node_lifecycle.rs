@@ -40,13 +40,18 @@ pub const REASON_NOT_RENEWING: &str = "AgentLost";
 pub struct Seen {
     pub renew_time: Option<String>,
     pub changed_at: Timestamp,
+    /// True once `renew_time` was seen to change: the agent is known to
+    /// renew, not merely to have renewed before this controller started.
+    pub moved: bool,
 }
 
 /// Records `renew_time` of an agent's Lease observed at `now`: the clock
 /// restarts only when it differs from the last one seen.
 pub fn observe(seen: &mut Option<Seen>, renew_time: Option<String>, now: Timestamp) {
-    if seen.as_ref().is_none_or(|s| s.renew_time != renew_time) {
-        *seen = Some(Seen { renew_time, changed_at: now });
+    match seen {
+        None => *seen = Some(Seen { renew_time, changed_at: now, moved: false }),
+        Some(s) if s.renew_time != renew_time => *s = Seen { renew_time, changed_at: now, moved: true },
+        Some(_) => {}
     }
 }
 
@@ -55,6 +60,9 @@ pub fn observe(seen: &mut Option<Seen>, renew_time: Option<String>, now: Timesta
 pub enum Liveness {
     /// No Lease: not judged.
     Unleased,
+    /// Its Lease was first seen within the TTL and has not moved since
+    /// (this controller just started): neither lost nor known to be alive.
+    Unconfirmed,
     /// Its Lease moved within the TTL.
     Alive,
     /// Its Lease was last seen moving at `since`.
@@ -65,7 +73,11 @@ pub enum Liveness {
 pub fn decide(seen: Option<&Seen>, ttl: Duration, now: Timestamp) -> Liveness {
     let Some(s) = seen else { return Liveness::Unleased };
     let ttl = SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX);
-    if now.duration_since(s.changed_at) < ttl { Liveness::Alive } else { Liveness::Lost { since: s.changed_at } }
+    match (now.duration_since(s.changed_at) < ttl, s.moved) {
+        (true, true) => Liveness::Alive,
+        (true, false) => Liveness::Unconfirmed,
+        (false, _) => Liveness::Lost { since: s.changed_at },
+    }
 }
 
 /// The `Ready` condition to write on `agent`, if it must change: `False`
@@ -74,7 +86,7 @@ pub fn ready_change(agent: &Agent, liveness: &Liveness, ttl: Duration) -> Option
     let conditions = agent.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
     let ready = find(conditions, "Ready");
     match liveness {
-        Liveness::Unleased => None,
+        Liveness::Unleased | Liveness::Unconfirmed => None,
         Liveness::Lost { since } => ready.is_none_or(|r| r.reason != REASON_NOT_RENEWING).then(|| {
             let msg = format!(
                 "the agent has not renewed its Lease since {} (agent TTL {}s); its placements are Lost",
