@@ -26,6 +26,8 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 
+use crate::events::Note;
+
 /// Where agents renew their Leases (as the kubelet does in Kubernetes).
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// The default of `--agent-ttl-seconds`.
@@ -164,6 +166,9 @@ async fn apply(
         });
         Api::<Agent>::all(client.clone()).patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         tracing::warn!(agent = %name, ready = %ready.status, reason = %ready.reason, "{}", ready.message);
+        let type_ = if ready.status == "True" { "Normal" } else { "Warning" };
+        let note = Note { type_, reason: ready.reason.clone(), message: ready.message.clone() };
+        crate::events::record(client, agent, &note).await;
     }
     let Liveness::Lost { since } = liveness else { return Ok(()) };
     // Concurrently: an agent may have run hundreds, and each waits for its replacement.

@@ -92,7 +92,11 @@ async fn a_stopped_agents_task_is_lost_and_its_next_attempt_runs_elsewhere() {
     assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "AgentLost"), "{}", ready.message);
     let next = placements.get("lost-main-0-1").await.unwrap();
     assert_eq!(next.spec.attempt, 1);
-    let status = jobs.get("lost").await.unwrap().status.unwrap();
-    assert_eq!((status.tasks.failed, status.tasks.running), (0, 1), "{status:?}");
+    let status = server::eventually(&client, "the Job to count the next attempt running", async || {
+        let status = jobs.get("lost").await.map_err(|e| e.to_string())?.status.unwrap_or_default();
+        if status.tasks.running == 1 { Ok(status) } else { Err(format!("{:?}", status.tasks)) }
+    })
+    .await;
+    assert_eq!(status.tasks.failed, 0, "{status:?}");
     assert!(berth_api::condition::find(&status.conditions, "Failed").is_none(), "{:?}", status.conditions);
 }
