@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_agent::fake::Fake;
-use berth_api::placement::REASON_AGENT_LOST;
+use berth_api::placement::{FINALIZER_AGENT, REASON_AGENT_LOST};
 use berth_api::{Agent, Container, Job, JobSpec, Phase, Placement, Resources, TaskGroup};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use tokio::sync::watch;
@@ -72,6 +72,9 @@ async fn a_stopped_agents_task_is_lost_and_its_next_attempt_runs_elsewhere() {
     })
     .await;
     agents.patch("agent-2", &PatchParams::default(), &Patch::Merge(&cordon(false))).await.unwrap();
+    // The agent's finalizer (kept until it has removed the container): a Lost placement is freed of it.
+    let finalizer = serde_json::json!({"metadata": {"finalizers": [FINALIZER_AGENT]}});
+    placements.patch("lost-main-0-0", &PatchParams::default(), &Patch::Merge(&finalizer)).await.unwrap();
 
     stop_1.send_replace(true);
     server::eventually(&client, "attempt 0 Lost, attempt 1 running on agent-2", async || {
@@ -90,6 +93,8 @@ async fn a_stopped_agents_task_is_lost_and_its_next_attempt_runs_elsewhere() {
     let a = agents.get("agent-1").await.unwrap();
     let ready = berth_api::condition::find(&a.status.unwrap().conditions, "Ready").cloned().unwrap();
     assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "AgentLost"), "{}", ready.message);
+    let lost = placements.get("lost-main-0-0").await.unwrap();
+    assert!(lost.metadata.finalizers.unwrap_or_default().is_empty(), "the agent's finalizer is removed");
     let next = placements.get("lost-main-0-1").await.unwrap();
     assert_eq!(next.spec.attempt, 1);
     let status = server::eventually(&client, "the Job to count the next attempt running", async || {
