@@ -125,8 +125,10 @@ pub struct AgentArgs {
     /// Address the agent serves placement logs on
     #[arg(long, default_value = "127.0.0.1:10250")]
     logs_listen: SocketAddr,
-    /// Seconds between heartbeats
-    #[arg(long, default_value_t = 5)]
+    /// Seconds between renewals of the agent's Lease (its liveness; the controllers' default
+    /// --agent-ttl-seconds of 10 allows five to be missed); the Agent status (capacity) is
+    /// rewritten every tenth
+    #[arg(long, default_value_t = 2)]
     heartbeat_seconds: u64,
     /// Seconds a Pending placement waits for its claim in this agent's ledger
     /// before it is marked Failed with reason Unclaimed

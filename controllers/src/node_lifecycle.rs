@@ -26,6 +26,8 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 
+use crate::events::Note;
+
 /// Where agents renew their Leases (as the kubelet does in Kubernetes).
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// The default of `--agent-ttl-seconds`.
@@ -40,13 +42,18 @@ pub const REASON_NOT_RENEWING: &str = "AgentLost";
 pub struct Seen {
     pub renew_time: Option<String>,
     pub changed_at: Timestamp,
+    /// True once `renew_time` was seen to change: the agent is known to
+    /// renew, not merely to have renewed before this controller started.
+    pub moved: bool,
 }
 
 /// Records `renew_time` of an agent's Lease observed at `now`: the clock
 /// restarts only when it differs from the last one seen.
 pub fn observe(seen: &mut Option<Seen>, renew_time: Option<String>, now: Timestamp) {
-    if seen.as_ref().is_none_or(|s| s.renew_time != renew_time) {
-        *seen = Some(Seen { renew_time, changed_at: now });
+    match seen {
+        None => *seen = Some(Seen { renew_time, changed_at: now, moved: false }),
+        Some(s) if s.renew_time != renew_time => *s = Seen { renew_time, changed_at: now, moved: true },
+        Some(_) => {}
     }
 }
 
@@ -55,6 +62,9 @@ pub fn observe(seen: &mut Option<Seen>, renew_time: Option<String>, now: Timesta
 pub enum Liveness {
     /// No Lease: not judged.
     Unleased,
+    /// Its Lease was first seen within the TTL and has not moved since
+    /// (this controller just started): neither lost nor known to be alive.
+    Unconfirmed,
     /// Its Lease moved within the TTL.
     Alive,
     /// Its Lease was last seen moving at `since`.
@@ -65,7 +75,11 @@ pub enum Liveness {
 pub fn decide(seen: Option<&Seen>, ttl: Duration, now: Timestamp) -> Liveness {
     let Some(s) = seen else { return Liveness::Unleased };
     let ttl = SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX);
-    if now.duration_since(s.changed_at) < ttl { Liveness::Alive } else { Liveness::Lost { since: s.changed_at } }
+    match (now.duration_since(s.changed_at) < ttl, s.moved) {
+        (true, true) => Liveness::Alive,
+        (true, false) => Liveness::Unconfirmed,
+        (false, _) => Liveness::Lost { since: s.changed_at },
+    }
 }
 
 /// The `Ready` condition to write on `agent`, if it must change: `False`
@@ -74,7 +88,7 @@ pub fn ready_change(agent: &Agent, liveness: &Liveness, ttl: Duration) -> Option
     let conditions = agent.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
     let ready = find(conditions, "Ready");
     match liveness {
-        Liveness::Unleased => None,
+        Liveness::Unleased | Liveness::Unconfirmed => None,
         Liveness::Lost { since } => ready.is_none_or(|r| r.reason != REASON_NOT_RENEWING).then(|| {
             let msg = format!(
                 "the agent has not renewed its Lease since {} (agent TTL {}s); its placements are Lost",
@@ -152,6 +166,9 @@ async fn apply(
         });
         Api::<Agent>::all(client.clone()).patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         tracing::warn!(agent = %name, ready = %ready.status, reason = %ready.reason, "{}", ready.message);
+        let type_ = if ready.status == "True" { "Normal" } else { "Warning" };
+        let note = Note { type_, reason: ready.reason.clone(), message: ready.message.clone() };
+        crate::events::record(client, agent, &note).await;
     }
     let Liveness::Lost { since } = liveness else { return Ok(()) };
     // Concurrently: an agent may have run hundreds, and each waits for its replacement.

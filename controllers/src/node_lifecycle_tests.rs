@@ -27,7 +27,7 @@ fn the_ttl_runs_from_when_the_controller_saw_the_lease_move_not_from_renew_time(
     let mut seen = None;
     // The agent's clock is an hour behind: its renewTime alone would say lost.
     observe(&mut seen, Some("2026-01-01T00:00:00Z".into()), at("2026-01-01T01:00:00Z"));
-    assert_eq!(decide(seen.as_ref(), TTL, at("2026-01-01T01:00:09Z")), Liveness::Alive);
+    assert_eq!(decide(seen.as_ref(), TTL, at("2026-01-01T01:00:09Z")), Liveness::Unconfirmed);
     // The same renewTime again does not restart the clock.
     observe(&mut seen, Some("2026-01-01T00:00:00Z".into()), at("2026-01-01T01:00:08Z"));
     assert_eq!(
@@ -70,4 +70,20 @@ fn only_the_lost_agents_unfinished_placements_are_lost() {
     ];
     let names: Vec<String> = to_lose("a1", &ps).iter().map(|p| p.name_any()).collect();
     assert_eq!(names, ["pending", "running"]);
+}
+
+#[test]
+fn a_lost_agent_is_not_ready_again_until_its_lease_moves_after_a_controller_restart() {
+    let lost = Condition::new("Ready", false, REASON_NOT_RENEWING, "lost");
+    let mut seen = None;
+    // A fresh controller sees the dead agent's old Lease for the first time.
+    observe(&mut seen, Some("2026-01-01T00:00:00Z".into()), at("2026-01-01T00:10:00Z"));
+    let first = decide(seen.as_ref(), TTL, at("2026-01-01T00:10:01Z"));
+    assert_eq!(first, Liveness::Unconfirmed);
+    assert_eq!(ready_change(&agent(Some(lost.clone())), &first, TTL), None);
+    // It renews: Ready again.
+    observe(&mut seen, Some("2026-01-01T00:10:02Z".into()), at("2026-01-01T00:10:02Z"));
+    let renewed = decide(seen.as_ref(), TTL, at("2026-01-01T00:10:03Z"));
+    assert_eq!(renewed, Liveness::Alive);
+    assert!(ready_change(&agent(Some(lost)), &renewed, TTL).is_some_and(|c| c.status == "True"));
 }

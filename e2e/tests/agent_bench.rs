@@ -19,8 +19,26 @@ const WAIT: Duration = Duration::from_secs(900);
 const AGENTS: [AgentSpec; 2] =
     [AgentSpec { name: "bench-a", cpu: "8", memory: "8Gi" }, AgentSpec { name: "bench-b", cpu: "8", memory: "8Gi" }];
 
-/// `VmRSS` and `VmHWM` (peak) of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> (u64, u64) {
+/// Resident memory of one process, in KiB, from `/proc/PID/status`.
+#[derive(Clone, Copy, Debug)]
+struct Rss {
+    /// `VmRSS`: all resident pages.
+    total: u64,
+    /// `VmHWM`: the peak of `total`.
+    peak: u64,
+    /// `RssAnon`: heap and stacks (what the process allocated).
+    anon: u64,
+    /// `RssFile`: mapped files, mostly the binary's own code.
+    file: u64,
+}
+
+impl std::fmt::Display for Rss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (peak {}; anon {}, file {})", mib(self.total), mib(self.peak), mib(self.anon), mib(self.file))
+    }
+}
+
+fn rss_kib(pid: u32) -> Rss {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -29,7 +47,7 @@ fn rss_kib(pid: u32) -> (u64, u64) {
             .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
             .unwrap_or(0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    Rss { total: field("VmRSS:"), peak: field("VmHWM:"), anon: field("RssAnon:"), file: field("RssFile:") }
 }
 
 fn mib(kib: u64) -> String {
@@ -121,14 +139,11 @@ fn agent_memory_and_failover() {
 
     let binary = berth_e2e::berth::binary();
     println!("agent benchmark ({}; {TASKS} containers of `sleep 3600`)", binary.display());
-    println!("  agent RSS idle:                 {} (peak {}; target <= 15 MiB)", mib(idle.0), mib(idle.1));
-    println!("  agent RSS, {TASKS} running:        {} (peak {}; target <= 40 MiB)", mib(busy.0), mib(busy.1));
-    println!("  baseline: bare `sleep` RSS:     {}", mib(bare.0));
-    println!(
-        "  baseline: containerd RSS:       {} idle, {} with {TASKS} containers",
-        mib(containerd_idle.0),
-        mib(containerd_busy.0)
-    );
+    println!("  agent RSS idle (target <= 15 MiB):        {idle}");
+    println!("  agent RSS, {TASKS} running (target <= 40 MiB): {busy}");
+    println!("  baseline: bare `sleep`:                   {bare}");
+    println!("  baseline: containerd idle:                {containerd_idle}");
+    println!("  baseline: containerd, {TASKS} containers:    {containerd_busy}");
     println!("  {TASKS} tasks Pending -> Running:   {started:?}");
     println!("failover (agent TTL {TTL} s; target <= TTL + 2 s to Running elsewhere):");
     println!("  kill -9 -> all {TASKS} Lost:          {lost:?}");
