@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: up test e2e reliability bench crds lint build deps unit
+.PHONY: up test e2e reliability bench bench-agent crds lint build deps unit
 
 ## up: install what is missing, build, and run Berth here with a local containerd, registry and a demo job
 up: deps build
@@ -23,10 +23,16 @@ e2e: deps build
 reliability: deps build
 	BERTH_DURABILITY_ROUNDS=20 $(CARGO) test -p berth-e2e --test durability -- acknowledged_writes_survive_kill_9_under_load
 
-## bench: benchmarks that print figures (the store: embedded vs a local etcd; the API; admitting accepts; the allocator)
+## bench: benchmarks that print figures (the store: embedded vs a local etcd; the API; admitting accepts; the allocator; the agent)
 bench: deps
 	$(CARGO) bench -p berth-apiserver --bench store --bench api --bench accept
 	$(CARGO) bench -p berth-controllers --bench allocator
+	$(MAKE) bench-agent
+
+## bench-agent: the agent's RSS idle and with 100 containers (beside `sleep` and containerd), and failover after kill -9 against the agent TTL
+bench-agent: deps
+	$(CARGO) build --bin berth
+	$(CARGO) test -p berth-e2e --test agent_bench -- --ignored --nocapture
 
 ## unit: tests that need no containerd or kubectl
 unit:

@@ -101,6 +101,16 @@ pub struct Container {
     /// What each instance needs; the limits the container runs under.
     #[serde(default)]
     pub resources: Resources,
+    /// Seconds between SIGTERM and SIGKILL when the container is stopped
+    /// (killed, deleted, drained or past its timeout); the agent's
+    /// `--kill-grace-seconds` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<u64>,
+    /// The longest the container may run: past it, it is stopped (with its
+    /// grace period) and ends `Failed` with reason `DeadlineExceeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub timeout_seconds: Option<u64>,
     /// The user the process runs as and whether its root filesystem is read-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,

@@ -26,6 +26,7 @@
 //!   (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`), plus
 //!   `discovery`, `openapi`, `table`, `admit`, `admit_offer` (a Placement
 //!   accepting an Offer is refused at once when it cannot take it),
+//!   `admit_placement` (every Placement is stored with the agent finalizer),
 //!   `bootstrap`, `compactor`,
 //!   `access` (each request's user and authorization), `review` (the
 //!   self-reviews behind `kubectl auth whoami` / `can-i`), `apply`

@@ -2,6 +2,7 @@
 //! library that does the work.
 
 mod client;
+mod drain;
 mod images;
 mod logs;
 mod secure;
@@ -31,7 +32,7 @@ enum Command {
     /// Run the API server alone (Kubernetes-compatible API over the embedded store or etcd)
     Apiserver(ApiserverArgs),
     /// Run the controllers alone (Job scheduling, claim ledgers, garbage collection)
-    Controllers(ClientArgs),
+    Controllers(ControllersArgs),
     /// Run a node agent alone: register this machine and run its placements in containerd
     Agent(Box<AgentArgs>),
     /// Print the CRDs of Berth's kinds as YAML, or write one file per CRD into a directory
@@ -42,6 +43,12 @@ enum Command {
     },
     /// Print the output of a Job's tasks
     Logs(logs::LogsArgs),
+    /// Mark an agent unschedulable: nothing new is placed on it
+    Cordon(drain::CordonArgs),
+    /// Mark an agent schedulable again
+    Uncordon(drain::CordonArgs),
+    /// Cordon an agent, evict its placements and wait until none runs
+    Drain(drain::DrainArgs),
 }
 
 #[derive(Args, Clone)]
@@ -49,6 +56,29 @@ pub struct ClientArgs {
     /// The kubeconfig to reach the API server with (default: $KUBECONFIG, then ~/.kube/config)
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+pub struct ControllersArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    judge: JudgeArgs,
+}
+
+/// How the controllers judge agents (shared by `berth controllers` and `berth up`).
+#[derive(Args, Clone)]
+pub struct JudgeArgs {
+    /// Seconds an agent's Lease may go unrenewed (on the controllers' clock) before the
+    /// agent is NotReady and its placements Lost
+    #[arg(long, default_value_t = berth_controllers::node_lifecycle::DEFAULT_AGENT_TTL.as_secs())]
+    agent_ttl_seconds: u64,
+}
+
+impl JudgeArgs {
+    pub fn settings(&self) -> berth_controllers::Settings {
+        berth_controllers::Settings { agent_ttl: std::time::Duration::from_secs(self.agent_ttl_seconds.max(1)) }
+    }
 }
 
 #[derive(Args)]
@@ -98,13 +128,25 @@ pub struct AgentArgs {
     /// Address the agent serves placement logs on
     #[arg(long, default_value = "127.0.0.1:10250")]
     logs_listen: SocketAddr,
-    /// Seconds between heartbeats
-    #[arg(long, default_value_t = 5)]
+    /// Seconds between renewals of the agent's Lease (its liveness; the controllers' default
+    /// --agent-ttl-seconds of 10 allows five to be missed); the Agent status (capacity) is
+    /// rewritten every tenth
+    #[arg(long, default_value_t = 2)]
     heartbeat_seconds: u64,
     /// Seconds a Pending placement waits for its claim in this agent's ledger
     /// before it is marked Failed with reason Unclaimed
     #[arg(long, default_value_t = berth_agent::config::DEFAULT_CLAIM_WAIT.as_secs())]
     claim_wait_seconds: u64,
+    /// Seconds a stopped container gets between SIGTERM and SIGKILL, unless its
+    /// task sets terminationGracePeriodSeconds
+    #[arg(long, default_value_t = 10)]
+    kill_grace_seconds: u64,
+    /// A placement's log is rotated once it is longer than this many bytes
+    #[arg(long, default_value_t = berth_agent::rotate::DEFAULT_MAX_BYTES)]
+    log_max_bytes: u64,
+    /// How many rotated copies of a placement's log are kept
+    #[arg(long, default_value_t = berth_agent::rotate::DEFAULT_MAX_FILES)]
+    log_max_files: u32,
     /// Run only images whose reference starts with one of these prefixes, comma-separated
     /// (e.g. `registry.local/team/`); others fail with reason PolicyViolation (default: any image)
     #[arg(long, value_delimiter = ',')]
@@ -141,8 +183,10 @@ fn main() -> anyhow::Result<()> {
                 up::apiserver(&args.data_dir, store, args.listen, &args.secure, &agents, shutdown_signal()).await
             }
             Command::Controllers(args) => {
-                let client = client::connect(args.kubeconfig.as_deref()).await?;
-                berth_controllers::run(client, shutdown_signal()).await.context("controllers")
+                let client = client::connect(args.client.kubeconfig.as_deref()).await?;
+                berth_controllers::run_with(client, args.judge.settings(), shutdown_signal())
+                    .await
+                    .context("controllers")
             }
             Command::Agent(args) => {
                 let client = client::connect(args.client.kubeconfig.as_deref()).await?;
@@ -150,6 +194,9 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Crds { dir } => crds(dir),
             Command::Logs(args) => logs::logs(args).await,
+            Command::Cordon(args) => drain::cordon(args, true).await,
+            Command::Uncordon(args) => drain::cordon(args, false).await,
+            Command::Drain(args) => drain::drain(args).await,
         }
     })
 }

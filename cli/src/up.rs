@@ -28,6 +28,8 @@ pub struct UpArgs {
     state_dir: PathBuf,
     #[command(flatten)]
     secure: SecureArgs,
+    #[command(flatten)]
+    judge: crate::JudgeArgs,
 }
 
 /// Serves the API on `listen` from `store` (an `etcd://` address) or, without
@@ -132,8 +134,10 @@ pub async fn agent(
         hostname: None,
         endpoint: format!("http://{}", listener.local_addr()?),
         heartbeat: Duration::from_secs(args.heartbeat_seconds),
-        kill_grace: Duration::from_secs(10),
+        kill_grace: Duration::from_secs(args.kill_grace_seconds),
         claim_wait: Duration::from_secs(args.claim_wait_seconds),
+        log_max_bytes: args.log_max_bytes,
+        log_max_files: args.log_max_files,
         images: args.images.settings()?,
     };
     berth_agent::run(client, runtime, config, listener, shutdown).await.context("agent")
@@ -168,7 +172,7 @@ pub async fn up(mut args: UpArgs) -> anyhow::Result<()> {
     // Each part with a token of its own role, as when they run apart.
     let controllers_client = crate::client::connect(Some(&controllers_kubeconfig)).await?;
     let agent_client = crate::client::connect(Some(&agent_kubeconfig)).await?;
-    let controllers = tokio::spawn(berth_controllers::run(controllers_client, stopped()));
+    let controllers = tokio::spawn(berth_controllers::run_with(controllers_client, args.judge.settings(), stopped()));
     let agent_args = args.agent.clone();
     let agent = tokio::spawn({
         let stop = stopped();

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use berth_api::constraint::Constraint;
 use berth_api::framework::{Mode, Scheduler};
+use berth_api::placement::FINALIZER_AGENT;
 use berth_api::{Agent, Framework, Job, LABEL_JOB, LABEL_TASK_GROUP, Offer, Placement, PlacementSpec, TaskGroup};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -18,6 +19,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::Instrument;
 
+use crate::attempts::{self, Needed};
 use crate::events;
 use crate::job_status::{self, Observed};
 use crate::offers::builtin::{PendingJob, plan_jobs};
@@ -64,13 +66,8 @@ async fn reconcile_ours(
         .and_then(|()| berth_api::ports::validate(&job.spec.task_groups))
         .err();
     if !job_status::is_finished(&job) && invalid.is_none() {
-        let missing: Vec<(&TaskGroup, u32)> = job
-            .spec
-            .task_groups
-            .iter()
-            .flat_map(|g| (0..g.instances()).map(move |i| (g, i)))
-            .filter(|(g, i)| !placements.contains_key(&placement_name(&name, &g.name, *i, 0)))
-            .collect();
+        // New instances, and the next attempt of those lost or evicted.
+        let missing: Vec<Needed> = attempts::needed(&job, &placements.values().collect::<Vec<_>>());
         if !missing.is_empty() {
             let live: Vec<&Placement> =
                 placements.values().filter(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_terminal())).collect();
@@ -86,7 +83,7 @@ async fn reconcile_ours(
         }
     }
 
-    let latest: Vec<&Placement> = placements.values().collect();
+    let latest: Vec<&Placement> = attempts::latest(placements.values()).into_values().collect();
     let status = job_status::compute(
         &job,
         &latest,
@@ -143,7 +140,7 @@ async fn offers_wait(
     ctx: &Context,
     ns: &str,
     fw: &str,
-    missing: Vec<(&TaskGroup, u32)>,
+    missing: Vec<Needed<'_>>,
     live: Vec<&Placement>,
 ) -> Result<Option<String>, Error> {
     let offers = Api::<Offer>::namespaced(ctx.client.clone(), ns).list(&Default::default()).await?;
@@ -185,7 +182,7 @@ async fn place(
     job: &Job,
     ctx: &Context,
     ns: &str,
-    missing: &[(&TaskGroup, u32)],
+    missing: &[Needed<'_>],
     live: &[&Placement],
     now: &str,
 ) -> Result<Placed, Error> {
@@ -194,8 +191,8 @@ async fn place(
     let agents: Vec<Arc<Agent>> = ctx.agents.state();
     let selector = crate::offers::inputs::cluster_spec(&ctx.clusters).agent_selector;
     let views: Vec<AgentView> = agents.iter().map(|a| AgentView::of(a, &selector)).collect();
-    let group_of: BTreeMap<String, (&TaskGroup, u32)> =
-        missing.iter().map(|(g, i)| (placement_name(&name, &g.name, *i, 0), (*g, *i))).collect();
+    let group_of: BTreeMap<String, Needed> =
+        missing.iter().map(|&(g, i, a)| (placement_name(&name, &g.name, i, a), (g, i, a))).collect();
 
     // Instances already holding a claim (an earlier round claimed, then
     // failed before creating the placement) are bound to that agent.
@@ -210,8 +207,8 @@ async fn place(
         let constraints = g.constraints.iter().filter_map(|c| Constraint::parse(c).ok()).collect();
         groups.insert(&g.name, Group { constraints, gang: g.gang, placed, demands: Vec::new() });
     }
-    for (g, i) in missing {
-        let pname = placement_name(&name, &g.name, *i, 0);
+    for (g, i, a) in missing {
+        let pname = placement_name(&name, &g.name, *i, *a);
         let owner = format!("{ns}/{pname}");
         let holder =
             agents.iter().find(|a| a.status.as_ref().is_some_and(|s| s.claims.iter().any(|c| c.owner == owner)));
@@ -233,7 +230,7 @@ async fn place(
     let request = Request { strategy: job.spec.strategy, seed, job_tasks, groups: groups.into_values().collect() };
     let plan = plan(&views, &request);
     let gang_of: BTreeMap<String, String> =
-        group_of.iter().filter(|(_, (g, _))| g.gang).map(|(p, (g, _))| (p.clone(), g.name.clone())).collect();
+        group_of.iter().filter(|(_, (g, _, _))| g.gang).map(|(p, (g, _, _))| (p.clone(), g.name.clone())).collect();
     let applied = apply(&agents_api, &agents, ns, &plan, bound, &gang_of, now).await?;
     // With several task groups, the message says whose tasks wait.
     let several = job.spec.task_groups.len() > 1;
@@ -249,8 +246,8 @@ async fn place(
     let api: Api<Placement> = Api::namespaced(ctx.client.clone(), ns);
     let mut placements = Vec::new();
     for (pname, agent) in applied.bound {
-        let (group, instance) = group_of[&pname];
-        let p = new_placement(job, group, instance, &pname, &agent);
+        let (group, instance, attempt) = group_of[&pname];
+        let p = new_placement(job, group, (instance, attempt), &pname, &agent);
         match api.create(&PostParams::default(), &p).await {
             Ok(created) => {
                 tracing::info!(placement = %pname, %agent, "placed");
@@ -268,7 +265,14 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-pub(crate) fn new_placement(job: &Job, g: &TaskGroup, instance: u32, name: &str, agent: &str) -> Placement {
+/// Attempt `attempt` of instance `instance` of `g`, named `name`, bound to `agent`.
+pub(crate) fn new_placement(
+    job: &Job,
+    g: &TaskGroup,
+    (instance, attempt): (u32, u32),
+    name: &str,
+    agent: &str,
+) -> Placement {
     let labels =
         BTreeMap::from([(LABEL_JOB.to_string(), job.name_any()), (LABEL_TASK_GROUP.to_string(), g.name.clone())]);
     let owner = OwnerReference {
@@ -285,6 +289,8 @@ pub(crate) fn new_placement(job: &Job, g: &TaskGroup, instance: u32, name: &str,
             namespace: job.namespace(),
             labels: Some(labels),
             owner_references: Some(vec![owner]),
+            // Kept until its agent has stopped and removed the container.
+            finalizers: Some(vec![FINALIZER_AGENT.to_string()]),
             ..Default::default()
         },
         spec: PlacementSpec {
@@ -292,7 +298,7 @@ pub(crate) fn new_placement(job: &Job, g: &TaskGroup, instance: u32, name: &str,
             job: job.name_any(),
             task_group: g.name.clone(),
             instance,
-            attempt: 0,
+            attempt,
             offer: None,
             container: g.container.clone(),
             image_pull_secret: job.spec.image_pull_secret.clone(),

@@ -14,14 +14,23 @@ pub struct Observed<'a> {
     pub invalid: Option<&'a str>,
 }
 
-/// The Job's new status. `placements` are the latest attempt of each instance.
+/// The Job's new status. `placements` are the latest attempt of each
+/// instance; one lost or evicted (`attempts::is_replaced`) is pending its
+/// next attempt, never a failure.
 pub fn compute(job: &Job, placements: &[&Placement], observed: Observed<'_>, now: &str) -> JobStatus {
     let old = job.status.clone().unwrap_or_default();
     let total: u32 = job.spec.task_groups.iter().map(|g| g.instances()).sum();
     let mut counts = TaskCounts::default();
     let mut first_failure: Option<&Placement> = None;
+    let mut replaced = 0;
     for p in placements {
         let phase = p.status.as_ref().map(|s| s.phase).unwrap_or_default();
+        if crate::attempts::is_replaced(p) {
+            // Lost or evicted: its next attempt is on the way, neither failed nor retried.
+            counts.pending += 1;
+            replaced += 1;
+            continue;
+        }
         match phase {
             Phase::Running => counts.running += 1,
             Phase::Succeeded => counts.succeeded += 1,
@@ -39,7 +48,7 @@ pub fn compute(job: &Job, placements: &[&Placement], observed: Observed<'_>, now
     let mut set =
         |c: Condition| set_condition(&mut conditions, Condition { observed_generation: generation, ..c }, now);
 
-    let placed = placements.len() as u32 >= total;
+    let placed = placements.len() as u32 - replaced >= total;
     if let Some(why) = observed.invalid {
         set(Condition::new("Scheduled", false, "InvalidSpec", why));
         set(Condition::new("Stalled", true, "InvalidSpec", why));
@@ -57,7 +66,12 @@ pub fn compute(job: &Job, placements: &[&Placement], observed: Observed<'_>, now
     match observed.unschedulable {
         Some(why) if !placed => set(Condition::new("Scheduled", false, "Unschedulable", why)),
         _ if placed => set(Condition::new("Scheduled", true, "Placed", format!("{total}/{total} tasks placed"))),
-        _ => set(Condition::new("Scheduled", false, "Placing", format!("{}/{total} tasks placed", placements.len()))),
+        _ => set(Condition::new(
+            "Scheduled",
+            false,
+            "Placing",
+            format!("{}/{total} tasks placed", placements.len() as u32 - replaced),
+        )),
     }
 
     let (phase, finished) = if let Some(p) = first_failure {
@@ -166,6 +180,17 @@ mod tests {
         assert!(!sched.is_true());
         assert_eq!((sched.reason.as_str(), sched.message.as_str()), ("Unschedulable", "0/1 agents fit"));
         assert_eq!(s.phase.as_deref(), Some("Running"));
+    }
+
+    #[test]
+    fn a_lost_or_evicted_task_is_pending_its_next_attempt_not_failed() {
+        let a = placement(0, Phase::Lost, None, Some(berth_api::placement::REASON_AGENT_LOST));
+        let b = placement(1, Phase::Killed, None, Some(berth_api::placement::REASON_EVICTED));
+        let s = compute(&job(2), &[&a, &b], Observed::default(), "t");
+        assert_eq!((s.tasks.pending, s.tasks.failed), (2, 0));
+        assert!(berth_api::condition::find(&s.conditions, "Failed").is_none());
+        assert!(!cond(&s, "Scheduled").is_true());
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
     }
 
     #[test]

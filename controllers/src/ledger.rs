@@ -109,6 +109,15 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_placement_releases_its_claim_at_once() {
+        let now: jiff::Timestamp = "2026-01-01T00:00:01Z".parse().unwrap();
+        let status = AgentStatus { claims: vec![claim("default/p", "2026-01-01T00:00:00Z")], ..Default::default() };
+        let mut lost = (*placement("p")).clone();
+        lost.status = Some(berth_api::PlacementStatus { phase: berth_api::Phase::Lost, ..Default::default() });
+        assert_eq!(to_release("a1", &status, &[Arc::new(lost)], &mut HashSet::new(), now), ["default/p"]);
+    }
+
+    #[test]
     fn a_deleted_placement_releases_its_claim_at_once() {
         let now: jiff::Timestamp = "2026-01-01T00:00:01Z".parse().unwrap();
         let status = AgentStatus { claims: vec![claim("default/p", "2026-01-01T00:00:00Z")], ..Default::default() };

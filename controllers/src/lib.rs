@@ -17,13 +17,17 @@
 //! - `job`: the `builtin-batch` Job reconciler (places in shared-state mode; in `Offers` mode says why tasks wait).
 //! - `job_status`: a Job's status computed from its placements.
 //! - `ledger`: releases claims of finished or never-created placements.
+//! - `node_lifecycle`: agents whose Lease stops moving are `NotReady`, their placements `Lost`.
+//! - `attempts`: which attempt of each task instance is latest, and which instances need a new one.
 //! - `events`: what is worth an Event, and writing it.
 
 pub mod allocator;
+pub mod attempts;
 pub mod events;
 pub mod job;
 pub mod job_status;
 pub mod ledger;
+pub mod node_lifecycle;
 pub mod offers;
 pub mod scheduler;
 
@@ -32,6 +36,7 @@ use std::sync::Arc;
 use berth_api::resources::ResourceError;
 use berth_api::{Agent, Cluster, Job, Placement};
 use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::Client;
 use kube::api::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -70,11 +75,34 @@ where
     reader
 }
 
-/// Runs every controller until `shutdown` resolves.
+/// How the controllers judge the cluster.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// An agent whose Lease has not moved for this long is lost.
+    pub agent_ttl: std::time::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { agent_ttl: node_lifecycle::DEFAULT_AGENT_TTL }
+    }
+}
+
+/// Runs every controller with the default [`Settings`] until `shutdown` resolves.
 pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Result<(), Error> {
+    run_with(client, Settings::default(), shutdown).await
+}
+
+/// Runs every controller until `shutdown` resolves.
+pub async fn run_with(
+    client: Client,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
     let agents = cache(Api::<Agent>::all(client.clone()));
     let placements = cache(Api::<Placement>::all(client.clone()));
     let clusters = cache(Api::<Cluster>::all(client.clone()));
+    let leases = cache(Api::<Lease>::namespaced(client.clone(), node_lifecycle::LEASE_NAMESPACE));
     let jobs_controller = Controller::new(Api::<Job>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Placement>::all(client.clone()), watcher::Config::default());
     let waiting = jobs_controller.store();
@@ -112,12 +140,20 @@ pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + Syn
         .for_each(|_| futures::future::ready(()));
 
     let allocation = offers::allocation_loop(client.clone(), stopped());
+    let node_lifecycle = node_lifecycle::run(
+        client.clone(),
+        ctx.agents.clone(),
+        ctx.placements.clone(),
+        leases,
+        settings.agent_ttl,
+        stopped(),
+    );
 
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
     tracing::info!("controllers running");
-    tokio::join!(job_loop, ledger_loop, allocation);
+    tokio::join!(job_loop, ledger_loop, allocation, node_lifecycle);
     Ok(())
 }

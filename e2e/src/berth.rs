@@ -12,6 +12,10 @@ use crate::poll::poll;
 pub struct Berth {
     /// Started in this order, stopped in reverse; each with its log file.
     children: Vec<(Child, PathBuf)>,
+    /// Each child's name and arguments to `berth`, to restart it.
+    commands: Vec<(String, std::ffi::OsString, Vec<std::ffi::OsString>)>,
+    /// Parts killed on purpose and not restarted yet.
+    down: std::collections::HashSet<String>,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     /// The containerd namespace the agent's containers live in (with
@@ -25,6 +29,25 @@ pub struct AgentSpec<'a> {
     pub name: &'a str,
     pub cpu: &'a str,
     pub memory: &'a str,
+}
+
+/// How [`Berth::cluster_opts`] starts its parts.
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterOptions<'a> {
+    /// The API server's `--listen` (`127.0.0.1:0` by default).
+    pub listen: &'a str,
+    /// More flags for `berth apiserver`.
+    pub apiserver: &'a [&'a str],
+    /// More flags for `berth controllers`.
+    pub controllers: &'a [&'a str],
+    /// (agent, network namespace): agents run inside a namespace (`ip netns exec`).
+    pub netns: &'a [(&'a str, &'a str)],
+}
+
+impl Default for ClusterOptions<'_> {
+    fn default() -> Self {
+        ClusterOptions { listen: "127.0.0.1:0", apiserver: &[], controllers: &[], netns: &[] }
+    }
 }
 
 /// The `berth` binary built by `cargo build --bin berth` (or `$BERTH_BIN`).
@@ -71,14 +94,41 @@ impl Berth {
     /// directory, log port and containerd namespace on the one containerd;
     /// waits until every agent is registered.
     pub fn cluster(containerd_socket: &Path, agents: &[AgentSpec], extra: &[&str]) -> Berth {
+        Berth::cluster_with(containerd_socket, agents, extra, &[])
+    }
+
+    /// [`Berth::cluster`] with `controllers_extra` flags for `berth controllers`
+    /// (e.g. `--agent-ttl-seconds`).
+    pub fn cluster_with(
+        containerd_socket: &Path,
+        agents: &[AgentSpec],
+        extra: &[&str],
+        controllers_extra: &[&str],
+    ) -> Berth {
+        let options = ClusterOptions { apiserver: extra, controllers: controllers_extra, ..Default::default() };
+        Berth::cluster_opts(containerd_socket, agents, &options)
+    }
+
+    /// [`Berth::cluster`] as `options` say.
+    pub fn cluster_opts(containerd_socket: &Path, agents: &[AgentSpec], options: &ClusterOptions) -> Berth {
         let names = agents.iter().map(|a| a.name).collect::<Vec<_>>().join(",");
-        let mut berth = Berth::apiserver(&[&["--agents", &names], extra].concat());
+        let mut berth = Berth::apiserver_on(options.listen, &[&["--agents", &names], options.apiserver].concat());
         let api_dir = berth.dir.path().join("apiserver");
         // Each part with the token of its own role, from the kubeconfigs the API server wrote.
         let controllers = api_dir.join("controllers.kubeconfig");
-        berth.spawn("controllers", Command::new(binary()).arg("controllers").arg("--kubeconfig").arg(&controllers));
+        berth.spawn(
+            "controllers",
+            Command::new(binary()).arg("controllers").arg("--kubeconfig").arg(&controllers).args(options.controllers),
+        );
         for a in agents {
-            let mut agent = Command::new(binary());
+            let mut agent = match options.netns.iter().find(|(n, _)| *n == a.name) {
+                Some((_, ns)) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns]).arg(binary());
+                    c
+                }
+                None => Command::new(binary()),
+            };
             agent.arg("agent").arg("--kubeconfig").arg(api_dir.join(format!("agent-{}.kubeconfig", a.name)));
             let namespace = match agents.len() {
                 1 => berth.containerd_namespace.clone(),
@@ -104,15 +154,16 @@ impl Berth {
     /// Starts `berth apiserver` alone with `extra` flags, and waits until it
     /// answers kubectl with the admin kubeconfig it writes.
     pub fn apiserver(extra: &[&str]) -> Berth {
+        Berth::apiserver_on("127.0.0.1:0", extra)
+    }
+
+    /// [`Berth::apiserver`] listening on `listen`.
+    pub fn apiserver_on(listen: &str, extra: &[&str]) -> Berth {
         let mut berth = Berth::new();
         let api_dir = berth.dir.path().join("apiserver");
         berth.spawn(
             "apiserver",
-            Command::new(binary())
-                .args(["apiserver", "--listen", "127.0.0.1:0"])
-                .arg("--data-dir")
-                .arg(&api_dir)
-                .args(extra),
+            Command::new(binary()).args(["apiserver", "--listen", listen]).arg("--data-dir").arg(&api_dir).args(extra),
         );
         berth.kubeconfig = api_dir.join("kubeconfig");
         berth.wait("the API server", Duration::from_secs(60), |b| {
@@ -135,7 +186,14 @@ impl Berth {
         let dir = tempfile::Builder::new().prefix("berth-e2e-").tempdir().expect("tempdir");
         let containerd_namespace =
             format!("berth-e2e-{}", dir.path().file_name().unwrap_or_default().to_string_lossy());
-        Berth { children: Vec::new(), kubeconfig: PathBuf::new(), containerd_namespace, dir }
+        Berth {
+            children: Vec::new(),
+            commands: Vec::new(),
+            down: Default::default(),
+            kubeconfig: PathBuf::new(),
+            containerd_namespace,
+            dir,
+        }
     }
 
     fn agent_flags(&self, cmd: &mut Command, containerd_socket: &Path, namespace: &str, a: &AgentSpec) {
@@ -150,7 +208,9 @@ impl Berth {
 
     fn spawn(&mut self, name: &str, cmd: &mut Command) {
         let log = self.dir.path().join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).expect("log file");
+        let args = cmd.get_args().map(|a| a.to_os_string()).collect();
+        self.commands.push((name.to_string(), cmd.get_program().to_os_string(), args));
+        let out = std::fs::File::options().create(true).append(true).open(&log).expect("log file");
         let child = cmd
             .env("BERTH_LOG", "info")
             .stdin(Stdio::null())
@@ -170,6 +230,44 @@ impl Berth {
             let text = String::from_utf8_lossy(&out.stdout).to_string();
             if out.status.success() && text.contains("agent-1") { Ok(()) } else { Err(crate::output_text(&out)) }
         });
+    }
+
+    /// The index of part `name` (`apiserver`, `controllers`, an agent's name).
+    fn part(&self, name: &str) -> usize {
+        self.commands.iter().position(|(n, _, _)| n == name).unwrap_or_else(|| panic!("no part named {name}"))
+    }
+
+    /// The PID of part `name`.
+    pub fn pid(&self, name: &str) -> u32 {
+        self.children[self.part(name)].0.id()
+    }
+
+    /// Kills part `name` with SIGKILL, as a crash or a power cut would, and reaps it.
+    pub fn kill9(&mut self, name: &str) {
+        let i = self.part(name);
+        let child = &mut self.children[i].0;
+        child.kill().unwrap_or_else(|e| panic!("kill -9 {name}: {e}"));
+        let _ = child.wait();
+        self.down.insert(name.to_string());
+    }
+
+    /// Starts part `name` again with the arguments it was first started
+    /// with (after [`Berth::kill9`]); its log continues in the same file.
+    pub fn restart(&mut self, name: &str) {
+        let i = self.part(name);
+        let (_, program, args) = self.commands[i].clone();
+        let log = self.children[i].1.clone();
+        let out = std::fs::File::options().append(true).open(&log).expect("log file");
+        let child = Command::new(program)
+            .args(&args)
+            .env("BERTH_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("restarting {name}: {e}"));
+        self.children[i].0 = child;
+        self.down.remove(name);
     }
 
     /// Runs kubectl against this Berth.
@@ -196,7 +294,10 @@ impl Berth {
     /// Polls `check` until it is `Ok` or `timeout` passes; on timeout panics
     /// with the last observation and the end of Berth's logs.
     pub fn wait<T>(&mut self, what: &str, timeout: Duration, mut check: impl FnMut(&Self) -> Result<T, String>) -> T {
-        for (child, log) in &mut self.children {
+        for ((child, log), (name, _, _)) in self.children.iter_mut().zip(&self.commands) {
+            if self.down.contains(name) {
+                continue;
+            }
             if let Ok(Some(status)) = child.try_wait() {
                 let text = std::fs::read_to_string(&*log).unwrap_or_default();
                 panic!("{} exited ({status}):\n{text}", log.display());

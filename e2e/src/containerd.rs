@@ -73,6 +73,11 @@ impl Containerd {
         c
     }
 
+    /// containerd's PID (for resource figures).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The unix socket its gRPC API listens on.
     pub fn socket(&self) -> &Path {
         &self.socket
@@ -86,6 +91,35 @@ impl Containerd {
     /// What containerd logged so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    /// The ids of the containers in containerd namespace `namespace`.
+    pub fn containers(&self, namespace: &str) -> Vec<String> {
+        self.ctr(&["-n", namespace, "containers", "ls", "-q"])
+    }
+
+    /// Pulls `image` from a plain-HTTP registry into `namespace` with `ctr`
+    /// (for an agent that cannot reach the registry itself); panics on failure.
+    pub fn pull(&self, namespace: &str, image: &str) {
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(&self.socket)
+            .args(["--timeout", "60s", "-n", namespace, "images", "pull", "--plain-http", image])
+            .output()
+            .expect("running ctr");
+        assert!(out.status.success(), "ctr images pull {image}: {}", crate::output_text(&out));
+    }
+
+    /// The ids of the tasks (container processes) running in `namespace`.
+    pub fn running_tasks(&self, namespace: &str) -> Vec<String> {
+        let lines = self.ctr(&["-n", namespace, "tasks", "ls"]);
+        lines
+            .iter()
+            .skip(1)
+            .filter(|l| l.contains("RUNNING"))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(String::from)
+            .collect()
     }
 
     /// Runs `ctr` against this containerd (with a time limit); its output's

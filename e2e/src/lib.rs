@@ -13,6 +13,7 @@
 //! - `berth`: a `berth up` process, or the API server, controllers and N
 //!   agents as processes, with kubectl and `berth` CLI helpers.
 //! - `kubectl`: the kubectl binaries of the verb matrix, run with a deadline.
+//! - `netns`: a network namespace joined by a veth, to cut one part off and heal it.
 //! - `etcd`: a single-member etcd of the test's own, for the etcd store.
 //! - `poll`: waiting on a condition with a deadline, never a blind sleep.
 //! - `process`: running, describing and stopping child processes.
@@ -24,6 +25,7 @@ pub mod etcd;
 pub mod http;
 pub mod kubectl;
 pub mod load;
+pub mod netns;
 pub mod poll;
 pub mod process;
 pub mod registry;

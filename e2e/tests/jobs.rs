@@ -221,8 +221,12 @@ fn deleting_a_job_stops_its_container() {
         let left = containers();
         if left.is_empty() { Ok(()) } else { Err(format!("containers left: {left}")) }
     });
-    let placements = env.berth.kubectl(&["get", "placements.berth.dev", "-o", "name"]);
-    assert_eq!(String::from_utf8_lossy(&placements.stdout).trim(), "", "placements left after the job was deleted");
+    // The agent finalizer holds each placement until its container is gone; then it goes.
+    env.berth.wait("the placements to be gone", WAIT, |b| {
+        let placements = b.kubectl(&["get", "placements.berth.dev", "-o", "name"]);
+        let left = String::from_utf8_lossy(&placements.stdout).trim().to_string();
+        if left.is_empty() { Ok(()) } else { Err(format!("placements left after the job was deleted: {left}")) }
+    });
 }
 
 #[test]

@@ -92,8 +92,11 @@ pub fn claim_of<'l>(ledger: &'l [Claim], p: &Placement) -> Option<&'l Claim> {
     ledger.iter().find(|c| c.kind == ClaimKind::Placement && c.owner == owner && (c.uid.is_empty() || c.uid == uid))
 }
 
+/// Ended, or asked to stop (`spec.kill`): it ends without ever starting.
 fn ended(p: &Placement) -> bool {
-    p.metadata.deletion_timestamp.is_some() || p.status.as_ref().is_some_and(|s| s.phase.is_terminal())
+    p.metadata.deletion_timestamp.is_some()
+        || p.spec.kill.is_some()
+        || p.status.as_ref().is_some_and(|s| s.phase.is_terminal())
 }
 
 fn pending(p: &Placement) -> bool {

@@ -36,6 +36,10 @@ pub struct AgentConfig {
     /// How long a `Pending` placement waits for its claim in this agent's
     /// ledger before it is marked `Failed` with reason `Unclaimed`.
     pub claim_wait: Duration,
+    /// A placement's log is rotated once it is longer than this (bytes).
+    pub log_max_bytes: u64,
+    /// How many rotated copies of a placement's log are kept.
+    pub log_max_files: u32,
     /// Pull retries and image garbage collection.
     pub images: ImageSettings,
 }
@@ -141,6 +145,8 @@ mod tests {
             heartbeat: Duration::from_secs(1),
             kill_grace: Duration::from_secs(1),
             claim_wait: DEFAULT_CLAIM_WAIT,
+            log_max_bytes: crate::rotate::DEFAULT_MAX_BYTES,
+            log_max_files: crate::rotate::DEFAULT_MAX_FILES,
             images: ImageSettings::default(),
         };
         assert!(cfg.capacity().unwrap_err().contains("memory"));

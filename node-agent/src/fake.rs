@@ -1,8 +1,10 @@
 //! A recording runtime with no containers, for tests of the agent's and the
 //! controllers' decisions only. A container "exits" with the code in its
-//! `FAKE_EXIT` environment variable (default 0) once released; images whose
-//! reference contains `missing` fail to pull, those containing `flaky` fail
-//! their first two pulls, and pulls of those containing `slow` wait until
+//! `FAKE_EXIT` environment variable (default 0) once released, or when
+//! killed (128 + the signal; one with `FAKE_IGNORE_TERM=1` ignores SIGTERM
+//! as a process trapping it would); images whose reference contains
+//! `missing` fail to pull, those containing `flaky` fail their first two
+//! pulls, and pulls of those containing `slow` wait until
 //! [`Fake::open_pulls`]. A pulled image counts 1000 bytes.
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +28,7 @@ struct Container {
     image: String,
     labels: BTreeMap<String, String>,
     exit: watch::Sender<Option<i32>>,
+    ignore_term: bool,
 }
 
 /// The fake runtime. With `hold`, containers run until [`Fake::release`].
@@ -103,7 +106,8 @@ impl Runtime for Fake {
         let code = spec.env.iter().find(|(k, _)| k == "FAKE_EXIT").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
         let (exit, _) = watch::channel(if self.hold { None } else { Some(code) });
         let (labels, image) = (spec.labels.clone(), spec.image.clone());
-        let container = Container { image, labels, exit };
+        let ignore_term = spec.env.iter().any(|(k, v)| k == "FAKE_IGNORE_TERM" && v == "1");
+        let container = Container { image, labels, exit, ignore_term };
         self.containers.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.id.clone(), container);
         Ok(())
     }
@@ -119,7 +123,11 @@ impl Runtime for Fake {
 
     async fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
         self.record(Call::Kill(id.into(), signal));
-        self.release(id, 128 + signal);
+        let ignored = signal == libc::SIGTERM
+            && self.containers.lock().unwrap_or_else(|e| e.into_inner()).get(id).is_some_and(|c| c.ignore_term);
+        if !ignored {
+            self.release(id, 128 + signal);
+        }
         Ok(())
     }
 

@@ -5,13 +5,19 @@
 //!
 //! Layout:
 //! - `config`: the agent's settings and the machine's capacity.
-//! - `register`: creating the `Agent` and the heartbeat.
+//! - `register`: creating the `Agent` and its status heartbeat (capacity).
+//! - `lease`: the agent's Lease, renewed every heartbeat (liveness).
 //! - `watch`: the main loop over this agent's placements.
 //! - `claimed`: the claim gate — a placement starts only once this agent's
 //!   ledger holds its claim; one never claimed ends `Failed`/`Unclaimed`.
 //! - `policy`: what the agent refuses to run (images, root, host paths,
 //!   overcommit), checked before it pulls.
 //! - `supervisor`: one placement's life, pull to exit, as a state machine.
+//! - `report`: writing a placement's status, one legal transition at a time.
+//! - `kill`: the stop path — kill requests, deletion, timeouts; SIGTERM,
+//!   SIGKILL after the grace period.
+//! - `finalizer`: releasing the agent finalizer once the container is gone.
+//! - `rotate`: size-bounded, copy-truncate rotation of placement logs.
 //! - `pulling`: a placement's pull, with its credentials, retried with backoff.
 //! - `credentials`: registry credentials from an `imagePullSecret`.
 //! - `image_gc`: removing unused images, least recently used first.
@@ -25,11 +31,16 @@ pub mod config;
 pub mod containerd;
 pub mod credentials;
 pub mod fake;
+pub mod finalizer;
 pub mod image_gc;
+pub mod kill;
+pub mod lease;
 pub mod logs;
 pub mod policy;
 pub mod pulling;
 pub mod register;
+pub mod report;
+pub mod rotate;
 pub mod runtime;
 pub mod supervisor;
 pub mod watch;
@@ -37,8 +48,9 @@ pub mod watch;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use berth_api::Agent;
 use berth_api::placement::IllegalTransition;
+use berth_api::{Agent, Placement};
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::Client;
 use kube::api::Api;
 use tokio::task::AbortHandle;
@@ -58,6 +70,9 @@ pub enum Error {
     Config(String),
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
+    /// The placement was marked `Lost` (its agent was judged gone) and replaced.
+    #[error("placement {0} was marked Lost and replaced elsewhere")]
+    Lost(String),
 }
 
 /// What the agent's tasks share.
@@ -65,20 +80,38 @@ pub struct AgentContext<R> {
     pub client: Client,
     pub runtime: R,
     pub config: AgentConfig,
-    /// Placement UID → (`namespace/name`, its supervisor).
-    running: Mutex<HashMap<String, (String, AbortHandle)>>,
+    /// Placement UID → its supervisor.
+    running: Mutex<HashMap<String, Supervised>>,
     /// This agent's ledger and the placements waiting for their claims.
     gate: claimed::Gate,
     /// The images placements hold, and when each was last used.
     images: image_gc::ImageUse,
 }
 
+/// A running supervisor: whose it is, how to stop it, how to tell it news.
+struct Supervised {
+    /// `namespace/name` of its placement.
+    key: String,
+    abort: AbortHandle,
+    /// Newer versions of its placement (a kill request, a deletion).
+    latest: tokio::sync::watch::Sender<Placement>,
+}
+
 impl<R> AgentContext<R> {
     /// True while a supervisor runs for placement `namespace/name`.
     pub fn is_running(&self, key: &str) -> bool {
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).values().any(|(k, _)| k == key)
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).values().any(|s| s.key == key)
+    }
+
+    /// `namespace/name` of every placement a supervisor runs for.
+    pub fn supervised(&self) -> Vec<String> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).values().map(|s| s.key.clone()).collect()
     }
 }
+
+/// The Lease carries liveness every heartbeat; the `Agent` status
+/// (capacity, runtime, `Ready`) is rewritten every this many heartbeats.
+pub const STATUS_EVERY: u64 = 10;
 
 /// Runs the agent until `shutdown` resolves: registers, heartbeats, serves
 /// logs on `logs_listener`, and runs this agent's placements on `runtime`.
@@ -91,10 +124,14 @@ pub async fn run<R: Runtime>(
 ) -> Result<(), Error> {
     config.capacity().map_err(Error::Config)?;
     let agents: Api<Agent> = Api::all(client.clone());
+    let leases: Api<Lease> = Api::namespaced(client.clone(), lease::LEASE_NAMESPACE);
     let version = runtime.version().await?;
     let since = berth_api::now_rfc3339();
     register::register(&agents, &config).await?;
     register::heartbeat(&agents, &config, &version, &since).await?;
+    if let Err(e) = lease::renew(&leases, &config.name, config.heartbeat).await {
+        tracing::warn!(error = %e, namespace = lease::LEASE_NAMESPACE, "renewing the agent's Lease failed; retrying");
+    }
     tracing::info!(agent = %config.name, runtime = %version, "agent ready");
 
     let ctx = Arc::new(AgentContext {
@@ -120,10 +157,16 @@ pub async fn run<R: Runtime>(
         async move {
             let mut tick = tokio::time::interval(ctx.config.heartbeat);
             tokio::pin!(stop);
-            loop {
+            for beat in 0u64.. {
                 tokio::select! {
                     _ = &mut stop => return,
                     _ = tick.tick() => {
+                        if let Err(e) = lease::renew(&leases, &ctx.config.name, ctx.config.heartbeat).await {
+                            tracing::warn!(error = %e, "renewing the agent's Lease failed");
+                        }
+                        if beat % STATUS_EVERY != 0 {
+                            continue;
+                        }
                         if let Err(e) = register::heartbeat(&agents, &ctx.config, &version, &since).await {
                             tracing::warn!(error = %e, "heartbeat failed");
                         }
@@ -136,11 +179,12 @@ pub async fn run<R: Runtime>(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let (served, watched, (), (), ()) = tokio::join!(
+    let (served, watched, (), (), (), ()) = tokio::join!(
         server,
         watch::watch_placements(ctx.clone(), stopped()),
         heartbeats,
         claimed::follow_ledger(ctx.clone(), stopped()),
+        rotate::rotate_logs(ctx.clone(), stopped()),
         image_gc::run(ctx.clone(), stopped())
     );
     served.map_err(|e| Error::Io("log server".into(), e))?;

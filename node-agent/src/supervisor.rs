@@ -1,18 +1,25 @@
 //! One placement's life on this agent, as an explicit state machine:
 //! `Pending → Staging (pull) → Starting (create, start) → Running →
-//! Succeeded | Failed`. Each step is reported through `/status`; a step
-//! the state machine does not allow is an error, never a silent overwrite.
+//! Succeeded | Failed | Killed`. Each step is reported through `/status`
+//! (`report`); a step the state machine does not allow is an error, never a
+//! silent overwrite. While it runs, the supervisor follows the placement's
+//! updates: a kill request, a deletion or its timeout stops the container
+//! (`kill`). However it ends, its container is removed and then the agent
+//! finalizer released (`finalizer`), so the placement — and its claim — goes
+//! only once nothing of it runs on the machine.
 
 use std::sync::Arc;
 
-use berth_api::placement::IllegalTransition;
-use berth_api::{Phase, Placement, PlacementStatus};
+use berth_api::{Phase, Placement};
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
+use tokio::sync::watch;
 
+use crate::kill::{self, StopCause};
 use crate::pulling::{self, Pulled};
-use crate::runtime::{BindMount, ContainerSpec, ExitStatus, Runtime, RuntimeError};
-use crate::{AgentContext, Error};
+use crate::report::Reporter;
+use crate::runtime::{BindMount, ContainerSpec, Runtime, RuntimeError};
+use crate::{AgentContext, Error, finalizer};
 
 /// The container id of a placement: unique, and findable after a restart.
 pub fn container_id(p: &Placement) -> String {
@@ -22,49 +29,94 @@ pub fn container_id(p: &Placement) -> String {
 /// Label on every container: the UID of its placement.
 pub const LABEL_PLACEMENT_UID: &str = "berth.dev/placement-uid";
 
-/// Runs `p` to its end and reports every phase.
-pub async fn supervise<R: Runtime>(p: Placement, ctx: Arc<AgentContext<R>>) -> Result<(), Error> {
+/// Runs `p` to its end, reports every phase, removes its container and
+/// releases the agent finalizer. `latest` carries newer versions of `p`.
+pub async fn supervise<R: Runtime>(
+    p: Placement,
+    ctx: Arc<AgentContext<R>>,
+    mut latest: watch::Receiver<Placement>,
+) -> Result<(), Error> {
     let ns = p.namespace().unwrap_or_default();
     let api: Api<Placement> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut reporter = Reporter {
-        api,
-        name: p.name_any(),
-        status: p.status.clone().unwrap_or_default(),
-        resource_version: p.resource_version(),
-    };
-    if reporter.status.phase.is_terminal() {
-        return Ok(());
-    }
+    let mut reporter = Reporter::new(api.clone(), &p);
     let id = container_id(&p);
+    if !reporter.status.phase.is_terminal() {
+        match run(&p, &ctx, &mut reporter, &id, &mut latest).await {
+            // Another writer ended it meanwhile: its end stands.
+            Err(Error::Transition(e)) => tracing::info!(placement = %p.name_any(), %e, "ended by another writer"),
+            // Marked Lost (the agent was cut off) and replaced elsewhere: its
+            // container is killed at once rather than left running unreported.
+            Err(Error::Lost(name)) => {
+                tracing::warn!(placement = %name, "marked Lost while it ran here; killing its container");
+                crate::watch::kill_now(&ctx.runtime, &id).await;
+            }
+            other => other?,
+        }
+    }
+    // Terminal: nothing of it may keep running here.
+    let p = latest.borrow().clone();
+    if kill::stop_and_remove(&ctx.runtime, &id, kill::grace(&p, ctx.config.kill_grace)).await? {
+        tracing::info!(placement = %p.name_any(), container = %id, "removed its container");
+        ctx.images.container_removed(&p.spec.container.image);
+    }
+    if finalizer::holds(&p) || p.metadata.deletion_timestamp.is_some() {
+        finalizer::release(&api, &p.name_any()).await?;
+    }
+    Ok(())
+}
+
+/// The state machine from wherever `p` is to a terminal phase.
+async fn run<R: Runtime>(
+    p: &Placement,
+    ctx: &AgentContext<R>,
+    reporter: &mut Reporter,
+    id: &str,
+    latest: &mut watch::Receiver<Placement>,
+) -> Result<(), Error> {
     let exists = ctx.runtime.list().await?.iter().any(|c| c.id == id);
     if !exists {
+        let asked = kill::requested(&latest.borrow());
+        if let Some(cause) = asked {
+            // Stopped before its container ever ran (or after it was lost).
+            return reporter.stopped(&cause, None).await;
+        }
         if matches!(reporter.status.phase, Phase::Starting | Phase::Running) {
             // The container this placement ran in is gone (e.g. the machine rebooted).
             return reporter.fail(None, "ContainerLost", "its container no longer exists on the agent").await;
         }
-        if let Some(refused) = crate::policy::refuse(&p, &ctx).await? {
+        if let Some(refused) = crate::policy::refuse(p, ctx).await? {
             return reporter.fail(None, refused.reason, &refused.message).await;
         }
         if reporter.status.phase != Phase::Staging {
             reporter.set(Phase::Staging, |_| {}).await?;
         }
         // Held until the container exists, so the image collector leaves the image be.
-        let _image = match pulling::pull(&ctx, &p, &mut reporter).await? {
-            Pulled::Ready(hold) => hold,
-            Pulled::Failed { reason, message } => return reporter.fail(None, reason, &message).await,
+        // A stop request ends a pull still retrying.
+        let pulled: Result<Pulled, StopCause> = tokio::select! {
+            pulled = pulling::pull(ctx, p, reporter) => Ok(pulled?),
+            cause = kill::stop_requested(latest, None) => Err(cause),
         };
+        let _image = match pulled {
+            Ok(Pulled::Ready(hold)) => hold,
+            Ok(Pulled::Failed { reason, message }) => return reporter.fail(None, reason, &message).await,
+            Err(cause) => return reporter.stopped(&cause, None).await,
+        };
+        let asked = kill::requested(&latest.borrow());
+        if let Some(cause) = asked {
+            return reporter.stopped(&cause, None).await;
+        }
         reporter
             .set(Phase::Starting, |s| {
                 s.reason = None;
                 s.message = None;
             })
             .await?;
-        let spec = container_spec(&p, &id, &ctx)?;
+        let spec = container_spec(p, id, ctx)?;
         if let Some(dir) = spec.log_path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::Io(dir.display().to_string(), e))?;
         }
         if let Err(e) = ctx.runtime.start(&spec).await {
-            let _ = ctx.runtime.remove(&id).await;
+            let _ = ctx.runtime.remove(id).await;
             let reason = match e {
                 RuntimeError::Policy(_) => crate::policy::REASON_POLICY_VIOLATION,
                 _ => "StartFailed",
@@ -74,43 +126,24 @@ pub async fn supervise<R: Runtime>(p: Placement, ctx: Arc<AgentContext<R>>) -> R
         let now = berth_api::now_rfc3339();
         reporter
             .set(Phase::Running, |s| {
-                s.container_id = Some(id.clone());
+                s.container_id = Some(id.to_string());
                 s.started_at = Some(now);
             })
             .await?;
         tracing::info!(placement = %p.name_any(), container = %id, "running");
     }
-    let exit = ctx.runtime.wait(&id).await?;
-    report_exit(&mut reporter, &exit).await?;
-    ctx.runtime.remove(&id).await?;
-    ctx.images.container_removed(&p.spec.container.image);
-    Ok(())
-}
-
-async fn report_exit(r: &mut Reporter, exit: &ExitStatus) -> Result<(), Error> {
-    let code = exit.code;
-    let finished = exit.finished_at.clone();
-    if code == 0 && !exit.oom_killed {
-        return r
-            .set(Phase::Succeeded, |s| {
-                s.exit_code = Some(0);
-                s.reason = Some("Completed".into());
-                s.finished_at = Some(finished);
-            })
-            .await;
-    }
-    let (reason, message) = if exit.oom_killed {
-        ("OOMKilled", format!("the container exceeded its memory limit and was killed (exit code {code})"))
-    } else {
-        ("Error", format!("the container exited with code {code}"))
+    // Running (started now, or adopted after a restart): until it exits or is stopped.
+    let mut timed = p.clone();
+    timed.status = Some(reporter.status.clone());
+    let deadline = kill::deadline(&timed);
+    let cause: StopCause = tokio::select! {
+        exit = ctx.runtime.wait(id) => return reporter.exited(&exit?).await,
+        cause = kill::stop_requested(latest, deadline) => cause,
     };
-    r.set(Phase::Failed, |s| {
-        s.exit_code = Some(code);
-        s.reason = Some(reason.into());
-        s.message = Some(message);
-        s.finished_at = Some(finished);
-    })
-    .await
+    let grace = kill::grace(&latest.borrow(), ctx.config.kill_grace);
+    tracing::info!(placement = %p.name_any(), ?cause, grace_seconds = grace.as_secs(), "stopping its container");
+    let exit = kill::terminate(&ctx.runtime, id, grace).await?;
+    reporter.stopped(&cause, Some(&exit)).await
 }
 
 /// The container a placement asks for.
@@ -160,80 +193,4 @@ pub fn container_spec<R: Runtime>(p: &Placement, id: &str, ctx: &AgentContext<R>
 fn port_env(p: &Placement) -> Vec<(String, String)> {
     let ports = p.status.as_ref().map(|s| s.ports.as_slice()).unwrap_or_default();
     berth_api::ports::env(&p.spec.container.ports, ports)
-}
-
-/// Writes a placement's status one legal transition at a time, each write
-/// conditional on the placement's resourceVersion: a phase another writer
-/// set meanwhile (a placement the allocator refused while it was Pending,
-/// or marked Lost) is read back and judged by the state machine, never
-/// overwritten.
-struct Reporter {
-    api: Api<Placement>,
-    name: String,
-    status: PlacementStatus,
-    resource_version: Option<String>,
-}
-
-impl Reporter {
-    async fn set(&mut self, to: Phase, edit: impl FnOnce(&mut PlacementStatus)) -> Result<(), Error> {
-        let phase = self.status.phase.transition(to).map_err(|e: IllegalTransition| Error::Transition(e))?;
-        let mut next = self.status.clone();
-        next.phase = phase;
-        edit(&mut next);
-        for _ in 0..5 {
-            let status = status_patch(&self.status, &next);
-            let patch = serde_json::json!({ "metadata": {"resourceVersion": self.resource_version}, "status": status });
-            match self.api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-                Ok(written) => {
-                    self.resource_version = written.resource_version();
-                    self.status = next;
-                    return Ok(());
-                }
-                Err(kube::Error::Api(e)) if e.code == 409 => {
-                    // Another writer moved it: its phase stands if ours cannot follow it.
-                    let current = self.api.get_status(&self.name).await?;
-                    let stored = current.status.clone().unwrap_or_default();
-                    stored.phase.transition(to).map_err(Error::Transition)?;
-                    self.resource_version = current.resource_version();
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::Config(format!("placement {}: its status kept changing under the agent", self.name)))
-    }
-
-    async fn fail(&mut self, code: Option<i32>, reason: &str, message: &str) -> Result<(), Error> {
-        tracing::warn!(placement = %self.name, reason, message, "failed");
-        let now = berth_api::now_rfc3339();
-        self.set(Phase::Failed, |s| {
-            s.exit_code = code;
-            s.reason = Some(reason.into());
-            s.message = Some(message.into());
-            s.finished_at = Some(now);
-        })
-        .await
-    }
-}
-
-impl pulling::BackOffReport for Reporter {
-    /// Stays `Staging`, saying the pull waits to be retried and why.
-    async fn backing_off(&mut self, message: &str) -> Result<(), Error> {
-        self.set(Phase::Staging, |s| {
-            s.reason = Some(pulling::REASON_BACK_OFF.into());
-            s.message = Some(message.into());
-        })
-        .await
-    }
-}
-
-/// `next` as a merge patch over `current`: a field `next` no longer has is
-/// nulled (a merge patch that leaves a field out keeps it).
-fn status_patch(current: &PlacementStatus, next: &PlacementStatus) -> serde_json::Value {
-    let mut patch = serde_json::to_value(next).unwrap_or_default();
-    if let (Ok(serde_json::Value::Object(old)), Some(new)) = (serde_json::to_value(current), patch.as_object_mut()) {
-        for key in old.keys() {
-            new.entry(key.clone()).or_insert(serde_json::Value::Null);
-        }
-    }
-    patch
 }

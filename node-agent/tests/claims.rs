@@ -55,6 +55,8 @@ async fn start(claim_wait: Duration) -> System {
         heartbeat: Duration::from_secs(3600),
         kill_grace: Duration::from_secs(1),
         claim_wait,
+        log_max_bytes: berth_agent::rotate::DEFAULT_MAX_BYTES,
+        log_max_files: berth_agent::rotate::DEFAULT_MAX_FILES,
         images: Default::default(),
     };
     let logs = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -253,4 +255,30 @@ async fn a_pull_that_fails_twice_backs_off_then_runs_with_the_backoff_reason_cle
     assert_eq!((reason.as_str(), message.as_str()), ("", ""), "the backoff reason outlived the pull");
     let pulls = sys.fake.calls().into_iter().filter(|c| matches!(c, Call::Pull(_))).count();
     assert_eq!(pulls, 3, "{:?}", sys.fake.calls());
+}
+
+#[tokio::test]
+async fn a_running_placement_marked_lost_is_killed_at_once_and_not_reported_on() {
+    let sys = start(Duration::from_secs(600)).await;
+    let p = create(&sys, "replaced").await;
+    claim(&sys, &p).await;
+    running(&sys, "replaced").await;
+
+    // The node-lifecycle controller judged the agent lost and the task was replaced elsewhere.
+    let lost = serde_json::json!({"status": {"phase": "Lost", "reason": berth_api::placement::REASON_AGENT_LOST}});
+    placements(&sys).patch_status("replaced", &PatchParams::default(), &Patch::Merge(&lost)).await.unwrap();
+    let id = container_id(&p);
+    eventually("the container to be killed and removed", async || {
+        let calls = sys.fake.calls();
+        match calls.contains(&Call::Remove(id.clone())) {
+            true => Ok(calls),
+            false => Err(format!("{calls:?}")),
+        }
+    })
+    .await;
+    let kills: Vec<Call> = sys.fake.calls().into_iter().filter(|c| matches!(c, Call::Kill(k, _) if *k == id)).collect();
+    assert_eq!(kills, [Call::Kill(id.clone(), libc::SIGKILL)], "SIGKILL at once, no grace period");
+    seen_after(&sys, "after").await;
+    let (phase, reason, _) = phase(&sys, "replaced").await;
+    assert_eq!((phase, reason.as_str()), (Phase::Lost, berth_api::placement::REASON_AGENT_LOST));
 }

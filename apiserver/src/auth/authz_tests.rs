@@ -49,7 +49,12 @@ async fn an_agent_writes_only_its_own_objects() {
     assert!(can(&a1, res("watch", "berth.dev", "placements", None, None)).await);
     assert!(can(&a1, res("patch", "berth.dev", "placements/status", Some("ns"), Some("p1"))).await);
     assert!(!can(&a1, res("patch", "berth.dev", "placements/status", Some("ns"), Some("p2"))).await);
-    assert!(!can(&a1, res("patch", "berth.dev", "placements", Some("ns"), Some("p1"))).await);
+    // Its own placements (to remove the agent finalizer), never another agent's, never create or delete.
+    assert!(can(&a1, res("patch", "berth.dev", "placements", Some("ns"), Some("p1"))).await);
+    assert!(can(&a1, res("update", "berth.dev", "placements", Some("ns"), Some("p1"))).await);
+    assert!(!can(&a1, res("patch", "berth.dev", "placements", Some("ns"), Some("p2"))).await);
+    assert!(!can(&a1, res("delete", "berth.dev", "placements", Some("ns"), Some("p1"))).await);
+    assert!(!can(&a1, res("create", "berth.dev", "placements", Some("ns"), Some("p1"))).await);
     assert!(can(&a1, res("update", "coordination.k8s.io", "leases", Some("berth-system"), Some("a1"))).await);
     assert!(!can(&a1, res("update", "coordination.k8s.io", "leases", Some("berth-system"), Some("a2"))).await);
     assert!(can(&a1, res("get", "", "secrets", Some("ns"), Some("pull"))).await);

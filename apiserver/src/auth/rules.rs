@@ -142,6 +142,8 @@ pub fn rules(user: &User) -> Vec<Rule> {
             Rule::new(&["update", "patch"], &[BERTH], &["agents/status"]).named(agent),
             Rule::new(&["update", "patch"], &[BERTH], &["placements/status"])
                 .when(Condition::PlacementOnAgent(agent.into())),
+            // Removing the agent finalizer once a placement's container is gone.
+            Rule::new(&["update", "patch"], &[BERTH], &["placements"]).when(Condition::PlacementOnAgent(agent.into())),
             Rule::new(&["get", "create", "update", "patch"], &["coordination.k8s.io"], &["leases"]).named(agent),
             Rule::new(&["get"], &[""], &["secrets"]).when(Condition::SecretOfAgentPlacement(agent.into())),
             Rule::new(&["create", "update", "patch"], &["", "events.k8s.io"], &["events"]),

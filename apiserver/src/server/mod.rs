@@ -3,6 +3,7 @@
 mod access;
 mod admit;
 mod admit_offer;
+mod admit_placement;
 mod apply;
 mod bootstrap;
 mod cache;

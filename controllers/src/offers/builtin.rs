@@ -11,11 +11,12 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use berth_api::constraint::Constraint;
-use berth_api::{Framework, Job, Placement, ResourceVec, TaskGroup};
+use berth_api::{Framework, Job, Placement, ResourceVec};
 use kube::ResourceExt;
 
 use crate::allocator::Demand;
 use crate::allocator::snapshot::demand_of;
+use crate::attempts::{self, Needed};
 use crate::job::placement_name;
 use crate::job_status;
 use crate::scheduler::constraints::exclusions;
@@ -27,8 +28,9 @@ pub struct PendingJob<'a> {
     pub job: &'a Job,
     /// The Job's non-terminal placements (what constraints and `spread` count).
     pub live: Vec<&'a Placement>,
-    /// The instances without a placement, in spec order.
-    pub missing: Vec<(&'a TaskGroup, u32)>,
+    /// The instances without a live or finished placement, in spec order,
+    /// with the attempt each needs (`attempts::needed`).
+    pub missing: Vec<Needed<'a>>,
 }
 
 /// A placement to create: instance `instance` of `group` of `pending[job]`, on `agent`.
@@ -37,6 +39,7 @@ pub struct Planned {
     pub job: usize,
     pub group: String,
     pub instance: u32,
+    pub attempt: u32,
     pub placement: String,
     pub agent: String,
 }
@@ -66,16 +69,9 @@ pub fn pending_job<'a>(job: &'a Job, named: &[&'a Placement], created: &HashSet<
     let uid = job.uid().unwrap_or_default();
     let own: Vec<&Placement> =
         named.iter().copied().filter(|p| p.owner_references().iter().any(|o| o.uid == uid)).collect();
-    let names: HashSet<String> = own.iter().map(|p| p.name_any()).collect();
-    let missing = job
-        .spec
-        .task_groups
-        .iter()
-        .flat_map(|g| (0..g.instances()).map(move |i| (g, i)))
-        .filter(|(g, i)| {
-            let pname = placement_name(&name, &g.name, *i, 0);
-            !names.contains(&pname) && !created.contains(&format!("{ns}/{pname}"))
-        })
+    let missing = attempts::needed(job, &own)
+        .into_iter()
+        .filter(|(g, i, a)| !created.contains(&format!("{ns}/{}", placement_name(&name, &g.name, *i, *a))))
         .collect::<Vec<_>>();
     let live = own.into_iter().filter(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_terminal())).collect();
     Some(PendingJob { job, live, missing })
@@ -115,11 +111,11 @@ pub fn pending<'a>(
 /// nothing waits) and the agents at least one waiting instance may go to.
 pub fn wants(pending: &[PendingJob], agents: &[AgentView]) -> (Option<Demand>, Option<BTreeSet<String>>) {
     let tasks: Vec<ResourceVec> =
-        pending.iter().flat_map(|p| &p.missing).filter_map(|(g, _)| g.container.resources.to_vec().ok()).collect();
+        pending.iter().flat_map(|p| &p.missing).filter_map(|(g, _, _)| g.container.resources.to_vec().ok()).collect();
     let Some(demand) = demand_of(&tasks) else { return (None, None) };
     let mut usable = BTreeSet::new();
     for p in pending {
-        for g in p.job.spec.task_groups.iter().filter(|g| p.missing.iter().any(|(m, _)| m.name == g.name)) {
+        for g in p.job.spec.task_groups.iter().filter(|g| p.missing.iter().any(|(m, _, _)| m.name == g.name)) {
             let constraints: Vec<Constraint> = g.constraints.iter().filter_map(|c| Constraint::parse(c).ok()).collect();
             let on: Vec<&AgentView> = p
                 .live
@@ -148,16 +144,16 @@ pub fn plan_jobs(pending: &[PendingJob], agents: &mut [AgentView], seed: u64) ->
         for l in &p.live {
             *job_tasks.entry(l.spec.agent.clone()).or_default() += 1;
         }
-        let mut group_of: BTreeMap<String, (&TaskGroup, u32)> = BTreeMap::new();
+        let mut group_of: BTreeMap<String, Needed> = BTreeMap::new();
         let mut groups: Vec<Group> = Vec::new();
         for g in &p.job.spec.task_groups {
             let placed = p.live.iter().filter(|l| l.spec.task_group == g.name).map(|l| l.spec.agent.clone()).collect();
             let constraints = g.constraints.iter().filter_map(|c| Constraint::parse(c).ok()).collect();
             let mut demands = Vec::new();
-            for (_, i) in p.missing.iter().filter(|(m, _)| m.name == g.name) {
+            for (_, i, a) in p.missing.iter().filter(|(m, _, _)| m.name == g.name) {
                 let Ok(resources) = g.container.resources.to_vec() else { continue };
-                let placement = placement_name(&name, &g.name, *i, 0);
-                group_of.insert(placement.clone(), (g, *i));
+                let placement = placement_name(&name, &g.name, *i, *a);
+                group_of.insert(placement.clone(), (g, *i, *a));
                 demands.push(Task::new(placement, resources, g.container.ports.len() as u32));
             }
             groups.push(Group { constraints, gang: g.gang, placed, demands });
@@ -168,11 +164,12 @@ pub fn plan_jobs(pending: &[PendingJob], agents: &mut [AgentView], seed: u64) ->
             let Some(view) = agents.iter_mut().find(|a| &a.name == agent) else { continue };
             for t in tasks {
                 view.free = view.free.saturating_sub(&t.resources);
-                let (g, instance) = group_of[&t.placement];
+                let (g, instance, attempt) = group_of[&t.placement];
                 out.placed.push(Planned {
                     job: j,
                     group: g.name.clone(),
                     instance,
+                    attempt,
                     placement: t.placement.clone(),
                     agent: agent.clone(),
                 });

@@ -166,7 +166,7 @@ async fn place(
         let Some((offer_id, _, _)) = by_agent.get(p.agent.as_str()) else { continue };
         let job = waiting[p.job].job;
         let Some(group) = job.spec.task_groups.iter().find(|g| g.name == p.group) else { continue };
-        let mut placement = crate::job::new_placement(job, group, p.instance, &p.placement, &p.agent);
+        let mut placement = crate::job::new_placement(job, group, (p.instance, p.attempt), &p.placement, &p.agent);
         placement.spec.offer = offer_id.split_once('/').map(|(_, name)| name.to_string());
         placement.labels_mut().insert(FRAMEWORK_LABEL.to_string(), fw.name_any());
         match api.create(&PostParams::default(), &placement).await {

@@ -125,3 +125,22 @@ fn offers_are_used_in_job_order_and_a_gang_that_does_not_fit_them_takes_none() {
     let used: ResourceVec = agents.iter().map(|a| a.free).sum();
     assert_eq!(used.cpu_millis, 3000, "the small Job's two tasks took 2 of the 5 CPUs offered");
 }
+
+#[test]
+fn a_lost_instance_waits_for_its_next_attempt_and_is_planned_under_that_name() {
+    let j = job("j", 0, vec![group("main", 2, "1", &[], false)]);
+    let mut lost = (*placed(&j, "main", 0, "a", Phase::Lost)).clone();
+    lost.status.as_mut().unwrap().reason = Some(berth_api::placement::REASON_AGENT_LOST.into());
+    let placements = vec![Arc::new(lost), placed(&j, "main", 1, "a", Phase::Failed)];
+    let jobs = vec![j.clone()];
+    let waiting = pending(&framework(), &jobs, &placements, &HashSet::new());
+    let missing: Vec<(u32, u32)> = waiting[0].missing.iter().map(|(_, i, a)| (*i, *a)).collect();
+    assert_eq!(missing, [(0, 1)], "the lost instance gets attempt 1; the failed one nothing");
+    assert!(waiting[0].live.is_empty(), "a Lost placement counts for no constraint");
+
+    let mut agents = vec![view("b", 4000)];
+    let planning = plan_jobs(&waiting, &mut agents, 0);
+    assert_eq!(planning.placed.len(), 1);
+    let p = &planning.placed[0];
+    assert_eq!((p.placement.as_str(), p.instance, p.attempt, p.agent.as_str()), ("j-main-0-1", 0, 1, "b"));
+}

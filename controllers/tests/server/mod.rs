@@ -19,7 +19,7 @@ pub struct Stop {
 
 /// Resolves once the test's [`Stop`] fires.
 #[derive(Clone)]
-pub struct Stopped(watch::Receiver<bool>);
+pub struct Stopped(pub watch::Receiver<bool>);
 
 impl Stopped {
     pub fn wait(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
@@ -43,8 +43,14 @@ pub async fn start(dir: &Path) -> (Client, Stop, Stopped) {
 }
 
 /// Starts the controllers against `client`.
+#[allow(dead_code)]
 pub fn controllers(client: &Client, stopped: &Stopped) {
-    tokio::spawn(berth_controllers::run(client.clone(), stopped.wait()));
+    controllers_with(client, stopped, berth_controllers::Settings::default());
+}
+
+/// Starts the controllers against `client` with `settings`.
+pub fn controllers_with(client: &Client, stopped: &Stopped, settings: berth_controllers::Settings) {
+    tokio::spawn(berth_controllers::run_with(client.clone(), settings, stopped.wait()));
 }
 
 /// An agent `name` keeping its data under `dir`, offering `cpu` and `memory`.
@@ -61,6 +67,8 @@ pub fn agent_config(name: &str, dir: &Path, cpu: &str, memory: &str, hostname: O
         heartbeat: Duration::from_secs(1),
         kill_grace: Duration::from_secs(1),
         claim_wait: berth_agent::config::DEFAULT_CLAIM_WAIT,
+        log_max_bytes: berth_agent::rotate::DEFAULT_MAX_BYTES,
+        log_max_files: berth_agent::rotate::DEFAULT_MAX_FILES,
         images: Default::default(),
     }
 }

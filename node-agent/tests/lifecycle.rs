@@ -1,0 +1,280 @@
+//! The end of a placement's life against a real in-process API server and
+//! the agent on the fake runtime: a kill request, a container ignoring
+//! SIGTERM, a timeout, a deletion (the agent finalizer holds the placement
+//! until its container is gone) and a finished placement losing the
+//! finalizer at once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_agent::AgentConfig;
+use berth_agent::fake::{Call, Fake};
+use berth_agent::supervisor::container_id;
+use berth_api::job::EnvVar;
+use berth_api::placement::FINALIZER_AGENT;
+use berth_api::{Agent, Claim, ClaimKind, Container, Phase, Placement, PlacementSpec, PlacementStatus, Resources};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use tokio::sync::watch;
+
+const AGENT: &str = "agent-1";
+
+struct System {
+    client: Client,
+    fake: Arc<Fake>,
+    _stop: watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+/// An API server and one agent (fake runtime, containers held until
+/// released or killed) with a 30 s default grace period.
+async fn start() -> System {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let store = berth_apiserver::Embedded::open(&dir.path().join("store.redb")).unwrap();
+    tokio::spawn(berth_apiserver::serve(listener, store, berth_api::crds::all(), stopped()));
+    let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let fake = Arc::new(Fake::new(true));
+    let config = AgentConfig {
+        name: AGENT.into(),
+        data_dir: dir.path().join(AGENT),
+        cpu: Some("2".into()),
+        memory: Some("1Gi".into()),
+        hostname: None,
+        endpoint: "http://127.0.0.1:1".into(),
+        heartbeat: Duration::from_secs(3600),
+        kill_grace: Duration::from_secs(30),
+        claim_wait: Duration::from_secs(600),
+        log_max_bytes: berth_agent::rotate::DEFAULT_MAX_BYTES,
+        log_max_files: berth_agent::rotate::DEFAULT_MAX_FILES,
+        policy: Default::default(),
+        images: Default::default(),
+        ports: Vec::new(),
+    };
+    let logs = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    tokio::spawn(berth_agent::run(client.clone(), fake.clone(), config, logs, stopped()));
+    let agents: Api<Agent> = Api::all(client.clone());
+    eventually("the agent to be ready", async || match agents.get_opt(AGENT).await {
+        Ok(Some(a)) if a.status.as_ref().is_some_and(|s| s.is_ready()) => Ok(()),
+        other => Err(format!("{other:?}")),
+    })
+    .await;
+    System { client, fake, _stop: tx, _dir: dir }
+}
+
+/// Polls `check` until it returns `Ok`; panics with the last observation after 30 s.
+async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > deadline => panic!("timed out waiting for {what}; last seen: {last}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+fn placements(sys: &System) -> Api<Placement> {
+    Api::namespaced(sys.client.clone(), "default")
+}
+
+/// Creates placement `name` running `container`, claims it and waits until it runs.
+async fn run(sys: &System, name: &str, edit: impl FnOnce(&mut Container)) -> Placement {
+    let p = create(sys, name, edit).await;
+    claim(sys, &p).await;
+    ended(sys, name, "to run", |s| s.phase == Phase::Running).await;
+    p
+}
+
+/// Creates placement `name` running `container` (not claimed yet).
+async fn create(sys: &System, name: &str, edit: impl FnOnce(&mut Container)) -> Placement {
+    let mut container = Container {
+        image: "registry.test/demo:1".into(),
+        resources: Resources { cpu: Some("100m".into()), memory: Some("64Mi".into()) },
+        ..Default::default()
+    };
+    edit(&mut container);
+    let spec = PlacementSpec {
+        agent: AGENT.into(),
+        job: "j".into(),
+        task_group: "main".into(),
+        container,
+        ..Default::default()
+    };
+    let p = placements(sys).create(&PostParams::default(), &Placement::new(name, spec)).await.unwrap();
+    assert_eq!(p.finalizers(), [FINALIZER_AGENT], "the API server adds the agent finalizer");
+    p
+}
+
+/// Adds a placement claim for `p` to the agent's ledger, as a scheduler does.
+async fn claim(sys: &System, p: &Placement) {
+    let name = p.name_any();
+    let agents: Api<Agent> = Api::all(sys.client.clone());
+    eventually("the claim to be written", async || {
+        let mut a = agents.get(AGENT).await.map_err(|e| e.to_string())?;
+        let status = a.status.get_or_insert_with(Default::default);
+        status.claims.push(Claim {
+            kind: ClaimKind::Placement,
+            owner: format!("default/{name}"),
+            uid: p.uid().unwrap_or_default(),
+            resources: p.spec.container.resources.clone(),
+            ports: Vec::new(),
+            created_at: Some(berth_api::now_rfc3339()),
+        });
+        status.allocated = status.claimed().unwrap().to_resources();
+        agents.replace_status(AGENT, &PostParams::default(), &a).await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await;
+}
+
+/// Waits until placement `name`'s status satisfies `done`; returns the placement.
+async fn ended(sys: &System, name: &str, what: &str, done: impl Fn(&PlacementStatus) -> bool) -> Placement {
+    eventually(&format!("{name} {what}"), async || {
+        let p = placements(sys).get(name).await.map_err(|e| e.to_string())?;
+        if p.status.as_ref().is_some_and(&done) { Ok(p) } else { Err(format!("{:?}", p.status)) }
+    })
+    .await
+}
+
+fn kills(sys: &System, p: &Placement) -> Vec<i32> {
+    let id = container_id(p);
+    sys.fake
+        .calls()
+        .into_iter()
+        .filter_map(|c| if let Call::Kill(k, s) = c { (k == id).then_some(s) } else { None })
+        .collect()
+}
+
+fn removed(sys: &System, p: &Placement) -> bool {
+    sys.fake.calls().contains(&Call::Remove(container_id(p)))
+}
+
+/// Waits until placement `name` no longer holds the agent finalizer.
+async fn released(sys: &System, name: &str) {
+    eventually(&format!("{name} to lose the agent finalizer"), async || {
+        let p = placements(sys).get(name).await.map_err(|e| e.to_string())?;
+        if p.finalizers().is_empty() { Ok(()) } else { Err(format!("{:?}", p.finalizers())) }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_kill_request_stops_the_container_with_sigterm_and_ends_killed_with_its_reason() {
+    let sys = start().await;
+    let p = run(&sys, "evicted", |_| {}).await;
+    let kill =
+        serde_json::json!({"spec": {"kill": {"reason": "Evicted", "message": "agent agent-1 is being drained"}}});
+    placements(&sys).patch("evicted", &PatchParams::default(), &Patch::Merge(&kill)).await.unwrap();
+
+    let done = ended(&sys, "evicted", "to end Killed", |s| s.phase.is_terminal()).await;
+    let st = done.status.clone().unwrap_or_default();
+    assert_eq!((st.phase, st.reason.as_deref()), (Phase::Killed, Some("Evicted")), "{st:?}");
+    assert_eq!(st.message.as_deref(), Some("agent agent-1 is being drained"));
+    assert_eq!(st.exit_code, Some(128 + libc::SIGTERM), "the process ended on SIGTERM");
+    assert!(st.started_at.is_some() && st.finished_at.is_some(), "{st:?}");
+    assert_eq!(kills(&sys, &p), [libc::SIGTERM], "no SIGKILL for a process that stops on SIGTERM");
+    released(&sys, "evicted").await;
+    assert!(removed(&sys, &p), "its container is removed: {:?}", sys.fake.calls());
+}
+
+#[tokio::test]
+async fn a_container_ignoring_sigterm_gets_sigkill_after_its_grace_period() {
+    let sys = start().await;
+    let p = run(&sys, "stubborn", |c| {
+        c.env.push(EnvVar { name: "FAKE_IGNORE_TERM".into(), value: "1".into() });
+        c.termination_grace_period_seconds = Some(1);
+    })
+    .await;
+    let kill = serde_json::json!({"spec": {"kill": {"reason": "Stop"}}});
+    placements(&sys).patch("stubborn", &PatchParams::default(), &Patch::Merge(&kill)).await.unwrap();
+
+    let done = ended(&sys, "stubborn", "to end Killed", |s| s.phase.is_terminal()).await;
+    let st = done.status.unwrap_or_default();
+    assert_eq!((st.phase, st.reason.as_deref()), (Phase::Killed, Some("Stop")), "{st:?}");
+    assert_eq!(st.exit_code, Some(128 + libc::SIGKILL), "{st:?}");
+    assert_eq!(kills(&sys, &p), [libc::SIGTERM, libc::SIGKILL]);
+}
+
+#[tokio::test]
+async fn a_container_past_its_timeout_is_stopped_and_fails_deadline_exceeded() {
+    let sys = start().await;
+    let p = run(&sys, "slowpoke", |c| c.timeout_seconds = Some(1)).await;
+
+    let done = ended(&sys, "slowpoke", "to time out", |s| s.phase.is_terminal()).await;
+    let st = done.status.unwrap_or_default();
+    assert_eq!((st.phase, st.reason.as_deref()), (Phase::Failed, Some("DeadlineExceeded")), "{st:?}");
+    assert!(st.message.as_deref().unwrap_or_default().contains("timeoutSeconds (1s)"), "{st:?}");
+    assert_eq!(st.exit_code, Some(128 + libc::SIGTERM));
+    assert_eq!(kills(&sys, &p), [libc::SIGTERM]);
+}
+
+#[tokio::test]
+async fn a_deleted_placement_stays_until_its_container_is_removed() {
+    let sys = start().await;
+    let p = run(&sys, "doomed", |c| {
+        c.env.push(EnvVar { name: "FAKE_IGNORE_TERM".into(), value: "1".into() });
+        c.termination_grace_period_seconds = Some(2);
+    })
+    .await;
+    placements(&sys).delete("doomed", &DeleteParams::default()).await.unwrap();
+
+    // Within its grace period the process still runs, and the placement stays.
+    let terminating = eventually("the agent to send SIGTERM", async || {
+        let calls = kills(&sys, &p);
+        let now = placements(&sys).get_opt("doomed").await.map_err(|e| e.to_string())?;
+        if calls.is_empty() { Err(format!("no kill yet; {:?}", now.map(|p| p.metadata))) } else { Ok(now) }
+    })
+    .await;
+    if !removed(&sys, &p) {
+        let t = terminating.expect("a placement whose container is not removed yet is still stored");
+        assert!(t.metadata.deletion_timestamp.is_some(), "it is Terminating");
+    }
+    eventually("the placement to be gone", async || match placements(&sys).get_opt("doomed").await {
+        Ok(None) => Ok(()),
+        other => Err(format!("{other:?}")),
+    })
+    .await;
+    assert!(removed(&sys, &p), "gone only once its container was removed: {:?}", sys.fake.calls());
+    assert_eq!(kills(&sys, &p), [libc::SIGTERM, libc::SIGKILL]);
+}
+
+#[tokio::test]
+async fn a_finished_placement_loses_the_finalizer_and_deletes_at_once() {
+    let sys = start().await;
+    let p = run(&sys, "done", |_| {}).await;
+    sys.fake.release(&container_id(&p), 3);
+    let done = ended(&sys, "done", "to fail", |s| s.phase.is_terminal()).await;
+    let st = done.status.unwrap_or_default();
+    assert_eq!((st.phase, st.reason.as_deref(), st.exit_code), (Phase::Failed, Some("Error"), Some(3)), "{st:?}");
+    released(&sys, "done").await;
+    assert!(removed(&sys, &p));
+    placements(&sys).delete("done", &DeleteParams::default()).await.unwrap();
+    assert!(placements(&sys).get_opt("done").await.unwrap().is_none(), "nothing holds it any more");
+}
+
+#[tokio::test]
+async fn a_placement_killed_while_it_waits_for_its_claim_ends_killed_without_starting() {
+    let sys = start().await;
+    let p = create(&sys, "early", |_| {}).await;
+    let kill = serde_json::json!({"spec": {"kill": {"reason": "Evicted", "message": "drained"}}});
+    placements(&sys).patch("early", &PatchParams::default(), &Patch::Merge(&kill)).await.unwrap();
+
+    let done = ended(&sys, "early", "to end Killed", |s| s.phase.is_terminal()).await;
+    let st = done.status.unwrap_or_default();
+    assert_eq!((st.phase, st.reason.as_deref(), st.exit_code), (Phase::Killed, Some("Evicted"), None), "{st:?}");
+    released(&sys, "early").await;
+    let id = container_id(&p);
+    assert!(
+        !sys.fake.calls().iter().any(|c| matches!(c, Call::Pull(_)) || *c == Call::Start(id.clone())),
+        "nothing was pulled or started: {:?}",
+        sys.fake.calls()
+    );
+}
