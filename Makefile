@@ -31,8 +31,8 @@ bench: deps
 
 ## bench-agent: the agent's RSS idle and with 100 containers (beside `sleep` and containerd), and failover after kill -9 against the agent TTL
 bench-agent: deps
-	$(CARGO) build --bin berth
-	$(CARGO) test -p berth-e2e --test agent_bench -- --ignored --nocapture
+	$(CARGO) build --release --bin berth
+	BERTH_BIN=$(CURDIR)/target/release/berth $(CARGO) test -p berth-e2e --test agent_bench -- --ignored --nocapture
 
 ## unit: tests that need no containerd or kubectl
 unit:

@@ -5,7 +5,8 @@
 //! `Running` on another agent — against the controllers' agent TTL.
 //! Targets: agent RSS ≤ 15 MiB idle and ≤ 40 MiB with 100 containers;
 //! failover ≤ TTL + 2 s. Figures are printed, never asserted.
-//! Set `BERTH_BIN` to a release build for release figures.
+//! `make bench-agent` runs it on a release build (`BERTH_BIN`); a debug
+//! build maps about twice the code (the `file` part of its RSS).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
