@@ -280,6 +280,12 @@ impl Berth {
         crate::run_with_stdin(Command::new("kubectl").arg("--kubeconfig").arg(&self.kubeconfig).args(args), stdin)
     }
 
+    /// `kubectl apply -f -` of `yaml`; panics with kubectl's output if it fails.
+    pub fn apply(&self, yaml: &str) {
+        let out = self.kubectl_stdin(&["apply", "-f", "-"], yaml);
+        assert!(out.status.success(), "kubectl apply failed: {}\n{yaml}", crate::output_text(&out));
+    }
+
     /// Runs a `berth` subcommand against this Berth.
     pub fn berth(&self, args: &[&str]) -> Output {
         Command::new(binary()).args(args).env("KUBECONFIG", &self.kubeconfig).output().expect("running berth")

@@ -8,6 +8,7 @@
 //! - `containerd`: a containerd of the test's own.
 //! - `registry`: a local registry, and the demo image pushed to it.
 //! - `apiserver`: one `berth apiserver` process, to kill and restart.
+//! - `job`: the Job manifests tests apply (a shell script in an image).
 //! - `http`: a minimal blocking HTTP client, and watch streams.
 //! - `load`: concurrent writers that record acknowledged writes, and their check.
 //! - `berth`: a `berth up` process, or the API server, controllers and N
@@ -23,6 +24,7 @@ pub mod berth;
 pub mod containerd;
 pub mod etcd;
 pub mod http;
+pub mod job;
 pub mod kubectl;
 pub mod load;
 pub mod netns;
@@ -32,6 +34,7 @@ pub mod registry;
 
 pub use containerd::Containerd;
 pub use etcd::{Etcd, EtcdCluster};
+pub use job::ShellJob;
 pub use process::{output_text, run_with_stdin, terminate};
 pub use registry::{Registry, build_demo_image};
 

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use berth_e2e::berth::{AgentSpec, Berth};
-use berth_e2e::{Containerd, Registry, build_demo_image, output_text};
+use berth_e2e::{Containerd, Registry, ShellJob, build_demo_image, output_text};
 
 const WAIT: Duration = Duration::from_secs(120);
 const AGENT: &str = "agent-1";
@@ -33,27 +33,8 @@ impl Env {
     }
 
     fn run(&self, name: &str, script: &str) {
-        let yaml = format!(
-            r#"apiVersion: berth.dev/v1alpha1
-kind: Job
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  taskGroups:
-    - name: main
-      image: {image}
-      command: ["/bin/sh", "-c"]
-      args: [{script:?}]
-      terminationGracePeriodSeconds: 5
-      resources:
-        cpu: 100m
-        memory: 32Mi
-"#,
-            image = self.image
-        );
-        let out = self.berth.kubectl_stdin(&["apply", "-f", "-"], &yaml);
-        assert!(out.status.success(), "kubectl apply failed: {}", output_text(&out));
+        let yaml = ShellJob::new(name, &self.image, script).group_fields("terminationGracePeriodSeconds: 5").yaml();
+        self.berth.apply(&yaml);
     }
 }
 

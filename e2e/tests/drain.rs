@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use berth_e2e::berth::{AgentSpec, Berth};
-use berth_e2e::{Containerd, Registry, build_demo_image, output_text};
+use berth_e2e::{Containerd, Registry, ShellJob, build_demo_image, output_text};
 
 const WAIT: Duration = Duration::from_secs(120);
 const AGENTS: [AgentSpec; 2] = [
@@ -42,28 +42,11 @@ impl Env {
     }
 
     fn run_script(&self, name: &str, instances: u32, script: &str, grace: u32) {
-        let yaml = format!(
-            r#"apiVersion: berth.dev/v1alpha1
-kind: Job
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  taskGroups:
-    - name: main
-      instances: {instances}
-      image: {image}
-      command: ["/bin/sh", "-c"]
-      args: [{script:?}]
-      terminationGracePeriodSeconds: {grace}
-      resources:
-        cpu: 100m
-        memory: 32Mi
-"#,
-            image = self.image
-        );
-        let out = self.berth.kubectl_stdin(&["apply", "-f", "-"], &yaml);
-        assert!(out.status.success(), "kubectl apply failed: {}", output_text(&out));
+        let yaml = ShellJob::new(name, &self.image, script)
+            .instances(instances)
+            .group_fields(&format!("terminationGracePeriodSeconds: {grace}"))
+            .yaml();
+        self.berth.apply(&yaml);
     }
 
     fn berth_ok(&self, args: &[&str]) -> String {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use berth_e2e::berth::Berth;
-use berth_e2e::{Containerd, Registry, output_text};
+use berth_e2e::{Containerd, Registry, ShellJob, output_text};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -35,8 +35,7 @@ impl Env {
     }
 
     fn apply(&self, yaml: &str) {
-        let out = self.berth.kubectl_stdin(&["apply", "-f", "-"], yaml);
-        assert!(out.status.success(), "kubectl apply failed: {}", output_text(&out));
+        self.berth.apply(yaml);
     }
 
     /// Waits until placement `name` reaches `phase`; returns its reason and message.
@@ -53,25 +52,12 @@ impl Env {
 }
 
 fn job(name: &str, image: &str, instances: u32, secret: Option<&str>) -> String {
-    let secret = secret.map(|s| format!("  imagePullSecret: {s}\n")).unwrap_or_default();
-    format!(
-        r#"apiVersion: berth.dev/v1alpha1
-kind: Job
-metadata:
-  name: {name}
-  namespace: default
-spec:
-{secret}  taskGroups:
-    - name: main
-      image: {image}
-      instances: {instances}
-      command: ["/bin/sh", "-c"]
-      args: ["echo pulled and ran"]
-      resources:
-        cpu: 100m
-        memory: 32Mi
-"#
-    )
+    let job = ShellJob::new(name, image, "echo pulled and ran").instances(instances);
+    match secret {
+        Some(s) => job.spec_field(&format!("imagePullSecret: {s}")),
+        None => job,
+    }
+    .yaml()
 }
 
 #[test]

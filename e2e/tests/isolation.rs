@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use berth_e2e::berth::Berth;
 use berth_e2e::poll::poll;
-use berth_e2e::{Containerd, Registry, build_demo_image, output_text};
+use berth_e2e::{Containerd, Registry, ShellJob, build_demo_image, output_text};
 
 const WAIT: Duration = Duration::from_secs(120);
 /// The last line every task prints.
@@ -84,25 +84,8 @@ impl Env {
     /// reported.
     fn run_in(&self, name: &str, image: &str, script: &str, memory: &str, extra: &str) -> Outcome {
         let script = format!("exec 2>&1; {script}; echo {END}");
-        let yaml = format!(
-            r#"apiVersion: berth.dev/v1alpha1
-kind: Job
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  taskGroups:
-    - name: main
-      image: {image}
-      command: ["/bin/sh", "-c"]
-      args: [{script:?}]
-      resources:
-        cpu: 200m
-        memory: {memory}
-{extra}"#
-        );
-        let out = self.berth.kubectl_stdin(&["apply", "-f", "-"], &yaml);
-        assert!(out.status.success(), "kubectl apply failed: {}", output_text(&out));
+        let yaml = ShellJob::new(name, image, &script).resources("200m", memory).group_fields(extra).yaml();
+        self.berth.apply(&yaml);
         let placement = format!("placements.berth.dev/{name}-main-0-0");
         let phase = poll(WAIT, || match self.berth.jsonpath(&placement, ".status.phase").as_str() {
             p @ ("Succeeded" | "Failed" | "Killed" | "Lost") => Ok(p.to_string()),
@@ -188,7 +171,7 @@ fn a_fork_bomb_is_held_to_the_pids_limit_and_the_agent_keeps_working() {
 fn no_new_privileges_keeps_a_setuid_binary_from_raising_privileges() {
     let env = Env::shared();
     let script = "grep NoNewPrivs /proc/self/status; ls -l /bin/su; su -c id root </dev/null; echo \"su exit $?\"";
-    let out = env.run("setuid", script, "      securityContext:\n        runAsUser: 1000\n");
+    let out = env.run("setuid", script, "securityContext:\n  runAsUser: 1000");
     assert_eq!(out.phase, "Succeeded", "{out:?}");
     assert!(out.logs.contains("NoNewPrivs:\t1"), "{}", out.logs);
     assert!(out.logs.contains("-rwsr-xr-x"), "/bin/su is setuid root in the image:\n{}", out.logs);
@@ -213,7 +196,7 @@ fn run_as_user_1000_cannot_write_root_owned_paths() {
     let env = Env::shared();
     let script = "echo \"uid=$(id -u) gid=$(id -g)\"; touch /bin/planted; echo \"touch exit $?\"; \
          echo 'evil::0:0::/:/bin/sh' >> /etc/passwd; echo \"append exit $?\"; ls -ln /etc/passwd";
-    let out = env.run("nonroot", script, "      securityContext:\n        runAsUser: 1000\n");
+    let out = env.run("nonroot", script, "securityContext:\n  runAsUser: 1000");
     assert!(out.logs.contains("uid=1000 gid=1000"), "{}", out.logs);
     assert!(out.logs.contains("touch exit 1") && out.logs.contains("append exit 1"), "{}", out.logs);
     assert_eq!(out.logs.matches("Permission denied").count(), 2, "{}", out.logs);
@@ -223,7 +206,7 @@ fn run_as_user_1000_cannot_write_root_owned_paths() {
 fn a_read_only_root_filesystem_cannot_be_written() {
     let env = Env::shared();
     let script = "touch /x; echo \"root exit $?\"; touch /tmp/x; echo \"tmp exit $?\"";
-    let out = env.run("readonly", script, "      securityContext:\n        readOnlyRootFilesystem: true\n");
+    let out = env.run("readonly", script, "securityContext:\n  readOnlyRootFilesystem: true");
     assert!(out.logs.contains("Read-only file system"), "{}", out.logs);
     assert!(out.logs.contains("root exit 1") && out.logs.contains("tmp exit 1"), "{}", out.logs);
 }
@@ -250,7 +233,7 @@ fn the_container_sees_only_its_own_mounts_and_the_host_paths_it_was_given() {
         private = private.display()
     );
     let extra = format!(
-        "      mounts:\n        - {{hostPath: {}, path: /in, readOnly: true}}\n        - {{hostPath: {}, path: /out}}\n",
+        "mounts:\n  - {{hostPath: {}, path: /in, readOnly: true}}\n  - {{hostPath: {}, path: /out}}",
         input.display(),
         output.display()
     );
@@ -284,7 +267,7 @@ fn the_agent_refuses_images_and_host_paths_outside_its_policy() {
     assert_eq!((image.phase.as_str(), image.reason.as_str()), ("Failed", "PolicyViolation"), "{image:?}");
     assert!(image.message.starts_with("spec.image: \"registry.example/evil/miner:latest\""), "{image:?}");
 
-    let mount = env.run("etc", "cat /host/shadow", "      mounts:\n        - {hostPath: /etc, path: /host}\n");
+    let mount = env.run("etc", "cat /host/shadow", "mounts:\n  - {hostPath: /etc, path: /host}");
     assert_eq!((mount.phase.as_str(), mount.reason.as_str()), ("Failed", "PolicyViolation"), "{mount:?}");
     assert!(mount.message.starts_with("spec.mounts[0].hostPath: \"/etc\" is not allowed"), "{mount:?}");
 

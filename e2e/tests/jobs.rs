@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use berth_e2e::berth::Berth;
-use berth_e2e::{Containerd, Registry, build_demo_image, output_text};
+use berth_e2e::{Containerd, Registry, ShellJob, build_demo_image, output_text};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -33,8 +33,7 @@ impl Env {
     }
 
     fn apply(&self, yaml: &str) {
-        let out = self.berth.kubectl_stdin(&["apply", "-f", "-"], yaml);
-        assert!(out.status.success(), "kubectl apply failed: {}", output_text(&out));
+        self.berth.apply(yaml);
     }
 
     /// Waits until the Job finishes, then checks it finished as `cond` with
@@ -67,23 +66,7 @@ fn running(b: &Berth, placement: &str) -> Result<(), String> {
 }
 
 fn job(name: &str, image: &str, script: &str, cpu: &str, memory: &str) -> String {
-    format!(
-        r#"apiVersion: berth.dev/v1alpha1
-kind: Job
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  taskGroups:
-    - name: main
-      image: {image}
-      command: ["/bin/sh", "-c"]
-      args: [{script:?}]
-      resources:
-        cpu: {cpu}
-        memory: {memory}
-"#
-    )
+    ShellJob::new(name, image, script).resources(cpu, memory).yaml()
 }
 
 #[test]

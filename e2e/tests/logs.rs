@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use berth_e2e::berth::{Berth, binary};
-use berth_e2e::{Containerd, Registry, build_demo_image, output_text};
+use berth_e2e::{Containerd, Registry, ShellJob, build_demo_image, output_text};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -28,25 +28,8 @@ impl Env {
 
     fn run(&self, name: &str, script: &str) {
         let image = format!("{}/berth/demo:latest", self.registry.host());
-        let yaml = format!(
-            r#"apiVersion: berth.dev/v1alpha1
-kind: Job
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  taskGroups:
-    - name: main
-      image: {image}
-      command: ["/bin/sh", "-c"]
-      args: [{script:?}]
-      resources:
-        cpu: 100m
-        memory: 32Mi
-"#
-        );
-        let out = self.berth.kubectl_stdin(&["apply", "-f", "-"], &yaml);
-        assert!(out.status.success(), "kubectl apply failed: {}", output_text(&out));
+        let yaml = ShellJob::new(name, &image, script).yaml();
+        self.berth.apply(&yaml);
     }
 
     fn phase(&self, placement: &str) -> String {

@@ -14,7 +14,7 @@ use berth_api::placement::REASON_AGENT_LOST;
 use berth_api::{Agent, Phase, Placement};
 use berth_e2e::berth::{AgentSpec, Berth, ClusterOptions};
 use berth_e2e::netns::Netns;
-use berth_e2e::{Containerd, Registry, build_demo_image, output_text};
+use berth_e2e::{Containerd, Registry, ShellJob, build_demo_image, output_text};
 
 /// The controllers' `--agent-ttl-seconds` in these tests.
 const TTL: u64 = 6;
@@ -107,24 +107,7 @@ fn summary(ps: &[Placement]) -> String {
 }
 
 fn job(name: &str, image: &str, instances: u32) -> String {
-    format!(
-        r#"apiVersion: berth.dev/v1alpha1
-kind: Job
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  taskGroups:
-    - name: main
-      instances: {instances}
-      image: {image}
-      command: ["/bin/sh", "-c"]
-      args: ["sleep 3600"]
-      resources:
-        cpu: 100m
-        memory: 32Mi
-"#
-    )
+    ShellJob::new(name, image, "sleep 3600").instances(instances).yaml()
 }
 
 /// Invariant 2 per the API: attempt N ended (Lost) no later than attempt

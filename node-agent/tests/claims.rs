@@ -5,85 +5,24 @@
 //! overcommit the agent is refused even when the ledger says it fits. And,
 //! once claimed, a pull that fails shows `ImagePullBackOff` until it succeeds.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use berth_agent::AgentConfig;
-use berth_agent::fake::{Call, Fake};
+use berth_agent::fake::Call;
 use berth_agent::supervisor::container_id;
-use berth_api::{Agent, Claim, ClaimKind, Container, Phase, Placement, PlacementSpec, Resources};
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
-use tokio::sync::watch;
+use berth_api::{Container, Phase, Placement, PlacementSpec, Resources};
+use kube::api::{Patch, PatchParams, PostParams};
 
-const AGENT: &str = "agent-1";
+mod support;
+use support::{AGENT, System, claim, claim_as, eventually, placements};
 
-struct System {
-    client: Client,
-    fake: Arc<Fake>,
-    _stop: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
-}
-
-/// An API server and one agent (fake runtime, containers held until
-/// released) whose placements wait `claim_wait` for their claims.
+/// The agent of `support::start`, whose placements wait `claim_wait` for
+/// their claims and whose containers get 1 s between SIGTERM and SIGKILL.
 async fn start(claim_wait: Duration) -> System {
-    let dir = tempfile::tempdir().unwrap();
-    let (tx, rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let store = berth_apiserver::Embedded::open(&dir.path().join("store.redb")).unwrap();
-    tokio::spawn(berth_apiserver::serve(listener, store, berth_api::crds::all(), stopped()));
-    let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
-
-    let fake = Arc::new(Fake::new(true));
-    let config = AgentConfig {
-        name: AGENT.into(),
-        data_dir: dir.path().join(AGENT),
-        policy: Default::default(),
-        cpu: Some("2".into()),
-        memory: Some("1Gi".into()),
-        ports: Vec::new(),
-        hostname: None,
-        endpoint: "http://127.0.0.1:1".into(),
-        heartbeat: Duration::from_secs(3600),
-        kill_grace: Duration::from_secs(1),
-        claim_wait,
-        log_max_bytes: berth_agent::rotate::DEFAULT_MAX_BYTES,
-        log_max_files: berth_agent::rotate::DEFAULT_MAX_FILES,
-        images: Default::default(),
-    };
-    let logs = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    tokio::spawn(berth_agent::run(client.clone(), fake.clone(), config, logs, stopped()));
-    let agents: Api<Agent> = Api::all(client.clone());
-    eventually("the agent to be ready", async || match agents.get_opt(AGENT).await {
-        Ok(Some(a)) if a.status.as_ref().is_some_and(|s| s.is_ready()) => Ok(()),
-        other => Err(format!("{other:?}")),
+    support::start(|c| {
+        c.kill_grace = Duration::from_secs(1);
+        c.claim_wait = claim_wait;
     })
-    .await;
-    System { client, fake, _stop: tx, _dir: dir }
-}
-
-/// Polls `check` until it returns `Ok`; panics with the last observation after 30 s.
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => panic!("timed out waiting for {what}; last seen: {last}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
-fn placements(sys: &System) -> Api<Placement> {
-    Api::namespaced(sys.client.clone(), "default")
+    .await
 }
 
 async fn create(sys: &System, name: &str) -> Placement {
@@ -111,31 +50,6 @@ async fn create_full(sys: &System, name: &str, image: &str, cpu: &str) -> Placem
         ..Default::default()
     };
     placements(sys).create(&PostParams::default(), &Placement::new(name, spec)).await.unwrap()
-}
-
-/// Adds a placement claim for `p` to the agent's ledger, as a scheduler does.
-async fn claim(sys: &System, p: &Placement) {
-    claim_as(sys, p, &p.spec.container.resources).await
-}
-
-/// Adds a placement claim for `p` holding `resources` (a wrong ledger's, when they are not `p`'s).
-async fn claim_as(sys: &System, p: &Placement, resources: &Resources) {
-    let agents: Api<Agent> = Api::all(sys.client.clone());
-    eventually("the claim to be written", async || {
-        let mut a = agents.get(AGENT).await.map_err(|e| e.to_string())?;
-        let status = a.status.get_or_insert_with(Default::default);
-        status.claims.push(Claim {
-            kind: ClaimKind::Placement,
-            owner: format!("default/{}", p.name_any()),
-            uid: p.uid().unwrap_or_default(),
-            resources: resources.clone(),
-            ports: Vec::new(),
-            created_at: Some(berth_api::now_rfc3339()),
-        });
-        status.allocated = status.claimed().unwrap().to_resources();
-        agents.replace_status(AGENT, &PostParams::default(), &a).await.map(|_| ()).map_err(|e| e.to_string())
-    })
-    .await;
 }
 
 /// The placement's phase, reason and message.

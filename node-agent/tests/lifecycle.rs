@@ -4,86 +4,20 @@
 //! until its container is gone) and a finished placement losing the
 //! finalizer at once.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use berth_agent::AgentConfig;
-use berth_agent::fake::{Call, Fake};
+use berth_agent::fake::Call;
 use berth_agent::supervisor::container_id;
 use berth_api::job::EnvVar;
 use berth_api::placement::FINALIZER_AGENT;
-use berth_api::{Agent, Claim, ClaimKind, Container, Phase, Placement, PlacementSpec, PlacementStatus, Resources};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
-use tokio::sync::watch;
+use berth_api::{Container, Phase, Placement, PlacementSpec, PlacementStatus, Resources};
+use kube::ResourceExt;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 
-const AGENT: &str = "agent-1";
+mod support;
+use support::{AGENT, System, claim, eventually, placements};
 
-struct System {
-    client: Client,
-    fake: Arc<Fake>,
-    _stop: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
-}
-
-/// An API server and one agent (fake runtime, containers held until
-/// released or killed) with a 30 s default grace period.
+/// The agent of `support::start`: a 30 s default grace period, no claim wait to speak of.
 async fn start() -> System {
-    let dir = tempfile::tempdir().unwrap();
-    let (tx, rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let store = berth_apiserver::Embedded::open(&dir.path().join("store.redb")).unwrap();
-    tokio::spawn(berth_apiserver::serve(listener, store, berth_api::crds::all(), stopped()));
-    let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
-    let fake = Arc::new(Fake::new(true));
-    let config = AgentConfig {
-        name: AGENT.into(),
-        data_dir: dir.path().join(AGENT),
-        cpu: Some("2".into()),
-        memory: Some("1Gi".into()),
-        hostname: None,
-        endpoint: "http://127.0.0.1:1".into(),
-        heartbeat: Duration::from_secs(3600),
-        kill_grace: Duration::from_secs(30),
-        claim_wait: Duration::from_secs(600),
-        log_max_bytes: berth_agent::rotate::DEFAULT_MAX_BYTES,
-        log_max_files: berth_agent::rotate::DEFAULT_MAX_FILES,
-        policy: Default::default(),
-        images: Default::default(),
-        ports: Vec::new(),
-    };
-    let logs = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    tokio::spawn(berth_agent::run(client.clone(), fake.clone(), config, logs, stopped()));
-    let agents: Api<Agent> = Api::all(client.clone());
-    eventually("the agent to be ready", async || match agents.get_opt(AGENT).await {
-        Ok(Some(a)) if a.status.as_ref().is_some_and(|s| s.is_ready()) => Ok(()),
-        other => Err(format!("{other:?}")),
-    })
-    .await;
-    System { client, fake, _stop: tx, _dir: dir }
-}
-
-/// Polls `check` until it returns `Ok`; panics with the last observation after 30 s.
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => panic!("timed out waiting for {what}; last seen: {last}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
-fn placements(sys: &System) -> Api<Placement> {
-    Api::namespaced(sys.client.clone(), "default")
+    support::start(|_| {}).await
 }
 
 /// Creates placement `name` running `container`, claims it and waits until it runs.
@@ -112,27 +46,6 @@ async fn create(sys: &System, name: &str, edit: impl FnOnce(&mut Container)) -> 
     let p = placements(sys).create(&PostParams::default(), &Placement::new(name, spec)).await.unwrap();
     assert_eq!(p.finalizers(), [FINALIZER_AGENT], "the API server adds the agent finalizer");
     p
-}
-
-/// Adds a placement claim for `p` to the agent's ledger, as a scheduler does.
-async fn claim(sys: &System, p: &Placement) {
-    let name = p.name_any();
-    let agents: Api<Agent> = Api::all(sys.client.clone());
-    eventually("the claim to be written", async || {
-        let mut a = agents.get(AGENT).await.map_err(|e| e.to_string())?;
-        let status = a.status.get_or_insert_with(Default::default);
-        status.claims.push(Claim {
-            kind: ClaimKind::Placement,
-            owner: format!("default/{name}"),
-            uid: p.uid().unwrap_or_default(),
-            resources: p.spec.container.resources.clone(),
-            ports: Vec::new(),
-            created_at: Some(berth_api::now_rfc3339()),
-        });
-        status.allocated = status.claimed().unwrap().to_resources();
-        agents.replace_status(AGENT, &PostParams::default(), &a).await.map(|_| ()).map_err(|e| e.to_string())
-    })
-    .await;
 }
 
 /// Waits until placement `name`'s status satisfies `done`; returns the placement.
