@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::bail;
-use berth_agent::config::{DEFAULT_PULL_ATTEMPTS, ImageSettings};
+use berth_agent::config::{DEFAULT_PULL_ATTEMPTS, DiskThreshold, ImageSettings};
 use clap::Args;
 
 #[derive(Args, Clone)]
@@ -22,6 +22,17 @@ pub struct ImageArgs {
     /// ... until their total is at most this (default: the high mark)
     #[arg(long, value_parser = bytes, requires = "image_gc_high_bytes")]
     image_gc_low_bytes: Option<u64>,
+    /// When the filesystem holding the images (`--image-filesystem`) is more than this
+    /// percent full, unused images are removed, least recently used first, as kubelet's
+    /// `imageGCHighThresholdPercent` (e.g. 85; default: never)
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    image_gc_high_percent: Option<u8>,
+    /// ... until it is at most this percent full (default: 5 below the high mark)
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100), requires = "image_gc_high_percent")]
+    image_gc_low_percent: Option<u8>,
+    /// A path on the filesystem containerd keeps images on: its `--root`
+    #[arg(long, default_value = "/var/lib/containerd")]
+    image_filesystem: std::path::PathBuf,
     /// Seconds between checks of the images' size (also checked after a container is removed)
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     image_gc_interval_seconds: u64,
@@ -34,11 +45,23 @@ impl ImageArgs {
         {
             bail!("--image-gc-low-bytes ({low}) must not exceed --image-gc-high-bytes ({high})");
         }
+        let gc_disk = match (self.image_gc_high_percent, self.image_gc_low_percent) {
+            (None, _) => None,
+            (Some(high), Some(low)) if low > high => {
+                bail!("--image-gc-low-percent ({low}) must not exceed --image-gc-high-percent ({high})")
+            }
+            (Some(high), low) => Some(DiskThreshold {
+                path: self.image_filesystem.clone(),
+                high_percent: high,
+                low_percent: low.unwrap_or(high.saturating_sub(5)),
+            }),
+        };
         Ok(ImageSettings {
             pull_attempts: self.image_pull_attempts,
             pull_backoff_max: Duration::from_secs(self.image_pull_backoff_max_seconds),
             gc_high_bytes: self.image_gc_high_bytes,
             gc_low_bytes: self.image_gc_low_bytes,
+            gc_disk,
             gc_interval: Duration::from_secs(self.image_gc_interval_seconds),
             ..ImageSettings::default()
         })

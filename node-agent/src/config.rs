@@ -58,8 +58,23 @@ pub struct ImageSettings {
     pub gc_high_bytes: Option<u64>,
     /// ... until it is at most this many bytes.
     pub gc_low_bytes: Option<u64>,
+    /// Kubelet's policy: when the filesystem holding the images is fuller
+    /// than a percentage, unused images are removed until it is at most a
+    /// lower one; `None`: never.
+    pub gc_disk: Option<DiskThreshold>,
     /// How often the images' size is checked (also after a container is removed).
     pub gc_interval: Duration,
+}
+
+/// When image garbage collection starts and stops by how full a disk is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskThreshold {
+    /// A path on the filesystem containerd keeps images on (its `--root`).
+    pub path: PathBuf,
+    /// Collection starts when more than this percentage is used…
+    pub high_percent: u8,
+    /// … and removes images until at most this percentage is used.
+    pub low_percent: u8,
 }
 
 impl Default for ImageSettings {
@@ -70,6 +85,7 @@ impl Default for ImageSettings {
             pull_backoff_max: Duration::from_secs(60),
             gc_high_bytes: None,
             gc_low_bytes: None,
+            gc_disk: None,
             gc_interval: Duration::from_secs(60),
         }
     }

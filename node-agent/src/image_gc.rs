@@ -1,8 +1,10 @@
 //! Image garbage collection: when the images' total size passes
 //! [`ImageSettings::gc_high_bytes`](crate::config::ImageSettings), images no
 //! container uses are removed, least recently used first, until the total is
-//! at most `gc_low_bytes` (kubelet's policy, in bytes). The check runs every
-//! `gc_interval` and after a container is removed.
+//! at most `gc_low_bytes` (kubelet's policy, in bytes); and, with
+//! `gc_disk`, when the filesystem holding the images is fuller than its
+//! `high_percent`, until it is at most `low_percent` full ([`disk_marks`]).
+//! The check runs every `gc_interval` and after a container is removed.
 //!
 //! An image is in use while a container of this agent's namespace uses it,
 //! and from the moment a placement starts pulling it until its container is
@@ -127,12 +129,52 @@ pub async fn collect_once<R: Runtime>(
     Ok(removed)
 }
 
-/// Collects every `gc_interval` and after each container removal until
+/// The byte marks that make [`plan`] free what a disk threshold asks:
+/// `None` while the filesystem (`total` bytes, `available` to use) is at
+/// most `high_percent` full; otherwise marks just below the images' own
+/// `usage` and that usage less the bytes to free to reach `low_percent`.
+pub fn disk_marks(total: u64, available: u64, usage: u64, high_percent: u8, low_percent: u8) -> Option<(u64, u64)> {
+    let used = u128::from(total.saturating_sub(available));
+    let total = u128::from(total);
+    if total == 0 || used * 100 <= total * u128::from(high_percent) {
+        return None;
+    }
+    let goal = total * u128::from(low_percent.min(high_percent)) / 100;
+    let to_free = u64::try_from(used.saturating_sub(goal)).unwrap_or(u64::MAX);
+    Some((usage.saturating_sub(1), usage.saturating_sub(to_free)))
+}
+
+/// Bytes in the filesystem holding `path`, and bytes available to use (as `df` counts them).
+pub fn filesystem(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    let st = rustix::fs::statvfs(path)?;
+    Ok((st.f_blocks.saturating_mul(st.f_frsize), st.f_bavail.saturating_mul(st.f_frsize)))
+}
+
+/// One check by every threshold configured: the images' own size, then how full their disk is.
+async fn check<R: Runtime>(ctx: &crate::AgentContext<R>) -> Result<(), RuntimeError> {
+    let settings = &ctx.config.images;
+    if let Some(high) = settings.gc_high_bytes {
+        let low = settings.gc_low_bytes.unwrap_or(high).min(high);
+        collect_once(&ctx.runtime, &ctx.images, high, low).await?;
+    }
+    if let Some(disk) = &settings.gc_disk {
+        let (total, available) = filesystem(&disk.path)
+            .map_err(|e| RuntimeError::Other(format!("reading the filesystem of {}: {e}", disk.path.display())))?;
+        let usage = usage(&ctx.runtime.images().await?);
+        if let Some((high, low)) = disk_marks(total, available, usage, disk.high_percent, disk.low_percent) {
+            collect_once(&ctx.runtime, &ctx.images, high, low).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks every `gc_interval` and after each container removal until
 /// `stop` resolves; returns at once when no threshold is set.
 pub async fn run<R: Runtime>(ctx: Arc<crate::AgentContext<R>>, stop: impl Future<Output = ()>) {
     let settings = &ctx.config.images;
-    let Some(high) = settings.gc_high_bytes else { return };
-    let low = settings.gc_low_bytes.unwrap_or(high).min(high);
+    if settings.gc_high_bytes.is_none() && settings.gc_disk.is_none() {
+        return;
+    }
     let mut tick = tokio::time::interval(settings.gc_interval);
     tokio::pin!(stop);
     loop {
@@ -141,7 +183,7 @@ pub async fn run<R: Runtime>(ctx: Arc<crate::AgentContext<R>>, stop: impl Future
             _ = tick.tick() => {}
             _ = ctx.images.wake.notified() => {}
         }
-        if let Err(e) = collect_once(&ctx.runtime, &ctx.images, high, low).await {
+        if let Err(e) = check(&ctx).await {
             tracing::warn!(error = %e, "image garbage collection failed");
         }
     }

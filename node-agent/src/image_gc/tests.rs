@@ -70,3 +70,30 @@ async fn a_collection_removes_unused_and_held_images_stay() {
     assert_eq!(removed, vec!["127.0.0.1:5000/held:1".to_string()]);
     assert!(!fake.calls().contains(&Call::RemoveImage("127.0.0.1:5000/used:1".into())), "{:?}", fake.calls());
 }
+
+#[test]
+fn a_disk_at_most_its_high_mark_frees_nothing() {
+    assert_eq!(disk_marks(1000, 150, 500, 85, 80), None, "85% used is not past 85%");
+    assert_eq!(disk_marks(0, 0, 500, 85, 80), None, "an empty filesystem");
+}
+
+#[test]
+fn a_disk_past_its_high_mark_frees_down_to_its_low_mark() {
+    // 900 of 1000 used; 80% is 800: 100 bytes to free from 500 of images.
+    let (high, low) = disk_marks(1000, 100, 500, 85, 80).expect("past the high mark");
+    assert_eq!((high, low), (499, 400));
+    let images = [image("old", &[("o", 150)], 1, false), image("new", &[("n", 350)], 2, false)];
+    assert_eq!(plan(&images, &HashMap::new(), high, low), ["old"], "the least recently used goes first");
+    // More to free than the images hold: every unused image goes.
+    let (high, low) = disk_marks(1000, 0, 500, 85, 10).expect("full");
+    assert_eq!(low, 0);
+    assert_eq!(plan(&images, &HashMap::new(), high, low), ["old", "new"]);
+}
+
+#[test]
+fn the_filesystem_of_a_path_has_a_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (total, available) = filesystem(dir.path()).expect("statvfs");
+    assert!(total > 0 && available <= total, "{total} {available}");
+    assert!(filesystem(&dir.path().join("missing")).is_err());
+}
