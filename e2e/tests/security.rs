@@ -33,6 +33,25 @@ fn berth_up_serves_https_and_each_part_uses_a_token_of_its_role() {
     let out = berth.kubectl_with("agent-agent-1.kubeconfig", &["delete", "agents.berth.dev", "agent-1"]);
     assert!(!out.status.success() && output_text(&out).contains("is forbidden"), "{}", output_text(&out));
     assert_eq!(stdout(&berth.kubectl(&["get", "agents.berth.dev", "-o", "name"])), "agent.berth.dev/agent-1");
+
+    // Of a placement bound to it, the agent may remove the finalizer and change nothing else.
+    berth.apply(
+        "apiVersion: berth.dev/v1alpha1\nkind: Placement\nmetadata: {name: p, namespace: default}\n\
+         spec: {agent: agent-1, job: j, taskGroup: main, image: registry.test/demo:1}\n",
+    );
+    let patch = |body: &str| {
+        berth.kubectl_with(
+            "agent-agent-1.kubeconfig",
+            &["patch", "placements.berth.dev", "p", "--type", "merge", "-p", body],
+        )
+    };
+    let out = patch(r#"{"spec":{"image":"registry.test/evil:1"}}"#);
+    let text = output_text(&out);
+    assert!(!out.status.success() && text.contains("agent agent-1 may only remove finalizers"), "{text}");
+    assert_eq!(berth.jsonpath("placements.berth.dev/p", ".spec.image"), "registry.test/demo:1");
+    let out = patch(r#"{"metadata":{"finalizers":null}}"#);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(berth.jsonpath("placements.berth.dev/p", ".metadata.finalizers"), "");
 }
 
 #[test]

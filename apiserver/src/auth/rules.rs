@@ -7,8 +7,10 @@
 //! - group `system:masters`: everything (admin);
 //! - group `berth:controllers`: what the controllers read and write;
 //! - group `berth:agents`, user `berth:agent:NAME`: its own `Agent` and
-//!   `Lease`, reads of placements, status of placements bound to it, and the
-//!   Secrets its placements name as `imagePullSecret`;
+//!   `Lease`, reads of placements, status of placements bound to it (and the
+//!   placements themselves, of which admission lets it only remove
+//!   finalizers: `server::admit_placement`), and the Secrets its placements
+//!   name as `imagePullSecret`;
 //! - group `berth:frameworks`: Offers and Placements of its namespaces;
 //!   with user `berth:framework:NS/NAME`, also its own `Framework` (register,
 //!   suppress, revive) and its own `Lease` `framework-NAME` (staying connected);

@@ -38,7 +38,14 @@ pub async fn run<S: Storage>(app: &App<S>, crds: Vec<CustomResourceDefinition>) 
             }
         };
         if !created {
-            let t = Target { kind: &crd_kind, namespace: None, name: &name, status: false, params: &params };
+            let t = Target {
+                kind: &crd_kind,
+                namespace: None,
+                name: &name,
+                status: false,
+                params: &params,
+                finalizers_only: None,
+            };
             update::write(app, &t, |current| {
                 let mut desired = given.clone();
                 managed::record(&crd_kind, false, managed::SERVER, current, &mut desired)?;

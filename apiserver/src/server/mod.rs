@@ -113,6 +113,9 @@ pub(crate) struct Ctx {
     pub params: Params,
     pub output: Output,
     pub headers: HeaderMap,
+    /// The agent making this request, when it may change nothing of the
+    /// object but remove finalizers (an agent's write to a Placement).
+    pub finalizers_only: Option<String>,
 }
 
 impl Ctx {
@@ -285,7 +288,17 @@ async fn resource<S: Storage>(
         Some(_) => return Err(no_route()),
     };
     let output = negotiate::output(&parts.headers)?;
-    let ctx = Ctx { kind, namespace: rp.namespace, name: rp.name, status, params, output, headers: parts.headers };
+    let finalizers_only = admit_placement::finalizers_only(user, &kind, status);
+    let ctx = Ctx {
+        kind,
+        namespace: rp.namespace,
+        name: rp.name,
+        status,
+        params,
+        output,
+        headers: parts.headers,
+        finalizers_only,
+    };
     let named = ctx.name.is_some();
     let not_allowed = || Error::MethodNotAllowed(format!("{} is not allowed on {}", parts.method, parts.uri.path()));
     match parts.method {

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::negotiate::{self, with_warnings};
 use super::params::Params;
-use super::{App, Ctx, admit, admit_offer, hooks, managed, meta_update, object};
+use super::{App, Ctx, admit, admit_offer, admit_placement, hooks, managed, meta_update, object};
 use crate::error::{CONFLICT_MESSAGE, Error, Result};
 use crate::registry::Kind;
 use crate::storage::{Storage, StorageError};
@@ -27,6 +27,8 @@ pub struct Target<'a> {
     pub name: &'a str,
     pub status: bool,
     pub params: &'a Params,
+    /// The agent writing, when it may only remove finalizers.
+    pub finalizers_only: Option<&'a str>,
 }
 
 impl<'a> Target<'a> {
@@ -37,6 +39,7 @@ impl<'a> Target<'a> {
             name: ctx.name(),
             status: ctx.status,
             params: &ctx.params,
+            finalizers_only: ctx.finalizers_only.as_deref(),
         }
     }
 }
@@ -104,6 +107,9 @@ where
             meta_update::check_immutable(t.kind, &current, &desired)?;
         }
         let mut next = merge(t, &current, desired);
+        if let Some(agent) = t.finalizers_only {
+            admit_placement::check_finalizers_only(agent, t.name, &current, &next)?;
+        }
         if !t.status {
             admit_offer::check_update(t.kind, &current, &next)?;
         }

@@ -141,8 +141,14 @@ async fn act<S: Storage>(app: &App<S>, action: &Action) -> Result<()> {
     };
     let Some(at) = locate(app, key) else { return Ok(()) };
     let params = Params::default();
-    let target =
-        Target { kind: &at.kind, namespace: at.namespace.as_deref(), name: &at.name, status: false, params: &params };
+    let target = Target {
+        kind: &at.kind,
+        namespace: at.namespace.as_deref(),
+        name: &at.name,
+        status: false,
+        params: &params,
+        finalizers_only: None,
+    };
     let done = match action {
         Action::Delete { uid, revision, policy, .. } => {
             if hooks::before_delete(&at.kind, &at.name).is_err() {
