@@ -109,6 +109,35 @@ fn a_job_that_exits_3_fails_with_the_exit_code_in_its_status() {
 }
 
 #[test]
+fn a_task_past_its_timeout_is_stopped_and_fails_deadline_exceeded() {
+    let env = Env::start("1", "512Mi");
+    let script = "trap 'echo got TERM; exit 143' TERM; echo started; while true; do sleep 1; done";
+    let slow = ShellJob::new("slow", &env.image(), script)
+        .group_fields("timeoutSeconds: 2\nterminationGracePeriodSeconds: 10");
+    env.apply(&slow.yaml());
+    env.wait_for("slow", "Failed");
+    let placement = "placements.berth.dev/slow-main-0-0";
+    assert_eq!(
+        env.berth.jsonpath(placement, ".status.reason"),
+        "DeadlineExceeded",
+        "{}",
+        env.berth.jsonpath(placement, ".status")
+    );
+    assert_eq!(
+        env.berth.jsonpath(placement, ".status.exitCode"),
+        "143",
+        "it ended on SIGTERM, within its grace period"
+    );
+    let started = env.berth.jsonpath(placement, ".status.startedAt");
+    let finished = env.berth.jsonpath(placement, ".status.finishedAt");
+    let secs = |t: &str| t.parse::<jiff::Timestamp>().map(|t| t.as_second()).unwrap_or_else(|e| panic!("{t:?}: {e}"));
+    assert!(secs(&finished) - secs(&started) >= 2, "ran {started} to {finished}: less than its timeout");
+    let logs = env.berth.berth(&["logs", "slow"]);
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert!(text.contains("started") && text.contains("got TERM"), "{}", output_text(&logs));
+}
+
+#[test]
 fn jobs_that_do_not_fit_together_run_one_after_the_other() {
     let mut env = Env::start("1", "100Mi");
     env.apply(&job("first", &env.image(), "echo first started; sleep 6; echo first done", "100m", "64Mi"));
