@@ -141,6 +141,12 @@ pub struct AgentArgs {
     /// task sets terminationGracePeriodSeconds
     #[arg(long, default_value_t = 10)]
     kill_grace_seconds: u64,
+    /// Stop every container of this agent (SIGKILL) once it has not renewed its Lease for this
+    /// many seconds, and report them Lost/AgentDisconnected when it reconnects, so a partitioned
+    /// agent's tasks never run beside their replacements; set it below the controllers'
+    /// --agent-ttl-seconds (default: never, as Kubernetes and Mesos)
+    #[arg(long)]
+    fence_after_seconds: Option<u64>,
     /// A placement's log is rotated once it is longer than this many bytes
     #[arg(long, default_value_t = berth_agent::rotate::DEFAULT_MAX_BYTES)]
     log_max_bytes: u64,

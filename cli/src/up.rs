@@ -135,6 +135,7 @@ pub async fn agent(
         endpoint: format!("http://{}", listener.local_addr()?),
         heartbeat: Duration::from_secs(args.heartbeat_seconds),
         kill_grace: Duration::from_secs(args.kill_grace_seconds),
+        fence_after: args.fence_after_seconds.map(Duration::from_secs),
         claim_wait: Duration::from_secs(args.claim_wait_seconds),
         log_max_bytes: args.log_max_bytes,
         log_max_files: args.log_max_files,

@@ -42,11 +42,13 @@ pub struct ClusterOptions<'a> {
     pub controllers: &'a [&'a str],
     /// (agent, network namespace): agents run inside a namespace (`ip netns exec`).
     pub netns: &'a [(&'a str, &'a str)],
+    /// (agent, more flags for its `berth agent`).
+    pub agent_flags: &'a [(&'a str, &'a [&'a str])],
 }
 
 impl Default for ClusterOptions<'_> {
     fn default() -> Self {
-        ClusterOptions { listen: "127.0.0.1:0", apiserver: &[], controllers: &[], netns: &[] }
+        ClusterOptions { listen: "127.0.0.1:0", apiserver: &[], controllers: &[], netns: &[], agent_flags: &[] }
     }
 }
 
@@ -135,6 +137,9 @@ impl Berth {
                 _ => format!("{}-{}", berth.containerd_namespace, a.name),
             };
             berth.agent_flags(&mut agent, containerd_socket, &namespace, a);
+            for (_, flags) in options.agent_flags.iter().filter(|(n, _)| *n == a.name) {
+                agent.args(*flags);
+            }
             berth.spawn(a.name, &mut agent);
         }
         let names: Vec<String> = agents.iter().map(|a| format!("agent.berth.dev/{}", a.name)).collect();

@@ -30,7 +30,10 @@ impl Netns {
     pub fn create(tag: &str) -> Netns {
         crate::require("ip", "iproute2");
         let pid = std::process::id();
-        let net = pid % 250;
+        // Up to four namespaces per test process, each with its own addresses.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let nth = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4;
+        let net = (pid % 62) * 4 + nth;
         let ns = Netns {
             name: format!("berth-{pid}-{tag}"),
             host_veth: format!("bh{pid}{tag}"),

@@ -36,11 +36,11 @@ struct Env {
 
 impl Env {
     fn start() -> Env {
-        Env::start_with(None)
+        Env::start_with(None, &[])
     }
 
     /// With `netns`: the API server listens on its server address and agent A runs inside it.
-    fn start_with(netns: Option<Netns>) -> Env {
+    fn start_with(netns: Option<Netns>, agent_a: &[&str]) -> Env {
         let containerd = Containerd::start();
         let registry = Registry::start();
         build_demo_image(&registry.host(), "berth/demo:latest");
@@ -55,6 +55,7 @@ impl Env {
                     apiserver: &["--tls-san", ns.server_ip()],
                     controllers: &controllers,
                     netns: &[("agent-a", ns.name())],
+                    agent_flags: &[("agent-a", agent_a)],
                 };
                 Berth::cluster_opts(containerd.socket(), &AGENTS, &options)
             }
@@ -185,7 +186,24 @@ fn a_killed_agents_tasks_are_lost_rerun_elsewhere_and_its_containers_killed_when
 
 #[test]
 fn a_partitioned_agents_tasks_are_lost_rerun_elsewhere_and_killed_when_the_partition_heals() {
-    let mut env = Env::start_with(Some(Netns::create("a")));
+    partition("a", &[]);
+}
+
+/// With `--fence-after-seconds` below the TTL, the cut-off agent stops its
+/// containers itself: by the time its tasks are Lost and rerun elsewhere,
+/// none of them still runs on it, so no task ever runs twice at once.
+#[test]
+fn a_fencing_agent_cut_off_stops_its_tasks_before_they_are_rerun_elsewhere() {
+    partition("f", &["--fence-after-seconds", FENCE]);
+}
+
+/// Agent A's fence: above two heartbeats (2 s each), below the TTL.
+const FENCE: &str = "4";
+
+/// Runs agent A in network namespace `tag` with `agent_a` flags, cuts it off and heals it.
+fn partition(tag: &str, agent_a: &[&str]) {
+    let fencing = !agent_a.is_empty();
+    let mut env = Env::start_with(Some(Netns::create(tag)), agent_a);
     let ns_a = env.namespace("agent-a");
     // Inside its namespace agent A cannot reach the registry on 127.0.0.1: give it the image.
     env.containerd.pull(&ns_a, &env.image);
@@ -215,6 +233,9 @@ fn a_partitioned_agents_tasks_are_lost_rerun_elsewhere_and_killed_when_the_parti
     // Physically both attempts run now: A is alive but cannot hear that its tasks were replaced.
     let stranded = env.containerd.running_tasks(&ns_a);
     println!("during the partition agent-a still runs {} container(s) of Lost placements", stranded.len());
+    if fencing {
+        assert_eq!(stranded, Vec::<String>::new(), "a fencing agent stopped its tasks before they were rerun");
+    }
 
     env.netns.as_ref().unwrap().heal();
     env.berth.wait("agent-a to kill and remove its Lost placements' containers", WAIT, |b| {

@@ -33,6 +33,9 @@ pub struct AgentConfig {
     pub heartbeat: Duration,
     /// How long a killed container gets between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
+    /// Stop every container after this long without a Lease renewal
+    /// (self-fencing, [`crate::fence`]); `None`: never.
+    pub fence_after: Option<Duration>,
     /// How long a `Pending` placement waits for its claim in this agent's
     /// ledger before it is marked `Failed` with reason `Unclaimed`.
     pub claim_wait: Duration,
@@ -160,6 +163,7 @@ mod tests {
             endpoint: String::new(),
             heartbeat: Duration::from_secs(1),
             kill_grace: Duration::from_secs(1),
+            fence_after: None,
             claim_wait: DEFAULT_CLAIM_WAIT,
             log_max_bytes: crate::rotate::DEFAULT_MAX_BYTES,
             log_max_files: crate::rotate::DEFAULT_MAX_FILES,

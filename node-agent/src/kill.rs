@@ -28,6 +28,9 @@ pub enum StopCause {
     Deleted,
     /// It ran past `timeoutSeconds`: ends `Failed`/`DeadlineExceeded`.
     Timeout(u64),
+    /// The agent could not renew its Lease for this many seconds and fenced
+    /// itself ([`crate::fence`]): killed at once, ends `Lost`/`AgentDisconnected`.
+    Disconnected(u64),
 }
 
 impl StopCause {
@@ -44,6 +47,14 @@ impl StopCause {
                 Phase::Failed,
                 REASON_DEADLINE_EXCEEDED.into(),
                 format!("the container ran longer than its timeoutSeconds ({s}s) and was stopped"),
+            ),
+            StopCause::Disconnected(s) => (
+                Phase::Lost,
+                crate::fence::REASON_AGENT_DISCONNECTED.into(),
+                format!(
+                    "its agent could not renew its Lease for {s}s and stopped it (--fence-after-seconds), \
+                     so it cannot run beside its replacement"
+                ),
             ),
         }
     }
@@ -69,9 +80,20 @@ pub fn deadline(p: &Placement) -> Option<(Instant, u64)> {
     Some((Instant::now() + left, secs))
 }
 
-/// Resolves with the first stop `latest` asks for, or with the timeout once
-/// `deadline` passes. Never resolves if neither comes.
-pub async fn stop_requested(latest: &mut watch::Receiver<Placement>, deadline: Option<(Instant, u64)>) -> StopCause {
+/// Resolves with the first stop `latest` asks for, with the timeout once
+/// `deadline` passes, or when the agent fences itself. Never resolves if none comes.
+pub async fn stop_requested(
+    latest: &mut watch::Receiver<Placement>,
+    deadline: Option<(Instant, u64)>,
+    fence: &mut crate::fence::Watch,
+) -> StopCause {
+    tokio::select! {
+        cause = requested_or_timeout(latest, deadline) => cause,
+        after = fence.fenced() => StopCause::Disconnected(after.as_secs()),
+    }
+}
+
+async fn requested_or_timeout(latest: &mut watch::Receiver<Placement>, deadline: Option<(Instant, u64)>) -> StopCause {
     loop {
         if let Some(cause) = requested(&latest.borrow_and_update()) {
             return cause;
@@ -95,9 +117,22 @@ pub fn grace(p: &Placement, default: Duration) -> Duration {
     p.spec.container.termination_grace_period_seconds.map(Duration::from_secs).unwrap_or(default)
 }
 
+/// The grace period of `p` stopped for `cause`: none when the agent fenced
+/// itself (its replacement may start as soon as the TTL passes).
+pub fn grace_for(cause: &StopCause, p: &Placement, default: Duration) -> Duration {
+    match cause {
+        StopCause::Disconnected(_) => Duration::ZERO,
+        _ => grace(p, default),
+    }
+}
+
 /// Stops container `id`: SIGTERM, and SIGKILL if it still runs after
-/// `grace`. Returns how its process ended.
+/// `grace` (at once when `grace` is zero). Returns how its process ended.
 pub async fn terminate<R: Runtime>(runtime: &R, id: &str, grace: Duration) -> Result<ExitStatus, RuntimeError> {
+    if grace.is_zero() {
+        runtime.kill(id, libc::SIGKILL).await?;
+        return runtime.wait(id).await;
+    }
     runtime.kill(id, libc::SIGTERM).await?;
     match tokio::time::timeout(grace, runtime.wait(id)).await {
         Ok(exit) => exit,

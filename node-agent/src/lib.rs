@@ -7,6 +7,8 @@
 //! - `config`: the agent's settings and the machine's capacity.
 //! - `register`: creating the `Agent` and its status heartbeat (capacity).
 //! - `lease`: the agent's Lease, renewed every heartbeat (liveness).
+//! - `fence`: opt-in self-fencing — every container stopped after the Lease
+//!   could not be renewed for `--fence-after-seconds`.
 //! - `watch`: the main loop over this agent's placements.
 //! - `claimed`: the claim gate — a placement starts only once this agent's
 //!   ledger holds its claim; one never claimed ends `Failed`/`Unclaimed`.
@@ -31,6 +33,7 @@ pub mod config;
 pub mod containerd;
 pub mod credentials;
 pub mod fake;
+pub mod fence;
 pub mod finalizer;
 pub mod image_gc;
 pub mod kill;
@@ -86,6 +89,8 @@ pub struct AgentContext<R> {
     gate: claimed::Gate,
     /// The images placements hold, and when each was last used.
     images: image_gc::ImageUse,
+    /// When the Lease was last renewed; whether the agent has fenced itself.
+    fence: fence::Fence,
 }
 
 /// A running supervisor: whose it is, how to stop it, how to tell it news.
@@ -141,6 +146,7 @@ pub async fn run<R: Runtime>(
         running: Mutex::new(HashMap::new()),
         gate: Default::default(),
         images: Default::default(),
+        fence: Default::default(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -161,8 +167,13 @@ pub async fn run<R: Runtime>(
                 tokio::select! {
                     _ = &mut stop => return,
                     _ = tick.tick() => {
-                        if let Err(e) = lease::renew(&leases, &ctx.config.name, ctx.config.heartbeat).await {
-                            tracing::warn!(error = %e, "renewing the agent's Lease failed");
+                        // A renewal that hangs (a cut network) gives way to the next beat's.
+                        let sent = tokio::time::Instant::now();
+                        let renewal = lease::renew(&leases, &ctx.config.name, ctx.config.heartbeat);
+                        match tokio::time::timeout(ctx.config.heartbeat, renewal).await {
+                            Ok(Ok(())) => ctx.fence.renewed(sent),
+                            Ok(Err(e)) => tracing::warn!(error = %e, "renewing the agent's Lease failed"),
+                            Err(_) => tracing::warn!("renewing the agent's Lease did not finish within a heartbeat"),
                         }
                         if beat % STATUS_EVERY != 0 {
                             continue;
@@ -179,13 +190,14 @@ pub async fn run<R: Runtime>(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let (served, watched, (), (), (), ()) = tokio::join!(
+    let (served, watched, (), (), (), (), ()) = tokio::join!(
         server,
         watch::watch_placements(ctx.clone(), stopped()),
         heartbeats,
         claimed::follow_ledger(ctx.clone(), stopped()),
         rotate::rotate_logs(ctx.clone(), stopped()),
-        image_gc::run(ctx.clone(), stopped())
+        image_gc::run(ctx.clone(), stopped()),
+        fence::watchdog(ctx.clone(), stopped())
     );
     served.map_err(|e| Error::Io("log server".into(), e))?;
     watched

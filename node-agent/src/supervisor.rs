@@ -73,6 +73,7 @@ async fn run<R: Runtime>(
     id: &str,
     latest: &mut watch::Receiver<Placement>,
 ) -> Result<(), Error> {
+    let mut fence = crate::fence::Watch::of(ctx);
     let exists = ctx.runtime.list().await?.iter().any(|c| c.id == id);
     if !exists {
         let asked = kill::requested(&latest.borrow());
@@ -94,16 +95,20 @@ async fn run<R: Runtime>(
         // A stop request ends a pull still retrying.
         let pulled: Result<Pulled, StopCause> = tokio::select! {
             pulled = pulling::pull(ctx, p, reporter) => Ok(pulled?),
-            cause = kill::stop_requested(latest, None) => Err(cause),
+            cause = kill::stop_requested(latest, None, &mut fence) => Err(cause),
         };
         let _image = match pulled {
             Ok(Pulled::Ready(hold)) => hold,
             Ok(Pulled::Failed { reason, message }) => return reporter.fail(None, reason, &message).await,
-            Err(cause) => return reporter.stopped(&cause, None).await,
+            Err(cause) => return end(reporter, &cause, None).await,
         };
         let asked = kill::requested(&latest.borrow());
         if let Some(cause) = asked {
             return reporter.stopped(&cause, None).await;
+        }
+        if fence.is_fenced() {
+            let cause = StopCause::Disconnected(ctx.config.fence_after.unwrap_or_default().as_secs());
+            return end(reporter, &cause, None).await;
         }
         reporter
             .set(Phase::Starting, |s| {
@@ -138,12 +143,30 @@ async fn run<R: Runtime>(
     let deadline = kill::deadline(&timed);
     let cause: StopCause = tokio::select! {
         exit = ctx.runtime.wait(id) => return reporter.exited(&exit?).await,
-        cause = kill::stop_requested(latest, deadline) => cause,
+        cause = kill::stop_requested(latest, deadline, &mut fence) => cause,
     };
-    let grace = kill::grace(&latest.borrow(), ctx.config.kill_grace);
+    let grace = kill::grace_for(&cause, &latest.borrow(), ctx.config.kill_grace);
     tracing::info!(placement = %p.name_any(), ?cause, grace_seconds = grace.as_secs(), "stopping its container");
     let exit = kill::terminate(&ctx.runtime, id, grace).await?;
-    reporter.stopped(&cause, Some(&exit)).await
+    end(reporter, &cause, Some(&exit)).await
+}
+
+/// Reports the stop; a fenced agent cannot reach the API yet, so it tries
+/// again every second until it can (or the placement was ended meanwhile).
+async fn end(
+    reporter: &mut Reporter,
+    cause: &StopCause,
+    exit: Option<&crate::runtime::ExitStatus>,
+) -> Result<(), Error> {
+    loop {
+        match reporter.stopped(cause, exit).await {
+            Err(Error::Kube(e)) if matches!(cause, StopCause::Disconnected(_)) => {
+                tracing::debug!(error = %e, "reporting a fenced placement failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The container a placement asks for.

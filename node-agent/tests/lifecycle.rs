@@ -1,8 +1,8 @@
 //! The end of a placement's life against a real in-process API server and
 //! the agent on the fake runtime: a kill request, a container ignoring
 //! SIGTERM, a timeout, a deletion (the agent finalizer holds the placement
-//! until its container is gone) and a finished placement losing the
-//! finalizer at once.
+//! until its container is gone), a finished placement losing the
+//! finalizer at once, and an agent cut off from the API fencing itself.
 
 use berth_agent::fake::Call;
 use berth_agent::supervisor::container_id;
@@ -190,4 +190,34 @@ async fn a_placement_killed_while_it_waits_for_its_claim_ends_killed_without_sta
         "nothing was pulled or started: {:?}",
         sys.fake.calls()
     );
+}
+
+#[tokio::test]
+async fn a_fencing_agent_cut_off_kills_its_containers_and_reports_them_lost_when_back() {
+    let fencing = |c: &mut berth_agent::AgentConfig| {
+        c.heartbeat = std::time::Duration::from_millis(200);
+        c.fence_after = Some(std::time::Duration::from_secs(1));
+    };
+    let sys = support::start_with(fencing, true).await;
+    let p = run(&sys, "cut-off", |_| {}).await;
+    let proxy = sys.proxy.as_ref().expect("the agent is behind a proxy");
+
+    proxy.cut();
+    let signals = eventually("the container to be killed while the agent is cut off", async || {
+        let k = kills(&sys, &p);
+        if k.is_empty() { Err(format!("{:?}", sys.fake.calls())) } else { Ok(k) }
+    })
+    .await;
+    assert_eq!(signals, [libc::SIGKILL], "no grace period for a fenced agent");
+    let seen = placements(&sys).get("cut-off").await.unwrap().status.unwrap_or_default();
+    assert_eq!(seen.phase, Phase::Running, "cut off, the agent could not report it yet: {seen:?}");
+
+    proxy.heal();
+    let done = ended(&sys, "cut-off", "to be reported Lost", |s| s.phase.is_terminal()).await;
+    let st = done.status.unwrap_or_default();
+    assert_eq!((st.phase, st.reason.as_deref()), (Phase::Lost, Some("AgentDisconnected")), "{st:?}");
+    assert!(st.message.as_deref().unwrap_or_default().contains("--fence-after-seconds"), "{st:?}");
+    released(&sys, "cut-off").await;
+    assert!(removed(&sys, &p), "its container is removed: {:?}", sys.fake.calls());
+    run(&sys, "after", |_| {}).await;
 }

@@ -143,8 +143,8 @@ mod tests {
         let now: jiff::Timestamp = "2020-01-01T00:00:05Z".parse().expect("time");
         let r = row(&kind, &obj, IncludeObject::Metadata, now);
         let names: Vec<_> = column_definitions(&kind).iter().map(|c| c["name"].clone()).collect();
-        assert_eq!(names, ["Name", "Ready", "CPU", "Memory", "CPU Used", "Memory Used", "Age"]);
-        assert_eq!(r["cells"], json!(["a1", "True", "2", null, null, null, "5s"]));
+        assert_eq!(names, ["Name", "Ready", "CPU", "Memory", "CPU Used", "Memory Used", "Ports", "Age"]);
+        assert_eq!(r["cells"], json!(["a1", "True", "2", null, null, null, null, "5s"]));
         assert_eq!(r["object"]["kind"], "PartialObjectMetadata");
     }
 }

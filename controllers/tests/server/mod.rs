@@ -66,6 +66,7 @@ pub fn agent_config(name: &str, dir: &Path, cpu: &str, memory: &str, hostname: O
         endpoint: "http://127.0.0.1:1".into(),
         heartbeat: Duration::from_secs(1),
         kill_grace: Duration::from_secs(1),
+        fence_after: None,
         claim_wait: berth_agent::config::DEFAULT_CLAIM_WAIT,
         log_max_bytes: berth_agent::rotate::DEFAULT_MAX_BYTES,
         log_max_files: berth_agent::rotate::DEFAULT_MAX_FILES,

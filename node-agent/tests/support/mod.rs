@@ -17,16 +17,70 @@ use tokio::sync::watch;
 pub const AGENT: &str = "agent-1";
 
 pub struct System {
+    /// The test's own client, straight to the API server.
     pub client: Client,
     pub fake: Arc<Fake>,
+    /// The agent's way to the API server, when it was started behind one.
+    pub proxy: Option<Proxy>,
     _stop: watch::Sender<bool>,
     _dir: tempfile::TempDir,
+}
+
+/// A TCP proxy that can cut every connection through it and refuse new
+/// ones, as a network partition would, and let them through again.
+pub struct Proxy {
+    pub url: String,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    pub async fn start(to: std::net::SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener_addr = listener.local_addr().unwrap();
+        let url = format!("http://{listener_addr}");
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
+        let (o, c) = (open.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !o.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                c.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Proxy { url, open, connections }
+    }
+
+    /// Cuts every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.connections.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    pub fn heal(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// An API server and agent `agent-1` (2 CPUs, 1 GiB; fake runtime whose
 /// containers are held until released or killed), with `edit` applied to
 /// the agent's settings; returns once the agent is ready.
 pub async fn start(edit: impl FnOnce(&mut AgentConfig)) -> System {
+    start_with(edit, false).await
+}
+
+/// As [`start`]; with `proxied`, the agent reaches the API server through a
+/// [`Proxy`] the test can cut.
+pub async fn start_with(edit: impl FnOnce(&mut AgentConfig), proxied: bool) -> System {
     let dir = tempfile::tempdir().unwrap();
     let (tx, rx) = watch::channel(false);
     let stopped = move || {
@@ -36,10 +90,17 @@ pub async fn start(edit: impl FnOnce(&mut AgentConfig)) -> System {
         }
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let listener_addr = listener.local_addr().unwrap();
+    let url = format!("http://{listener_addr}");
     let store = berth_apiserver::Embedded::open(&dir.path().join("store.redb")).unwrap();
     tokio::spawn(berth_apiserver::serve(listener, store, berth_api::crds::all(), stopped()));
     let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let proxy = match proxied {
+        true => Some(Proxy::start(listener_addr).await),
+        false => None,
+    };
+    let agent_url = proxy.as_ref().map(|p| p.url.clone()).unwrap_or_else(|| url.clone());
+    let agent_client = Client::try_from(kube::Config::new(agent_url.parse().unwrap())).unwrap();
     let fake = Arc::new(Fake::new(true));
     let mut config = AgentConfig {
         name: AGENT.into(),
@@ -52,6 +113,7 @@ pub async fn start(edit: impl FnOnce(&mut AgentConfig)) -> System {
         endpoint: "http://127.0.0.1:1".into(),
         heartbeat: Duration::from_secs(3600),
         kill_grace: Duration::from_secs(30),
+        fence_after: None,
         claim_wait: Duration::from_secs(600),
         log_max_bytes: berth_agent::rotate::DEFAULT_MAX_BYTES,
         log_max_files: berth_agent::rotate::DEFAULT_MAX_FILES,
@@ -59,14 +121,14 @@ pub async fn start(edit: impl FnOnce(&mut AgentConfig)) -> System {
     };
     edit(&mut config);
     let logs = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    tokio::spawn(berth_agent::run(client.clone(), fake.clone(), config, logs, stopped()));
+    tokio::spawn(berth_agent::run(agent_client, fake.clone(), config, logs, stopped()));
     let agents: Api<Agent> = Api::all(client.clone());
     eventually("the agent to be ready", async || match agents.get_opt(AGENT).await {
         Ok(Some(a)) if a.status.as_ref().is_some_and(|s| s.is_ready()) => Ok(()),
         other => Err(format!("{other:?}")),
     })
     .await;
-    System { client, fake, _stop: tx, _dir: dir }
+    System { client, fake, proxy, _stop: tx, _dir: dir }
 }
 
 /// Polls `check` until it returns `Ok`; panics with the last observation after 30 s.
