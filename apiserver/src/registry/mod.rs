@@ -129,10 +129,15 @@ impl Registry {
     }
 
     /// Replaces the kinds of the CRD for `group`/`plural` with `kinds`.
+    /// In one step under the lock: a request never finds the kind missing
+    /// while its CRD is registered again (as `crd_sync` does for every CRD
+    /// bootstrap wrote, just after the server starts).
     pub fn set_crd(&self, group: &str, plural: &str, kinds: Vec<Kind>) {
-        self.remove_crd(group, plural);
-        for k in kinds {
-            self.insert(k);
+        if let Ok(mut all) = self.kinds.write() {
+            all.retain(|(g, _, p), k| k.builtin || g != group || p != plural);
+            for k in kinds {
+                all.insert((k.group.clone(), k.version.clone(), k.plural.clone()), Arc::new(k));
+            }
         }
     }
 
@@ -167,5 +172,31 @@ impl Registry {
     /// The kinds of one group/version.
     pub fn of(&self, group: &str, version: &str) -> Vec<Arc<Kind>> {
         self.all().into_iter().filter(|k| k.group == group && k.version == version).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crd_registered_again_is_never_missing_in_between() {
+        let crd = berth_api::crds::all().into_iter().find(|c| c.spec.names.kind == "Agent").expect("crd");
+        let kinds = crd::kinds_of(&serde_json::to_value(&crd).expect("json"));
+        let registry = Arc::new(Registry::with_builtins());
+        registry.set_crd("berth.dev", "agents", kinds.clone());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let again = {
+            let (registry, stop) = (registry.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    registry.set_crd("berth.dev", "agents", kinds.clone());
+                }
+            })
+        };
+        let missing = (0..200_000).filter(|_| registry.lookup("berth.dev", "v1alpha1", "agents").is_none()).count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        again.join().expect("thread");
+        assert_eq!(missing, 0, "lookups found the kind missing while it was registered again");
     }
 }
