@@ -23,7 +23,12 @@ use crate::{AgentContext, Error, finalizer};
 
 /// The container id of a placement: unique, and findable after a restart.
 pub fn container_id(p: &Placement) -> String {
-    format!("berth-{}", p.uid().unwrap_or_else(|| p.name_any()))
+    container_id_of(&p.uid().unwrap_or_else(|| p.name_any()))
+}
+
+/// The container id of the placement with UID `uid`.
+pub fn container_id_of(uid: &str) -> String {
+    format!("berth-{uid}")
 }
 
 /// Label on every container: the UID of its placement.
@@ -48,7 +53,7 @@ pub async fn supervise<R: Runtime>(
             // container is killed at once rather than left running unreported.
             Err(Error::Lost(name)) => {
                 tracing::warn!(placement = %name, "marked Lost while it ran here; killing its container");
-                crate::watch::kill_now(&ctx.runtime, &id).await;
+                crate::watch::kill_now(&ctx.runtime, &id).await?;
             }
             other => other?,
         }

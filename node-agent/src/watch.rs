@@ -18,7 +18,7 @@ use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::runtime::Runtime;
-use crate::supervisor::{LABEL_PLACEMENT_UID, supervise};
+use crate::supervisor::{LABEL_PLACEMENT_UID, container_id_of, supervise};
 use crate::{AgentContext, Error, Supervised, claimed, finalizer, kill};
 
 /// Follows this agent's placements until `shutdown` resolves.
@@ -106,7 +106,7 @@ fn stop<R: Runtime>(ctx: &Arc<AgentContext<R>>, uid: &str, grace: std::time::Dur
         s.abort.abort();
     }
     let ctx = ctx.clone();
-    let id = format!("berth-{uid}");
+    let id = container_id_of(uid);
     tokio::spawn(async move {
         match kill::stop_and_remove(&ctx.runtime, &id, grace).await {
             Ok(true) => tracing::info!(container = %id, "stopped the container of a deleted placement"),
@@ -124,12 +124,14 @@ pub(crate) fn kill_lost<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: &Placement) {
         s.abort.abort();
     }
     let ctx = ctx.clone();
-    let id = format!("berth-{uid}");
+    let id = container_id_of(&uid);
     // The node-lifecycle controller releases the finalizer of what it marks
     // Lost; one still held (written by another party) goes with the container.
     let held = finalizer::holds(p).then(|| (p.namespace().unwrap_or_default(), p.name_any()));
     tokio::spawn(async move {
-        kill_now(&ctx.runtime, &id).await;
+        if let Err(e) = kill_now(&ctx.runtime, &id).await {
+            tracing::warn!(container = %id, error = %e, "killing the container of a Lost placement failed");
+        }
         if let Some((ns, name)) = held
             && let Err(e) = finalizer::release(&Api::namespaced(ctx.client.clone(), &ns), &name).await
         {
@@ -138,21 +140,13 @@ pub(crate) fn kill_lost<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: &Placement) {
     });
 }
 
-/// SIGKILL, wait, remove: a container that must not run one moment longer.
-pub(crate) async fn kill_now<R: Runtime>(runtime: &R, id: &str) {
-    match runtime.list().await {
-        Ok(cs) if !cs.iter().any(|c| c.id == id) => return,
-        Ok(_) => {}
-        Err(e) => tracing::warn!(container = %id, error = %e, "listing containers failed"),
+/// SIGKILL, wait, remove: a container that must not run one moment longer
+/// (a zero grace period sends SIGKILL at once).
+pub(crate) async fn kill_now<R: Runtime>(runtime: &R, id: &str) -> Result<(), crate::runtime::RuntimeError> {
+    if kill::stop_and_remove(runtime, id, std::time::Duration::ZERO).await? {
+        tracing::warn!(container = %id, "killed the container of a placement marked Lost (replaced elsewhere)");
     }
-    let _ = runtime.kill(id, libc::SIGKILL).await;
-    let _ = runtime.wait(id).await;
-    match runtime.remove(id).await {
-        Ok(()) => {
-            tracing::warn!(container = %id, "killed the container of a placement marked Lost (replaced elsewhere)")
-        }
-        Err(e) => tracing::warn!(container = %id, error = %e, "removing the container of a Lost placement failed"),
-    }
+    Ok(())
 }
 
 /// Stops every container of this agent whose placement was not in the last list.
