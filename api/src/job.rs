@@ -6,8 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::Condition;
 use crate::constraint::Strategy;
+use crate::health::HealthCheck;
+use crate::placement::Phase;
 use crate::ports::PortRequest;
 use crate::resources::Resources;
+use crate::retry::RetryPolicy;
+use crate::rollout::{Revision, UpdateStrategy};
 use crate::security::{HostMount, SecurityContext};
 
 /// Work to run: one or more task groups, each with instances of one container.
@@ -24,6 +28,8 @@ use crate::security::{HostMount, SecurityContext};
     printcolumn(name = "Succeeded", type_ = "integer", json_path = ".status.tasks.succeeded"),
     printcolumn(name = "Running", type_ = "integer", json_path = ".status.tasks.running"),
     printcolumn(name = "Failed", type_ = "integer", json_path = ".status.tasks.failed"),
+    printcolumn(name = "Available", type_ = "integer", json_path = ".status.available", priority = 1),
+    printcolumn(name = "Revision", type_ = "integer", json_path = ".status.revision", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -46,6 +52,23 @@ pub struct JobSpec {
     /// framework, that knows whether it wants to be packed or spread.
     #[serde(default, skip_serializing_if = "is_default")]
     pub strategy: Strategy,
+    /// Batch: the longest the Job may run, from its start; past it, its
+    /// running tasks are stopped and it fails with reason `DeadlineExceeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub active_deadline_seconds: Option<u64>,
+    /// Batch: seconds after the Job completed or failed when it is deleted,
+    /// with its placements. Unset: kept until deleted by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<u64>,
+    /// Batch: true stops the Job's running tasks (they are not failures)
+    /// and starts no new ones; false resumes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
+    /// Service: true holds a rolling update where it is (no instance of
+    /// the new template is started, none of the old stopped); false resumes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -73,6 +96,21 @@ pub struct TaskGroup {
     /// group holds resources while the rest waits.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gang: bool,
+    /// Batch: the most instances of this group running at once (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub parallelism: Option<u32>,
+    /// Batch: task groups (of this Job) whose every instance must succeed
+    /// before this one starts; together they form a DAG. A cycle or an
+    /// unknown name is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// How failed instances are retried (batch) or restarted (service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<RetryPolicy>,
+    /// Service: how instances are replaced when the container changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_strategy: Option<UpdateStrategy>,
     /// The container each instance runs.
     #[serde(flatten)]
     pub container: Container,
@@ -124,6 +162,11 @@ pub struct Container {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub ports: Vec<PortRequest>,
+    /// Checks the agent runs while the container runs; an instance failing
+    /// one `maxConsecutiveFailures` times in a row is stopped and replaced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub health_checks: Vec<HealthCheck>,
 }
 
 /// One environment variable.
@@ -137,6 +180,16 @@ pub struct EnvVar {
 impl TaskGroup {
     pub fn instances(&self) -> u32 {
         self.instances.unwrap_or(1)
+    }
+
+    /// The most instances running at once: `parallelism`, or all of them.
+    pub fn parallelism(&self) -> u32 {
+        self.parallelism.unwrap_or(self.instances()).max(1)
+    }
+
+    /// How failed instances are retried (the default policy when unset).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retries.clone().unwrap_or_default()
     }
 }
 
@@ -156,9 +209,83 @@ pub struct JobStatus {
     pub completion_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Scheduled`, `Complete`, `Failed`.
+    /// Batch: `Complete`, `Failed`, `Progressing`; services: `Available`,
+    /// `Progressing`; both: `Scheduled`, and `Ready`, `Reconciling` and
+    /// `Stalled` as Flux's kstatus reads them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Each task group, in spec order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupStatus>,
+    /// Service: instances running, healthy and not being stopped, over all groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<u32>,
+    /// Service: the revision now rolled out (or rolling out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
+    /// Service: the templates of the latest revisions, newest last (at most
+    /// 10), for `berth rollout undo`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<Revision>,
+}
+
+/// Progress of one task group.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStatus {
+    pub name: String,
+    /// Batch: `Waiting` (for its dependencies), `Pending`, `Running`,
+    /// `Complete`, `Failed`, `Skipped` (a dependency failed) or `Suspended`.
+    /// Service: `Running`, `Updating`, `Paused` or `Degraded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Why it is in that phase, for people (`waiting for extract`,
+    /// `instance 2 backing off 20s after exit code 1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Its instances by state.
+    #[serde(default)]
+    pub tasks: TaskCounts,
+    /// Service: instances running and healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<u32>,
+    /// Service: instances of the current template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<u32>,
+    /// Service: instances ready and not being stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<u32>,
+    /// Each instance (the first 100).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceStatus>,
+}
+
+/// The most instances listed in a group's status.
+pub const MAX_LISTED_INSTANCES: usize = 100;
+
+/// One task instance over its attempts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStatus {
+    pub instance: u32,
+    /// The phase of its latest attempt; `Pending` while it has none.
+    #[serde(default)]
+    pub phase: Phase,
+    /// Placements made for it so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Attempts that failed (what retries count; lost or evicted ones are not).
+    #[serde(default)]
+    pub failures: u32,
+    /// The exit code of its latest attempt that exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<i32>,
+    /// Its latest placement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
+    /// When its next attempt may start, while it backs off after a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_after: Option<String>,
 }
 
 /// Task instances counted by state.

@@ -11,6 +11,10 @@
 //! - `ports`: host port ranges, requests, their arithmetic and the `PORT0…` environment.
 //! - `constraint`: Marathon-style placement constraints, `Strategy`, parsing and checks.
 //! - `security`: a container's `securityContext` and host `mounts`.
+//! - `health`: health checks the agent runs, and what it reports of them.
+//! - `retry`: how failed instances are retried, and the backoff between attempts.
+//! - `rollout`: a service's update strategy, template hashes and revisions.
+//! - `validate`: what a Job's spec must satisfy beyond its schema (the DAG, names), by field path.
 //! - `cluster`, `agent`, `framework`, `job`, `offer`, `placement`: one kind each.
 //! - `crds`: every CRD, as objects and as YAML.
 //! - `invariants`: DESIGN.md's invariants as checks tests call.
@@ -21,6 +25,7 @@ pub mod condition;
 pub mod constraint;
 pub mod crds;
 pub mod framework;
+pub mod health;
 pub mod invariants;
 pub mod job;
 pub mod offer;
@@ -28,13 +33,16 @@ pub mod placement;
 pub mod ports;
 pub mod quantity;
 pub mod resources;
+pub mod retry;
+pub mod rollout;
 pub mod security;
+pub mod validate;
 
 pub use agent::{Agent, AgentSpec, AgentStatus, Claim, ClaimKind};
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus};
 pub use condition::Condition;
 pub use framework::{Framework, FrameworkSpec, FrameworkStatus};
-pub use job::{Container, Job, JobSpec, JobStatus, TaskGroup};
+pub use job::{Container, GroupStatus, InstanceStatus, Job, JobSpec, JobStatus, TaskGroup};
 pub use offer::{Offer, OfferSpec, OfferState, OfferStatus};
 pub use placement::{KillRequest, Phase, Placement, PlacementSpec, PlacementStatus};
 pub use quantity::Quantity;

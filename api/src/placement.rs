@@ -24,6 +24,7 @@ use crate::job::Container;
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Exit", type_ = "integer", json_path = ".status.exitCode"),
     printcolumn(name = "Reason", type_ = "string", json_path = ".status.reason"),
+    printcolumn(name = "Healthy", type_ = "boolean", json_path = ".status.health.healthy", priority = 1),
     printcolumn(name = "Ports", type_ = "string", json_path = ".status.ports", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     selectable = ".spec.agent",
@@ -84,6 +85,11 @@ pub const REASON_EVICTED: &str = "Evicted";
 /// `status.reason` of a placement marked `Lost` because its agent stopped
 /// renewing its Lease.
 pub const REASON_AGENT_LOST: &str = "AgentLost";
+/// `status.reason` of a placement stopped because its Job was suspended.
+pub const REASON_SUSPENDED: &str = "Suspended";
+/// `status.reason` of a placement stopped (or a Job failed) because its
+/// Job ran past `activeDeadlineSeconds`, or the task past `timeoutSeconds`.
+pub const REASON_DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
 
 /// What the agent observed of a placement.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -108,6 +114,9 @@ pub struct PlacementStatus {
     /// container's `PORT0`, `PORT1`, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
+    /// The outcome of its health checks while it runs; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::HealthStatus>,
 }
 
 /// The life of a placement.

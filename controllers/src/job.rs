@@ -62,9 +62,7 @@ async fn reconcile_ours(
         .collect();
 
     let mut unschedulable = None;
-    let invalid = berth_api::constraint::validate(&job.spec.task_groups)
-        .and_then(|()| berth_api::ports::validate(&job.spec.task_groups))
-        .err();
+    let invalid = berth_api::validate::first_problem(&job.spec);
     if !job_status::is_finished(&job) && invalid.is_none() {
         // New instances, and the next attempt of those lost or evicted.
         let missing: Vec<Needed> = attempts::needed(&job, &placements.values().collect::<Vec<_>>());

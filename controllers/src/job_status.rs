@@ -61,6 +61,7 @@ pub fn compute(job: &Job, placements: &[&Placement], observed: Observed<'_>, now
             completion_time: None,
             observed_generation: generation,
             conditions,
+            ..old
         };
     }
     match observed.unschedulable {
@@ -111,6 +112,7 @@ pub fn compute(job: &Job, placements: &[&Placement], observed: Observed<'_>, now
         completion_time: if finished { old.completion_time.or_else(|| Some(now.to_string())) } else { None },
         observed_generation: generation,
         conditions,
+        ..old
     }
 }
 

@@ -78,6 +78,7 @@ fn group(instances: u32, cpu: &str, constraints: &[&[&str]], gang: bool) -> Task
             resources: res(cpu, "1Gi"),
             ..Default::default()
         },
+        ..Default::default()
     }
 }
 

@@ -60,6 +60,7 @@ fn job(name: &str, instances: u32, cpu: &str, constraints: &[&[&str]], gang: boo
                     resources: Resources { cpu: Some(cpu.into()), memory: Some("64Mi".into()) },
                     ..Default::default()
                 },
+                ..Default::default()
             }],
             ..Default::default()
         },

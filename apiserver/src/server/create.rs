@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::negotiate::{self, with_warnings};
 use super::params::Params;
-use super::{App, Ctx, admit, admit_offer, admit_placement, hooks, managed, object};
+use super::{App, Ctx, admit, admit_job, admit_offer, admit_placement, hooks, managed, object};
 use crate::error::{Error, Result, Subject};
 use crate::registry::Kind;
 use crate::storage::{Storage, StorageError};
@@ -68,6 +68,7 @@ pub async fn create<S: Storage>(
     }
     hooks::before_write(kind, &mut obj)?;
     let warnings = admit::admit(kind, &mut obj, params)?;
+    admit_job::check(kind, &obj)?;
     admit_placement::add_agent_finalizer(kind, &mut obj);
     if let Some(ns) = namespace.filter(|_| kind.namespaced) {
         let exists = app.store.get(&namespace_key(ns)).await?.is_some();

@@ -2,6 +2,7 @@
 
 mod access;
 mod admit;
+mod admit_job;
 mod admit_offer;
 mod admit_placement;
 mod apply;

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::negotiate::{self, with_warnings};
 use super::params::Params;
-use super::{App, Ctx, admit, admit_offer, admit_placement, hooks, managed, meta_update, object};
+use super::{App, Ctx, admit, admit_job, admit_offer, admit_placement, hooks, managed, meta_update, object};
 use crate::error::{CONFLICT_MESSAGE, Error, Result};
 use crate::registry::Kind;
 use crate::storage::{Storage, StorageError};
@@ -120,6 +120,9 @@ where
         }
         hooks::before_write(t.kind, &mut next)?;
         let warnings = admit::admit(t.kind, &mut next, t.params)?;
+        if !t.status {
+            admit_job::check(t.kind, &next)?;
+        }
         let finished =
             object::meta(&next).is_some_and(|m| m.contains_key("deletionTimestamp")) && object::finalizers(&next) == 0;
         if finished {

@@ -25,6 +25,7 @@ fn group(name: &str, instances: u32, cpu: &str, constraints: &[&[&str]], gang: b
             resources: Resources { cpu: Some(cpu.into()), memory: Some("1Gi".into()) },
             ..Default::default()
         },
+        ..Default::default()
     }
 }
 
