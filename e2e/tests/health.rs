@@ -3,11 +3,13 @@
 //! directory is a host path the test owns), and an HTTP health check on
 //! `/health`. The agent reports the placement healthy; once the test
 //! removes the file, checks answer 404, the agent stops the container and
-//! the placement ends `Failed`/`Unhealthy` saying what the check saw.
+//! the placement ends `Failed`/`Unhealthy` saying what the check saw. And a
+//! command check run inside the container, which a restarted agent runs
+//! again on the container it adopts.
 
 use std::time::Duration;
 
-use berth_e2e::berth::Berth;
+use berth_e2e::berth::{AgentSpec, Berth, ClusterOptions};
 use berth_e2e::job::ShellJob;
 use berth_e2e::{Containerd, Registry, build_demo_image};
 
@@ -66,6 +68,63 @@ fn an_http_check_reports_healthy_then_stops_the_container_once_it_fails() {
     assert_eq!(berth.jsonpath(PLACEMENT, ".status.health.consecutiveFailures"), "3", "{status}");
     let health_message = berth.jsonpath(PLACEMENT, ".status.health.message");
     assert_eq!(health_message, "GET /health: status 404", "{status}");
+    drop(berth);
+    drop(registry);
+    drop(containerd);
+}
+
+#[test]
+fn a_command_check_runs_in_the_container_and_again_after_the_agent_restarts() {
+    let containerd = Containerd::start();
+    let registry = Registry::start();
+    build_demo_image(&registry.host(), "berth/demo:latest");
+    let site = tempfile::tempdir().expect("tempdir");
+    let allowed = format!("--allowed-host-paths={}", site.path().display());
+    let agent = AgentSpec { name: "agent-1", cpu: "1", memory: "512Mi" };
+    let flags: &[&str] = &[&allowed];
+    let options = ClusterOptions { agent_flags: &[("agent-1", flags)], ..Default::default() };
+    let mut berth = Berth::cluster_opts(containerd.socket(), &[agent], &options);
+
+    let image = format!("{}/berth/demo:latest", registry.host());
+    let job = ShellJob::new("web", &image, "exec sleep 100000").group_fields(&format!(
+        "mounts:\n  - hostPath: {}\n    path: /www\n    readOnly: true\n\
+         terminationGracePeriodSeconds: 2\n\
+         healthChecks:\n  - command: [test, -f, /www/ok]\n    \
+         gracePeriodSeconds: 10\n    intervalSeconds: 1\n    timeoutSeconds: 5\n    maxConsecutiveFailures: 2",
+        site.path().display()
+    ));
+    berth.apply(&job.yaml());
+
+    let message = berth.wait("the command check to fail before the file exists", WAIT, |b| {
+        match b.jsonpath(PLACEMENT, ".status.health.message") {
+            m if m.is_empty() => Err(b.jsonpath(PLACEMENT, ".status")),
+            m => Ok(m),
+        }
+    });
+    assert_eq!(message, "command exited 1");
+    assert_eq!(berth.jsonpath(PLACEMENT, ".status.health.healthy"), "false");
+    std::fs::write(site.path().join("ok"), "").expect("creating /www/ok");
+    berth.wait("the command check to pass", WAIT, |b| match b.jsonpath(PLACEMENT, ".status.health.healthy").as_str() {
+        "true" => Ok(()),
+        _ => Err(b.jsonpath(PLACEMENT, ".status")),
+    });
+
+    // The agent goes down; meanwhile the check's file goes. The restarted
+    // agent adopts the container and its checks find out.
+    berth.kill9("agent-1");
+    std::fs::remove_file(site.path().join("ok")).expect("removing /www/ok");
+    assert_eq!(berth.jsonpath(PLACEMENT, ".status.health.healthy"), "true", "nobody checks while the agent is down");
+    berth.restart("agent-1");
+    berth.wait("the adopted placement to end Unhealthy", WAIT, |b| {
+        match b.jsonpath(PLACEMENT, ".status.phase").as_str() {
+            "Failed" | "Killed" | "Succeeded" | "Lost" => Ok(()),
+            _ => Err(b.jsonpath(PLACEMENT, ".status")),
+        }
+    });
+    let status = berth.jsonpath(PLACEMENT, ".status");
+    assert_eq!(berth.jsonpath(PLACEMENT, ".status.reason"), "Unhealthy", "{status}");
+    let message = berth.jsonpath(PLACEMENT, ".status.message");
+    assert!(message.ends_with("2 times in a row: command exited 1"), "{message}");
     drop(berth);
     drop(registry);
     drop(containerd);
