@@ -149,6 +149,21 @@ mod tests {
         assert!(host_port(&[], 0).unwrap_err().contains("0 ports"));
     }
 
+    #[tokio::test]
+    async fn a_server_that_never_answers_times_out_and_a_closed_port_is_refused() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let fake = crate::fake::Fake::new(true);
+        let http = Probe::Http { path: "/health", port_index: 0 };
+        let seen = run(&fake, "c", &http, &[port], Duration::from_secs(1)).await;
+        assert_eq!(seen, Err("GET /health: timed out after 1s".into()));
+        drop(silent);
+        let seen = run(&fake, "c", &Probe::Tcp { port_index: 0 }, &[port], Duration::from_secs(1)).await;
+        assert_eq!(seen, Err(format!("connect 127.0.0.1:{port}: connection refused")));
+        let seen = run(&fake, "c", &Probe::Command(&["true".into()]), &[], Duration::from_secs(1)).await;
+        assert_eq!(seen, Err("command: container c not found".into()), "no such container");
+    }
+
     #[test]
     fn io_errors_read_as_a_user_would_say_them() {
         let refused = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
