@@ -119,10 +119,13 @@ async fn a_container_ignoring_sigterm_gets_sigkill_after_its_grace_period() {
 #[tokio::test]
 async fn a_container_past_its_timeout_is_stopped_and_fails_deadline_exceeded() {
     let sys = start().await;
-    let p = run(&sys, "slowpoke", |c| c.timeout_seconds = Some(1)).await;
+    // Not `run`: on a loaded machine the one second can pass before a poll sees it Running.
+    let p = create(&sys, "slowpoke", |c| c.timeout_seconds = Some(1)).await;
+    claim(&sys, &p).await;
 
     let done = ended(&sys, "slowpoke", "to time out", |s| s.phase.is_terminal()).await;
     let st = done.status.unwrap_or_default();
+    assert!(st.started_at.is_some(), "it ran before it timed out: {st:?}");
     assert_eq!((st.phase, st.reason.as_deref()), (Phase::Failed, Some("DeadlineExceeded")), "{st:?}");
     assert!(st.message.as_deref().unwrap_or_default().contains("timeoutSeconds (1s)"), "{st:?}");
     assert_eq!(st.exit_code, Some(128 + libc::SIGTERM));
