@@ -4,6 +4,7 @@
 mod client;
 mod drain;
 mod images;
+mod import;
 mod logs;
 mod secure;
 mod up;
@@ -49,6 +50,8 @@ enum Command {
     Uncordon(drain::CordonArgs),
     /// Cordon an agent, evict its placements and wait until none runs
     Drain(drain::DrainArgs),
+    /// Turn another system's definitions into Berth manifests (`berth import marathon app.json`)
+    Import(import::ImportArgs),
 }
 
 #[derive(Args, Clone)]
@@ -203,6 +206,7 @@ fn main() -> anyhow::Result<()> {
             Command::Cordon(args) => drain::cordon(args, true).await,
             Command::Uncordon(args) => drain::cordon(args, false).await,
             Command::Drain(args) => drain::drain(args).await,
+            Command::Import(args) => import::run(args),
         }
     })
 }
