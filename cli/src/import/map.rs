@@ -67,7 +67,14 @@ pub fn import(json: &str, opts: &Options) -> Result<Imported, ImportError> {
         return Err(ImportError::Refused(vec![Problem::invalid("$", "an app definition is a JSON object")]));
     };
     let mut problems = fields::check(object);
-    let app: App = serde_json::from_value(raw.clone())?;
+    let app: App = match serde_json::from_value(raw.clone()) {
+        Ok(app) => app,
+        Err(e) => {
+            problems.retain(|p| p.severity != Severity::Note);
+            problems.extend(type_errors(object, e));
+            return Err(ImportError::Refused(problems));
+        }
+    };
     let mut comments = Vec::new();
     let job = job(&app, opts, &mut problems, &mut comments);
     let (refused, warnings): (Vec<Problem>, Vec<Problem>) = problems.into_iter().partition(|p| match p.severity {
@@ -91,6 +98,22 @@ pub fn import(json: &str, opts: &Options) -> Result<Imported, ImportError> {
         fw
     });
     Ok(Imported { marathon_id: app.id.clone(), framework, job, comments, warnings })
+}
+
+/// Which top-level fields have the wrong type, each named; `whole` when
+/// none alone does.
+fn type_errors(object: &serde_json::Map<String, Value>, whole: serde_json::Error) -> Vec<Problem> {
+    let mut out: Vec<Problem> = object
+        .iter()
+        .filter_map(|(key, value)| {
+            let alone = Value::Object(serde_json::Map::from_iter([(key.clone(), value.clone())]));
+            serde_json::from_value::<App>(alone).err().map(|e| Problem::invalid(key, e.to_string()))
+        })
+        .collect();
+    if out.is_empty() {
+        out.push(Problem::invalid("$", whole.to_string()));
+    }
+    out
 }
 
 fn job(app: &App, opts: &Options, out: &mut Vec<Problem>, comments: &mut Vec<(String, String)>) -> Job {

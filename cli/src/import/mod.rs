@@ -104,7 +104,8 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
             Ok(())
         }
         Err(e) => {
-            eprintln!("error: {}: {e}", source.display());
+            let from = if source.as_os_str() == "-" { "stdin".into() } else { source.display().to_string() };
+            eprintln!("error: {from}: {e}");
             if let ImportError::Refused(problems) = &e
                 && problems.iter().any(|p| p.severity == error::Severity::Unsupported)
             {

@@ -250,7 +250,10 @@ fn marathons_defaults_and_status_fields_as_exported_are_accepted() {
 #[test]
 fn bad_input_is_refused_with_what_is_wrong() {
     assert!(matches!(import("[1]", &Options::default()), Err(ImportError::Refused(_))));
-    assert!(matches!(import("{\"cpus\": \"many\"}", &Options::default()), Err(ImportError::Json(_))));
+    assert!(matches!(import("{\"id\": ", &Options::default()), Err(ImportError::Json(_))));
+    let p = refused(json!({"cpus": "many", "healthChecks": [{"portIndex": -1}]}), &Options::default());
+    assert_eq!(paths(&p), ["cpus", "healthChecks"]);
+    assert!(p[0].message.contains("\"many\""), "{}", p[0]);
     let p = refused(json!({"container": {"type": "DOCKER"}}), &Options::default());
     assert_eq!(paths(&p), ["container.docker.image"]);
     let p = match import("{\"container\": {\"docker\": {\"image\": \"i\"}}}", &Options::default()) {
