@@ -42,6 +42,8 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Turn another system's definitions into Berth manifests (`berth import marathon app.json`)
+    Import(import::ImportArgs),
     /// Print the output of a Job's tasks
     Logs(logs::LogsArgs),
     /// Mark an agent unschedulable: nothing new is placed on it
@@ -50,8 +52,6 @@ enum Command {
     Uncordon(drain::CordonArgs),
     /// Cordon an agent, evict its placements and wait until none runs
     Drain(drain::DrainArgs),
-    /// Turn another system's definitions into Berth manifests (`berth import marathon app.json`)
-    Import(import::ImportArgs),
 }
 
 #[derive(Args, Clone)]
@@ -202,11 +202,11 @@ fn main() -> anyhow::Result<()> {
                 up::agent(client, &args, shutdown_signal()).await
             }
             Command::Crds { dir } => crds(dir),
+            Command::Import(args) => import::run(args),
             Command::Logs(args) => logs::logs(args).await,
             Command::Cordon(args) => drain::cordon(args, true).await,
             Command::Uncordon(args) => drain::cordon(args, false).await,
             Command::Drain(args) => drain::drain(args).await,
-            Command::Import(args) => import::run(args),
         }
     })
 }

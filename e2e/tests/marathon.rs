@@ -88,6 +88,14 @@ fn an_imported_marathon_app_applies_with_kubectl_as_a_builtin_service() {
     let resources = (c.resources.cpu.as_ref().map(|q| q.0.as_str()), c.resources.memory.as_ref().map(|q| q.0.as_str()));
     assert_eq!(resources, (Some("100m"), Some("32Mi")));
     assert!(berth_api::validate::job_spec(&job.spec).is_empty());
+
+    // `-o json` with the Framework is two JSON objects in a row, which kubectl applies as well.
+    let json = import(&[EXAMPLE, "--with-framework", "-o", "json", "--name", "web-json", "-n", "default"]);
+    assert!(json.status.success(), "berth import -o json: {}", output_text(&json));
+    let applied = berth.kubectl_stdin(&["apply", "-f", "-"], &String::from_utf8_lossy(&json.stdout));
+    let text = output_text(&applied);
+    assert!(applied.status.success() && text.contains("job.berth.dev/web-json created"), "kubectl apply: {text}");
+    assert!(text.contains("framework.berth.dev/services unchanged"), "{text}");
 }
 
 #[test]

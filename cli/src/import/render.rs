@@ -1,6 +1,8 @@
 //! The imported objects as a user applies them: YAML (one document per
-//! object, with comments saying where values came from) or JSON (the Job,
-//! or a `v1 List` of the Framework and the Job).
+//! object, with comments saying where values came from) or JSON (one
+//! object after the other: the Framework, then the Job — a stream that
+//! `kubectl apply -f` and `jq` read, without a `v1 List` that kubectl
+//! validates against `/openapi/v2`).
 
 use super::map::Imported;
 
@@ -51,16 +53,10 @@ fn comment(yaml: &str, comments: &[(String, String)]) -> String {
 }
 
 fn json(imported: &Imported) -> String {
-    let job = serde_json::to_value(&imported.job).expect("a Job always serializes");
-    let value = match &imported.framework {
-        None => job,
-        Some(fw) => serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "List",
-            "items": [serde_json::to_value(fw).expect("a Framework always serializes"), job],
-        }),
-    };
-    let mut out = serde_json::to_string_pretty(&value).expect("JSON values always serialize");
-    out.push('\n');
-    out
+    let mut objects = Vec::new();
+    if let Some(fw) = &imported.framework {
+        objects.push(serde_json::to_value(fw).expect("a Framework always serializes"));
+    }
+    objects.push(serde_json::to_value(&imported.job).expect("a Job always serializes"));
+    objects.iter().map(|o| serde_json::to_string_pretty(o).expect("JSON values always serialize") + "\n").collect()
 }

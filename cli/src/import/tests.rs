@@ -69,9 +69,10 @@ fn the_output_reads_back_as_a_valid_job_in_yaml_and_json() {
     assert_eq!(docs.len(), 2);
     let fw: berth_api::Framework = serde_saphyr::from_str(docs[0]).unwrap();
     assert_eq!(fw.spec.scheduler, berth_api::framework::Scheduler::BuiltinService);
-    let list: Value = serde_json::from_str(&render(&with_fw, Format::Json)).unwrap();
-    assert_eq!((list["kind"].as_str(), list["items"][0]["kind"].as_str()), (Some("List"), Some("Framework")));
-    let _: Job = serde_json::from_value(list["items"][1].clone()).unwrap();
+    let stream = render(&with_fw, Format::Json);
+    let objects: Vec<Value> = serde_json::Deserializer::from_str(&stream).into_iter().map(Result::unwrap).collect();
+    assert_eq!((objects.len(), objects[0]["kind"].as_str()), (2, Some("Framework")));
+    let _: Job = serde_json::from_value(objects[1].clone()).unwrap();
 }
 
 #[test]
