@@ -9,13 +9,12 @@ use berth_api::framework::Scheduler;
 use berth_api::job::EnvVar;
 use berth_api::quantity::Quantity;
 use berth_api::retry::RetryPolicy;
-use berth_api::rollout::{IntOrPercent, UpdateStrategy};
 use berth_api::{Container, Framework, FrameworkSpec, Job, JobSpec, Resources, TaskGroup};
 use serde_json::Value;
 
 use super::app::{App, defaults};
 use super::error::{ImportError, Problem, Severity};
-use super::{fields, health, names, ports};
+use super::{fields, health, names, ports, rollout};
 
 /// Annotation on the Job: the Marathon app id it was imported from.
 pub const ANNOTATION_MARATHON_ID: &str = "berth.dev/marathon-id";
@@ -150,7 +149,7 @@ fn job(app: &App, opts: &Options, out: &mut Vec<Problem>, comments: &mut Vec<(St
     }
     let container = container(app, out);
     let constraints = constraints(app, out);
-    let update_strategy = upgrade_strategy(app, instances, out, comments);
+    let update_strategy = rollout::upgrade_strategy(app, instances, out, comments);
     let mut retries = RetryPolicy {
         limit: None,
         backoff_seconds: Some(app.backoff_seconds.unwrap_or(defaults::BACKOFF_SECONDS)),
@@ -272,35 +271,6 @@ fn constraints(app: &App, out: &mut Vec<Problem>) -> Vec<Vec<String>> {
         }
     }
     result
-}
-
-fn upgrade_strategy(
-    app: &App,
-    instances: u32,
-    out: &mut Vec<Problem>,
-    comments: &mut Vec<(String, String)>,
-) -> UpdateStrategy {
-    let s = app.upgrade_strategy.clone().unwrap_or_default();
-    let m = s.minimum_health_capacity.unwrap_or(defaults::MINIMUM_HEALTH_CAPACITY);
-    let o = s.maximum_over_capacity.unwrap_or(defaults::MAXIMUM_OVER_CAPACITY);
-    for (field, v) in [("minimumHealthCapacity", m), ("maximumOverCapacity", o)] {
-        if !(0.0..=1.0).contains(&v) {
-            out.push(Problem::invalid(format!("upgradeStrategy.{field}"), format!("{v} is not between 0 and 1")));
-        }
-    }
-    // A small epsilon so that (1 - 0.9) × 10 is 1, not 0.999….
-    let floor = |x: f64| (x + 1e-9).floor().clamp(0.0, f64::from(u32::MAX)) as u32;
-    let unavailable = floor((1.0 - m) * f64::from(instances));
-    let surge = floor(o * f64::from(instances));
-    comments.push((
-        "maxUnavailable".into(),
-        format!("floor((1 - minimumHealthCapacity {m}) x {instances} instances); not rescaled with instances"),
-    ));
-    comments.push((
-        "maxSurge".into(),
-        format!("floor(maximumOverCapacity {o} x {instances} instances); not rescaled with instances"),
-    ));
-    UpdateStrategy { max_surge: Some(IntOrPercent::Int(surge)), max_unavailable: Some(IntOrPercent::Int(unavailable)) }
 }
 
 fn labels(app: &App, out: &mut Vec<Problem>) -> BTreeMap<String, String> {

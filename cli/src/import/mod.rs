@@ -7,7 +7,8 @@
 //! - `app`: the Marathon app fields Berth maps (serde types) and Marathon's defaults.
 //! - `fields`: every other field of an app: ignored, noted, or unsupported.
 //! - `map`: the pure mapping, app → Job (and Framework), with `Options`.
-//! - `names`, `ports`, `health`: ids and labels, port definitions, health checks.
+//! - `names`, `ports`, `health`, `rollout`: ids and labels, port definitions, health
+//!   checks, the upgrade strategy.
 //! - `render`: YAML with comments, or JSON.
 //! - `error`: `Problem` (a field and what is wrong) and `ImportError`.
 
@@ -19,6 +20,7 @@ mod map;
 mod names;
 mod ports;
 mod render;
+mod rollout;
 
 #[cfg(test)]
 mod tests;
