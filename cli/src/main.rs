@@ -4,6 +4,7 @@
 mod client;
 mod drain;
 mod images;
+mod import;
 mod logs;
 mod secure;
 mod up;
@@ -41,6 +42,8 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Turn another system's definitions into Berth manifests (`berth import marathon app.json`)
+    Import(import::ImportArgs),
     /// Print the output of a Job's tasks
     Logs(logs::LogsArgs),
     /// Mark an agent unschedulable: nothing new is placed on it
@@ -199,6 +202,7 @@ fn main() -> anyhow::Result<()> {
                 up::agent(client, &args, shutdown_signal()).await
             }
             Command::Crds { dir } => crds(dir),
+            Command::Import(args) => import::run(args),
             Command::Logs(args) => logs::logs(args).await,
             Command::Cordon(args) => drain::cordon(args, true).await,
             Command::Uncordon(args) => drain::cordon(args, false).await,
