@@ -107,7 +107,15 @@ async fn reconcile_ours(
     );
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     if job.status.as_ref() != Some(&status) {
-        let patch = serde_json::json!({ "status": status });
+        let mut patch = serde_json::json!({ "status": status });
+        // A merge patch keeps a field it does not name: clearing one takes a null.
+        for (field, unset) in
+            [("startTime", status.start_time.is_none()), ("completionTime", status.completion_time.is_none())]
+        {
+            if unset {
+                patch["status"][field] = serde_json::Value::Null;
+            }
+        }
         jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         for note in events::job_notes(job.status.as_ref(), &status) {
             events::record(&ctx.client, &*job, &note).await;

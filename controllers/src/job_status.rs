@@ -216,4 +216,65 @@ mod tests {
         assert!(cond(&s, "Stalled").is_true());
         assert_eq!(s.tasks.pending, 1);
     }
+
+    #[test]
+    fn a_suspended_job_says_so_and_forgets_its_start_time() {
+        let mut j = job(2);
+        j.spec.suspend = true;
+        j.status = Some(JobStatus { start_time: Some("2026-01-02T03:00:00Z".into()), ..Default::default() });
+        let a = placement(0, Phase::Killed, Some(137), Some(berth_api::placement::REASON_SUSPENDED));
+        let s = compute_at(&j, &[&a], Observed::default());
+        assert_eq!((s.phase.as_deref(), s.start_time.as_deref()), (Some("Suspended"), None));
+        assert!(cond(&s, "Suspended").is_true());
+        assert_eq!(
+            (cond(&s, "Progressing").status.as_str(), cond(&s, "Progressing").reason.as_str()),
+            ("False", "Suspended")
+        );
+        assert_eq!((s.tasks.pending, s.tasks.failed), (2, 0));
+        assert_eq!(s.groups[0].phase.as_deref(), Some("Suspended"));
+
+        j.spec.suspend = false;
+        j.status = Some(s);
+        let s = compute_at(&j, &[&a], Observed::default());
+        assert_eq!(s.start_time.as_deref(), Some("2026-01-02T03:04:05Z"), "resuming starts the clock again");
+        assert!(!cond(&s, "Suspended").is_true());
+        assert!(cond(&s, "Progressing").is_true());
+    }
+
+    #[test]
+    fn past_its_deadline_the_job_is_failed_with_reason_deadline_exceeded() {
+        let mut j = job(1);
+        j.spec.active_deadline_seconds = Some(60);
+        j.status = Some(JobStatus { start_time: Some("2026-01-02T03:00:00Z".into()), ..Default::default() });
+        let a = placement(0, Phase::Running, None, None);
+        let s = compute_at(&j, &[&a], Observed::default());
+        let failed = cond(&s, "Failed");
+        assert_eq!((failed.is_true(), failed.reason.as_str()), (true, "DeadlineExceeded"));
+        assert_eq!(s.completion_time.as_deref(), Some("2026-01-02T03:04:05Z"));
+        assert!(!cond(&s, "Progressing").is_true());
+    }
+
+    #[test]
+    fn each_group_says_what_it_waits_for_and_each_instance_its_attempts() {
+        let mut j = job(1);
+        let mut second = j.spec.task_groups[0].clone();
+        second.name = "after".into();
+        second.depends_on = vec!["main".into()];
+        j.spec.task_groups.push(second);
+        j.spec.task_groups[0].retries = Some(berth_api::retry::RetryPolicy { limit: Some(3), ..Default::default() });
+        let mut a = placement(0, Phase::Failed, Some(2), Some("Error"));
+        a.status.as_mut().unwrap().finished_at = Some("2026-01-02T03:04:00Z".into());
+        let s = compute_at(&j, &[&a], Observed::default());
+        let (main, after) = (&s.groups[0], &s.groups[1]);
+        assert_eq!(main.phase.as_deref(), Some("Running"));
+        assert_eq!(
+            main.message.as_deref(),
+            Some("instance 0 backing off until 2026-01-02T03:04:10Z after exit code 2")
+        );
+        let i = &main.instances[0];
+        assert_eq!((i.attempts, i.failures, i.last_exit_code), (1, 1, Some(2)));
+        assert_eq!(i.next_attempt_after.as_deref(), Some("2026-01-02T03:04:10Z"));
+        assert_eq!((after.phase.as_deref(), after.message.as_deref()), (Some("Waiting"), Some("waiting for main")));
+        assert!(berth_api::condition::find(&s.conditions, "Failed").is_none());
+    }
 }
