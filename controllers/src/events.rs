@@ -58,7 +58,9 @@ pub fn job_notes(old: Option<&JobStatus>, new: &JobStatus) -> Vec<Note> {
         notes.push(Note::normal("Completed", &c.message));
     }
     if let Some(f) = became_true("Failed") {
-        notes.push(Note::warning("Failed", &f.message));
+        let reason =
+            if f.reason == berth_api::placement::REASON_DEADLINE_EXCEEDED { "DeadlineExceeded" } else { "Failed" };
+        notes.push(Note::warning(reason, &f.message));
     }
     notes
 }

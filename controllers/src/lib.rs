@@ -19,10 +19,13 @@
 //! - `ledger`: releases claims of finished or never-created placements.
 //! - `node_lifecycle`: agents whose Lease stops moving are `NotReady`, their placements `Lost`.
 //! - `attempts`: which attempt of each task instance is latest, and which instances need a new one.
+//! - `batch`: the batch rules, pure: `dependsOn` (`dag`), parallelism, retries with backoff, deadline,
+//!   suspend (`decide`), per-group status (`groups`); shared by both placement paths.
 //! - `events`: what is worth an Event, and writing it.
 
 pub mod allocator;
 pub mod attempts;
+pub mod batch;
 pub mod events;
 pub mod job;
 pub mod job_status;
