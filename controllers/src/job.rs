@@ -259,7 +259,14 @@ async fn place(
     let agents_api: Api<Agent> = Api::all(ctx.client.clone());
     let agents: Vec<Arc<Agent>> = ctx.agents.state();
     let selector = crate::offers::inputs::cluster_spec(&ctx.clusters).agent_selector;
-    let views: Vec<AgentView> = agents.iter().map(|a| AgentView::of(a, &selector)).collect();
+    let mut views: Vec<AgentView> = agents.iter().map(|a| AgentView::of(a, &selector)).collect();
+    let first = crate::priority::hold_for_higher(
+        job,
+        &ctx.jobs.state(),
+        &ctx.placements.state(),
+        &mut views,
+        jiff::Timestamp::now(),
+    );
     let group_of: BTreeMap<String, Needed> =
         missing.iter().map(|&(g, i, a)| (placement_name(&name, &g.name, i, a), (g, i, a))).collect();
 
@@ -309,6 +316,10 @@ async fn place(
         .map(|(d, why)| match several {
             true => format!("task group {}: {why}", group_of[&d.placement].0.name),
             false => why.clone(),
+        })
+        .map(|why| match first.is_empty() {
+            true => why,
+            false => format!("{why} (after higher-priority Jobs waiting: {})", first.join(", ")),
         })
         .or(applied.conflict);
 
