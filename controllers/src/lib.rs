@@ -15,6 +15,7 @@
 //! - `scheduler::claim`: one agent's ledger write with a resourceVersion precondition.
 //! - `scheduler::apply`: the applier: a plan's claims, gangs released when not whole.
 //! - `job`: the `builtin-batch` Job reconciler (places in shared-state mode; in `Offers` mode says why tasks wait).
+//! - `job_actions`: the batch rules' other writes: kill requests (suspend, deadline) and retry Events.
 //! - `job_status`: a Job's status computed from its placements.
 //! - `ledger`: releases claims of finished or never-created placements.
 //! - `node_lifecycle`: agents whose Lease stops moving are `NotReady`, their placements `Lost`.
@@ -29,6 +30,7 @@ pub mod attempts;
 pub mod batch;
 pub mod events;
 pub mod job;
+pub mod job_actions;
 pub mod job_status;
 pub mod ledger;
 pub mod node_lifecycle;
