@@ -22,6 +22,7 @@ use tracing::Instrument;
 use crate::attempts::Needed;
 use crate::batch;
 use crate::events;
+use crate::job_actions;
 use crate::job_status::{self, Observed};
 use crate::offers::builtin::{PendingJob, plan_jobs};
 use crate::scheduler::apply::apply;
@@ -73,11 +74,11 @@ async fn reconcile_ours(
         let live: Vec<&Placement> =
             all.iter().copied().filter(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_terminal())).collect();
         if let Some((reason, message)) = assessment.kill() {
-            kill(&ctx, &ns, &live, reason, &message).await?;
+            job_actions::kill(&ctx, &ns, &live, reason, &message).await?;
         }
         // New instances, and the next attempt of those lost, evicted, suspended or retried.
         let missing: Vec<Needed> = if invalid.is_none() { assessment.needed() } else { Vec::new() };
-        retries = retry_notes(&name, &assessment, &missing);
+        retries = job_actions::retry_notes(&name, &assessment, &missing);
         if !missing.is_empty() {
             match route {
                 Route::SharedState => {
@@ -141,37 +142,6 @@ async fn reconcile_ours(
         (None, None) => Duration::from_secs(60),
     };
     Ok(Action::requeue(until_wake.map_or(fallback, |w| w.min(fallback))))
-}
-
-/// An Event for each needed attempt that retries a failed one.
-fn retry_notes(job: &str, a: &batch::Assessment, missing: &[Needed]) -> Vec<(String, events::Note)> {
-    missing
-        .iter()
-        .filter_map(|(g, i, attempt)| {
-            let group = a.groups.iter().find(|x| x.group.name == g.name)?;
-            let h = &group.instances.get(*i as usize)?.history;
-            let failed = h.latest.filter(|p| batch::history::is_failure(p))?;
-            let exit = failed.status.as_ref().and_then(|s| s.exit_code);
-            let exit = exit.map(|c| format!("exit code {c}")).unwrap_or_else(|| "no exit code".into());
-            let message = format!("Retrying task {}[{i}] after {exit}, attempt {}", g.name, attempt + 1);
-            let note = events::Note { type_: "Normal", reason: "Retrying".into(), message };
-            Some((placement_name(job, &g.name, *i, *attempt), note))
-        })
-        .collect()
-}
-
-/// Asks the agents to stop `live` placements not yet asked (`spec.kill`).
-async fn kill(ctx: &Context, ns: &str, live: &[&Placement], reason: &str, message: &str) -> Result<(), Error> {
-    let api: Api<Placement> = Api::namespaced(ctx.client.clone(), ns);
-    for p in live.iter().filter(|p| p.spec.kill.is_none()) {
-        let patch = serde_json::json!({ "spec": { "kill": { "reason": reason, "message": message } } });
-        match api.patch(&p.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(_) => tracing::info!(placement = %p.name_any(), reason, "asked to stop"),
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
 
 pub fn error_policy(job: Arc<Job>, error: &Error, _ctx: Arc<Context>) -> Action {
@@ -259,7 +229,14 @@ async fn place(
     let agents_api: Api<Agent> = Api::all(ctx.client.clone());
     let agents: Vec<Arc<Agent>> = ctx.agents.state();
     let selector = crate::offers::inputs::cluster_spec(&ctx.clusters).agent_selector;
-    let views: Vec<AgentView> = agents.iter().map(|a| AgentView::of(a, &selector)).collect();
+    let mut views: Vec<AgentView> = agents.iter().map(|a| AgentView::of(a, &selector)).collect();
+    let first = crate::priority::hold_for_higher(
+        job,
+        &ctx.jobs.state(),
+        &ctx.placements.state(),
+        &mut views,
+        jiff::Timestamp::now(),
+    );
     let group_of: BTreeMap<String, Needed> =
         missing.iter().map(|&(g, i, a)| (placement_name(&name, &g.name, i, a), (g, i, a))).collect();
 
@@ -309,6 +286,10 @@ async fn place(
         .map(|(d, why)| match several {
             true => format!("task group {}: {why}", group_of[&d.placement].0.name),
             false => why.clone(),
+        })
+        .map(|why| match first.is_empty() {
+            true => why,
+            false => format!("{why} (after higher-priority Jobs waiting: {})", first.join(", ")),
         })
         .or(applied.conflict);
 

@@ -4,7 +4,8 @@
 //! the node agent would. A three-stage DAG starts each stage only once the
 //! one before it succeeded; a failed instance is retried as its next
 //! attempt after its backoff and fails the Job past its limit; and the
-//! `Offers` path obeys `dependsOn` the same way.
+//! `Offers` path obeys `dependsOn` the same way. Capacity freed goes to a
+//! waiting higher-priority Job before a lower one.
 
 // Its agent config is not used: the test plays the agent.
 #[allow(dead_code)]
@@ -13,12 +14,12 @@ mod batch_support;
 mod server;
 
 use batch_support::*;
-use berth_api::Phase;
 use berth_api::framework::Mode;
 use berth_api::retry::RetryPolicy;
+use berth_api::{Job, JobSpec, Phase};
 use k8s_openapi::api::core::v1::Event;
 use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, PostParams};
 
 /// Runs the three-stage `etl` Job to completion, checking that each stage
 /// starts only once the one before it succeeded.
@@ -95,4 +96,35 @@ async fn a_failed_instance_is_retried_after_its_backoff_and_fails_the_job_past_i
     assert!(failed.message.contains("task main[0] failed 2 time(s) in 2 attempt(s)"), "{}", failed.message);
     assert!(failed.message.contains("exit code 4"), "{}", failed.message);
     assert_eq!(placements(c, "flaky").await.unwrap(), ["flaky-main-0-0", "flaky-main-0-1"], "no third attempt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_higher_priority_job_gets_freed_capacity_before_a_lower_one() {
+    let sys = start(None).await;
+    let c = &sys.client;
+    let jobs: Api<Job> = Api::namespaced(c.clone(), "default");
+    let sized = |name: &str, cpu: &str, priority: i32| {
+        let mut g = group("main", 1, &[]);
+        g.container.resources.cpu = Some(cpu.into());
+        Job::new(name, JobSpec { task_groups: vec![g], priority: Some(priority), ..Default::default() })
+    };
+    jobs.create(&PostParams::default(), &sized("blocker", "3500m", 0)).await.unwrap();
+    placed(c, "blocker", &["blocker-main-0-0"]).await;
+    run(c, "blocker-main-0-0").await;
+    // Neither fits in the 500m left; once the blocker ends, either would, but not both.
+    jobs.create(&PostParams::default(), &sized("high", "3", 10)).await.unwrap();
+    jobs.create(&PostParams::default(), &sized("low", "2", 0)).await.unwrap();
+    for name in ["high", "low"] {
+        job_when(c, name, &format!("{name} to wait for capacity"), |j| {
+            condition(j, "Scheduled").is_some_and(|s| s.reason == "Unschedulable")
+        })
+        .await;
+    }
+
+    finish(c, "blocker-main-0-0", Phase::Succeeded, 0).await;
+    placed(c, "high", &["high-main-0-0"]).await;
+    assert!(placements(c, "low").await.unwrap().is_empty(), "the lower-priority Job took nothing");
+    run(c, "high-main-0-0").await;
+    finish(c, "high-main-0-0", Phase::Succeeded, 0).await;
+    placed(c, "low", &["low-main-0-0"]).await;
 }
