@@ -118,7 +118,10 @@ fn a_task_that_always_fails_runs_its_retry_limit_plus_one_times_and_never_again(
     // Nothing may start a third attempt later: not the next reconcile after
     // the backoff a third attempt would wait (2 s), nor one a change to the
     // Job triggers. So change it (a label: a watch event, a reconcile) and
-    // watch the placements for longer than that backoff plus a requeue.
+    // watch the placements for longer than that backoff. The controller is
+    // level-triggered: its periodic requeue (60 s) reads the same Job and
+    // placements as the reconcile the label triggered, so it cannot decide
+    // otherwise, and waiting for it would only slow the suite.
     let out = env.berth.kubectl(&["label", "jobs.berth.dev/doomed", "touched=yes"]);
     assert!(out.status.success(), "{}", output_text(&out));
     let watch_until = Instant::now() + Duration::from_secs(8);
@@ -293,4 +296,46 @@ fn a_retry_limit_holds_across_the_kill_9_of_an_agent_whose_attempt_is_lost_not_f
     let last = placement(&ps, "survivor-main-0-2").unwrap_or_else(|| panic!("{}", summary(&ps)));
     assert!(last.spec.agent != doomed && phase(last) == Phase::Succeeded, "{}", summary(&ps));
     assert_eq!(ps.len(), 3, "{}", summary(&ps));
+}
+
+#[test]
+fn freed_room_goes_to_a_waiting_job_of_higher_priority_before_an_older_one_of_lower() {
+    let env = Env::shared();
+    // 1200Mi each on the agent's 2Gi: one at a time, beside the other tests' small tasks.
+    let big = |name: &str, script: &str, priority: i32| {
+        ShellJob::new(name, &env.image(), script)
+            .resources("100m", "1200Mi")
+            .spec_field(&format!("priority: {priority}"))
+            .group_fields("terminationGracePeriodSeconds: 1")
+            .yaml()
+    };
+    env.apply(&big("blocker", "exec sleep 3600", 0));
+    env.wait("blocker", "the blocker to run", || {
+        let ps = env.placements("blocker")?;
+        if ps.first().is_some_and(|p| phase(p) == Phase::Running) { Ok(()) } else { Err(summary(&ps)) }
+    });
+    env.apply(&big("low", "echo low", 0));
+    env.apply(&big("high", "echo high; sleep 1", 10));
+    for name in ["low", "high"] {
+        env.wait(name, "both to wait for room", || {
+            let job = env.job(name)?;
+            let ps = env.placements(name)?;
+            match condition(&job, "Scheduled") {
+                Some((status, _, _)) if status == "False" && ps.is_empty() => Ok(()),
+                other => Err(format!("{other:?}; {}", summary(&ps))),
+            }
+        });
+    }
+
+    let out = env.berth.kubectl(&["delete", "jobs.berth.dev", "blocker", "--wait=false"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    env.finished("high", "Complete");
+    env.finished("low", "Complete");
+    let (high, low) = (env.placements("high").unwrap(), env.placements("low").unwrap());
+    assert!(
+        started(&low[0]) >= finished_at(&high[0]),
+        "the lower-priority Job ran before the higher one finished: {} / {}",
+        summary(&high),
+        summary(&low)
+    );
 }
