@@ -69,6 +69,31 @@ fn the_pipeline_example_runs_each_stage_only_after_the_stages_it_depends_on() {
 }
 
 #[test]
+fn the_stages_after_a_failed_one_never_start_and_say_skipped() {
+    let env = Env::shared();
+    let stage = |name: &str, deps: &str, script: &str| {
+        format!(
+            "    - name: {name}\n      dependsOn: [{deps}]\n      image: {}\n      command: [\"/bin/sh\", \"-c\", {script:?}]\n",
+            env.image()
+        )
+    };
+    let yaml = format!(
+        "apiVersion: berth.dev/v1alpha1\nkind: Job\nmetadata:\n  name: broken\n  namespace: default\nspec:\n  taskGroups:\n{}{}{}",
+        stage("first", "", "echo first fails; exit 2"),
+        stage("second", "first", "echo second"),
+        stage("third", "second", "echo third")
+    );
+    env.apply(&yaml);
+    let job = env.finished("broken", "Failed");
+    let groups = job.status.clone().unwrap_or_default().groups;
+    let phases: Vec<Option<&str>> = groups.iter().map(|g| g.phase.as_deref()).collect();
+    assert_eq!(phases, [Some("Failed"), Some("Skipped"), Some("Skipped")], "{groups:?}");
+    let ps = env.placements("broken").unwrap();
+    let names: Vec<&str> = ps.iter().filter_map(|p| p.metadata.name.as_deref()).collect();
+    assert_eq!(names, ["broken-first-0-0"], "only the failed stage ran: {}", summary(&ps));
+}
+
+#[test]
 fn the_flaky_example_fails_twice_then_succeeds_within_its_retry_limit_with_backoff() {
     let env = Env::shared();
     env.apply(&env.example("flaky-retry.yaml"));
