@@ -94,6 +94,22 @@ fn the_stages_after_a_failed_one_never_start_and_say_skipped() {
 }
 
 #[test]
+fn parallelism_one_runs_a_groups_instances_one_after_the_other() {
+    let env = Env::shared();
+    let job = ShellJob::new("serial", &env.image(), "echo \"instance $BERTH_INSTANCE\"; sleep 1")
+        .instances(3)
+        .group_fields("parallelism: 1");
+    env.apply(&job.yaml());
+    env.finished("serial", "Complete");
+    let mut ps = env.placements("serial").unwrap();
+    assert_eq!(ps.len(), 3, "{}", summary(&ps));
+    ps.sort_by_key(started);
+    for w in ps.windows(2) {
+        assert!(started(&w[1]) >= finished_at(&w[0]), "two instances ran at once: {}", summary(&ps));
+    }
+}
+
+#[test]
 fn the_flaky_example_fails_twice_then_succeeds_within_its_retry_limit_with_backoff() {
     let env = Env::shared();
     env.apply(&env.example("flaky-retry.yaml"));
