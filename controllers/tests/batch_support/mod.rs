@@ -76,7 +76,13 @@ pub async fn placements(client: &Client, job: &str) -> Result<Vec<String>, Strin
 pub async fn placed(client: &Client, job: &str, want: &[&str]) {
     server::eventually(client, &format!("{job}'s placements to be {want:?}"), async || {
         let names = placements(client, job).await?;
-        if names == want { Ok(()) } else { Err(format!("{names:?}")) }
+        if names == want {
+            return Ok(());
+        }
+        let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+        let status = jobs.get(job).await.map_err(|e| e.to_string())?.status;
+        let agent = Api::<Agent>::all(client.clone()).get("a1").await.map_err(|e| e.to_string())?.status;
+        Err(format!("{names:?}; job status {status:?}; agent a1 {agent:?}"))
     })
     .await;
 }
