@@ -7,18 +7,19 @@
 
 use std::collections::BTreeMap;
 
-use berth_api::placement::REASON_EVICTED;
+use berth_api::placement::{REASON_EVICTED, REASON_SUSPENDED};
 use berth_api::{Job, Phase, Placement, TaskGroup};
 
 /// An instance that needs a placement: (its group, instance, the attempt to create).
 pub type Needed<'a> = (&'a TaskGroup, u32, u32);
 
 /// True when `p` ended in a way that is replaced by a new attempt: `Lost`,
-/// or `Killed` because its agent was drained (`Evicted`).
+/// or `Killed` because its agent was drained (`Evicted`) or its Job was
+/// suspended (`Suspended`).
 pub fn is_replaced(p: &Placement) -> bool {
     p.status.as_ref().is_some_and(|s| match s.phase {
         Phase::Lost => true,
-        Phase::Killed => s.reason.as_deref() == Some(REASON_EVICTED),
+        Phase::Killed => matches!(s.reason.as_deref(), Some(REASON_EVICTED | REASON_SUSPENDED)),
         _ => false,
     })
 }

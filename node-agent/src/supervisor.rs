@@ -191,8 +191,9 @@ pub fn container_spec<R: Runtime>(p: &Placement, id: &str, ctx: &AgentContext<R>
         image: p.spec.container.image.clone(),
         command: p.spec.container.command.clone(),
         args: p.spec.container.args.clone(),
-        env: port_env(p)
+        env: attempt_env(p)
             .into_iter()
+            .chain(port_env(p))
             .chain(p.spec.container.env.iter().map(|e| (e.name.clone(), e.value.clone())))
             .collect(),
         working_dir: p.spec.container.working_dir.clone(),
@@ -228,4 +229,46 @@ pub fn container_spec<R: Runtime>(p: &Placement, id: &str, ctx: &AgentContext<R>
 fn port_env(p: &Placement) -> Vec<(String, String)> {
     let ports = p.status.as_ref().map(|s| s.ports.as_slice()).unwrap_or_default();
     berth_api::ports::env(&p.spec.container.ports, ports)
+}
+
+/// `BERTH_JOB`, `BERTH_TASK_GROUP`, `BERTH_INSTANCE`, `BERTH_ATTEMPT` (0 for
+/// the first) and `BERTH_PLACEMENT`: which task instance and which attempt
+/// of it the container is, so a task can tell a retry from its first run,
+/// or split work by instance. The placement's own `env` comes after, so it wins.
+fn attempt_env(p: &Placement) -> Vec<(String, String)> {
+    [
+        ("BERTH_JOB", p.spec.job.clone()),
+        ("BERTH_TASK_GROUP", p.spec.task_group.clone()),
+        ("BERTH_INSTANCE", p.spec.instance.to_string()),
+        ("BERTH_ATTEMPT", p.spec.attempt.to_string()),
+        ("BERTH_PLACEMENT", p.name_any()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_api::{Placement, PlacementSpec};
+
+    #[test]
+    fn a_container_is_told_its_job_group_instance_and_attempt() {
+        let spec = PlacementSpec {
+            job: "etl".into(),
+            task_group: "load".into(),
+            instance: 2,
+            attempt: 3,
+            ..Default::default()
+        };
+        let env = super::attempt_env(&Placement::new("etl-load-2-3", spec));
+        let expected = [
+            ("BERTH_JOB", "etl"),
+            ("BERTH_TASK_GROUP", "load"),
+            ("BERTH_INSTANCE", "2"),
+            ("BERTH_ATTEMPT", "3"),
+            ("BERTH_PLACEMENT", "etl-load-2-3"),
+        ];
+        assert_eq!(env, expected.map(|(k, v)| (k.to_string(), v.to_string())));
+    }
 }

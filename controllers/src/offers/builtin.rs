@@ -12,11 +12,13 @@ use std::sync::Arc;
 
 use berth_api::constraint::Constraint;
 use berth_api::{Framework, Job, Placement, ResourceVec};
+use jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::allocator::Demand;
 use crate::allocator::snapshot::demand_of;
-use crate::attempts::{self, Needed};
+use crate::attempts::Needed;
+use crate::batch;
 use crate::job::placement_name;
 use crate::job_status;
 use crate::scheduler::constraints::exclusions;
@@ -29,7 +31,8 @@ pub struct PendingJob<'a> {
     /// The Job's non-terminal placements (what constraints and `spread` count).
     pub live: Vec<&'a Placement>,
     /// The instances without a live or finished placement, in spec order,
-    /// with the attempt each needs (`attempts::needed`).
+    /// with the attempt each needs now (`batch::needed`: dependencies,
+    /// parallelism, backoff, suspend and deadline obeyed).
     pub missing: Vec<Needed<'a>>,
 }
 
@@ -56,7 +59,12 @@ pub struct Planning {
 /// (`named`: those whose `spec.job` names it, in its namespace) and those
 /// `created` (`namespace/name`) but not yet seen there. `None` when the Job
 /// is finished, being deleted, or has a constraint that does not parse.
-pub fn pending_job<'a>(job: &'a Job, named: &[&'a Placement], created: &HashSet<String>) -> Option<PendingJob<'a>> {
+pub fn pending_job<'a>(
+    job: &'a Job,
+    named: &[&'a Placement],
+    created: &HashSet<String>,
+    now: Timestamp,
+) -> Option<PendingJob<'a>> {
     let ns = job.namespace().unwrap_or_default();
     let name = job.name_any();
     if job_status::is_finished(job)
@@ -69,7 +77,7 @@ pub fn pending_job<'a>(job: &'a Job, named: &[&'a Placement], created: &HashSet<
     let uid = job.uid().unwrap_or_default();
     let own: Vec<&Placement> =
         named.iter().copied().filter(|p| p.owner_references().iter().any(|o| o.uid == uid)).collect();
-    let missing = attempts::needed(job, &own)
+    let missing = batch::needed(job, &own, now)
         .into_iter()
         .filter(|(g, i, a)| !created.contains(&format!("{ns}/{}", placement_name(&name, &g.name, *i, *a))))
         .collect::<Vec<_>>();
@@ -84,6 +92,7 @@ pub fn pending<'a>(
     jobs: &'a [Arc<Job>],
     placements: &'a [Arc<Placement>],
     created: &HashSet<String>,
+    now: Timestamp,
 ) -> Vec<PendingJob<'a>> {
     let (ns, name) = (fw.namespace(), fw.name_any());
     let mut mine: Vec<&Job> =
@@ -101,7 +110,7 @@ pub fn pending<'a>(
     mine.into_iter()
         .filter_map(|j| {
             let named = by_job.get(&(j.namespace(), j.metadata.name.as_deref().unwrap_or_default()));
-            pending_job(j, named.map(Vec::as_slice).unwrap_or_default(), created)
+            pending_job(j, named.map(Vec::as_slice).unwrap_or_default(), created, now)
         })
         .filter(|p| !p.missing.is_empty())
         .collect()

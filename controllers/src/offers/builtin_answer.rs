@@ -96,7 +96,7 @@ pub async fn answer(
     for fw in c.frameworks.state().iter().filter(|f| is_builtin_offers(f)) {
         let id = key(&**fw);
         let Some(mine) = open.get(&id) else { continue };
-        let waiting = pending(fw, &jobs, &placements, &memory.created);
+        let waiting = pending(fw, &jobs, &placements, &memory.created, now);
         let taken = place(client, fw, &waiting, &agents, mine, now, memory).await;
         for (offer_id, _, _) in mine {
             let answered = match taken.get(offer_id) {

@@ -78,7 +78,7 @@ fn waiting_instances_are_those_without_a_placement_higher_priority_first() {
     let jobs = vec![low.clone(), high.clone(), Arc::new(other)];
     let placements = vec![placed(&low, "main", 0, "a", Phase::Running)];
     let created: HashSet<String> = ["ns/low-main-1-0".to_string()].into();
-    let pending = pending(&framework(), &jobs, &placements, &created);
+    let pending = pending(&framework(), &jobs, &placements, &created, jiff::Timestamp::now());
     assert_eq!(names(&pending), [("high".to_string(), 1), ("low".to_string(), 1)]);
     assert_eq!(pending[1].missing[0].1, 2);
     assert_eq!(pending[1].live.len(), 1);
@@ -90,7 +90,7 @@ fn demand_is_the_waiting_instances_offered_only_where_one_may_go() {
     let jobs = vec![j.clone()];
     let placements = vec![placed(&j, "u", 0, "a", Phase::Running), placed(&j, "s", 0, "a", Phase::Running)];
     let agents = vec![view("a", 4000), view("b", 4000)];
-    let waiting = pending(&framework(), &jobs, &placements, &HashSet::new());
+    let waiting = pending(&framework(), &jobs, &placements, &HashSet::new(), jiff::Timestamp::now());
     let (demand, usable) = wants(&waiting, &agents);
     let d = demand.unwrap();
     assert_eq!((d.total, d.task), (ResourceVec::new(2000, 2 * GI), ResourceVec::new(1000, GI)));
@@ -102,7 +102,8 @@ fn demand_is_the_waiting_instances_offered_only_where_one_may_go() {
         placed(&j, "u", 1, "b", Phase::Running),
         placed(&j, "s", 0, "a", Phase::Succeeded),
     ];
-    let (demand, usable) = wants(&pending(&framework(), &jobs, &placements, &HashSet::new()), &agents);
+    let (demand, usable) =
+        wants(&pending(&framework(), &jobs, &placements, &HashSet::new(), jiff::Timestamp::now()), &agents);
     assert_eq!(demand.unwrap().total, ResourceVec::new(1000, GI));
     assert_eq!(usable.unwrap(), Default::default());
 
@@ -115,7 +116,7 @@ fn offers_are_used_in_job_order_and_a_gang_that_does_not_fit_them_takes_none() {
     let gang = job("gang", 9, vec![group("g", 3, "2", &[], true)]);
     let small = job("small", 0, vec![group("main", 2, "1", &[], false)]);
     let jobs = vec![gang, small];
-    let waiting = pending(&framework(), &jobs, &[], &HashSet::new());
+    let waiting = pending(&framework(), &jobs, &[], &HashSet::new(), jiff::Timestamp::now());
     // Offered: 3 CPU on a, 2 CPU on b; the gang needs 3 × 2 CPU.
     let mut agents = vec![view("a", 3000), view("b", 2000), view("c", 0)];
     let planning = plan_jobs(&waiting, &mut agents, 1);
@@ -132,11 +133,11 @@ fn a_lost_instance_waits_for_its_next_attempt_and_is_planned_under_that_name() {
     let j = job("j", 0, vec![group("main", 2, "1", &[], false)]);
     let mut lost = (*placed(&j, "main", 0, "a", Phase::Lost)).clone();
     lost.status.as_mut().unwrap().reason = Some(berth_api::placement::REASON_AGENT_LOST.into());
-    let placements = vec![Arc::new(lost), placed(&j, "main", 1, "a", Phase::Failed)];
+    let placements = vec![Arc::new(lost), placed(&j, "main", 1, "a", Phase::Succeeded)];
     let jobs = vec![j.clone()];
-    let waiting = pending(&framework(), &jobs, &placements, &HashSet::new());
+    let waiting = pending(&framework(), &jobs, &placements, &HashSet::new(), jiff::Timestamp::now());
     let missing: Vec<(u32, u32)> = waiting[0].missing.iter().map(|(_, i, a)| (*i, *a)).collect();
-    assert_eq!(missing, [(0, 1)], "the lost instance gets attempt 1; the failed one nothing");
+    assert_eq!(missing, [(0, 1)], "the lost instance gets attempt 1; the succeeded one nothing");
     assert!(waiting[0].live.is_empty(), "a Lost placement counts for no constraint");
 
     let mut agents = vec![view("b", 4000)];

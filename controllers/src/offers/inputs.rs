@@ -125,7 +125,8 @@ pub fn input(c: &Caches, now: Timestamp) -> Input {
                 let disconnected = connection(fw, &c.leases, now).offers_stopped(&lease_name(&fw.name_any()));
                 return FrameworkInput { disconnected, ..framework_input(fw, held, demand(fw, total)) };
             }
-            let (demand, usable) = builtin::wants(&builtin::pending(fw, &jobs, &placements, &HashSet::new()), &views);
+            let (demand, usable) =
+                builtin::wants(&builtin::pending(fw, &jobs, &placements, &HashSet::new(), now), &views);
             FrameworkInput { usable, ..framework_input(fw, held, demand) }
         })
         .collect();
