@@ -15,6 +15,7 @@
 //! - `scheduler::claim`: one agent's ledger write with a resourceVersion precondition.
 //! - `scheduler::apply`: the applier: a plan's claims, gangs released when not whole.
 //! - `job`: the `builtin-batch` Job reconciler (places in shared-state mode; in `Offers` mode says why tasks wait).
+//! - `service`: the `builtin-service` reconciler (restarts with backoff, rolling updates, pause, scale, revisions).
 //! - `job_status`: a Job's status computed from its placements.
 //! - `ledger`: releases claims of finished or never-created placements.
 //! - `node_lifecycle`: agents whose Lease stops moving are `NotReady`, their placements `Lost`.
@@ -30,6 +31,7 @@ pub mod ledger;
 pub mod node_lifecycle;
 pub mod offers;
 pub mod scheduler;
+pub mod service;
 
 use std::sync::Arc;
 
