@@ -5,6 +5,8 @@ mod client;
 mod drain;
 mod images;
 mod logs;
+mod rollout;
+mod scale;
 mod secure;
 mod up;
 
@@ -49,6 +51,10 @@ enum Command {
     Uncordon(drain::CordonArgs),
     /// Cordon an agent, evict its placements and wait until none runs
     Drain(drain::DrainArgs),
+    /// Set how many instances a Job's task group runs
+    Scale(scale::ScaleArgs),
+    /// Follow, pause, resume, list or undo a service's rolling update
+    Rollout(rollout::RolloutArgs),
 }
 
 #[derive(Args, Clone)]
@@ -203,6 +209,8 @@ fn main() -> anyhow::Result<()> {
             Command::Cordon(args) => drain::cordon(args, true).await,
             Command::Uncordon(args) => drain::cordon(args, false).await,
             Command::Drain(args) => drain::drain(args).await,
+            Command::Scale(args) => scale::scale(args).await,
+            Command::Rollout(args) => rollout::rollout(args).await,
         }
     })
 }
