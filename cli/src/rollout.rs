@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use berth_api::condition::find;
 use berth_api::{Job, JobStatus};
 use clap::{Args, Subcommand};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 
 #[derive(Args)]
 pub struct RolloutArgs {
@@ -155,7 +155,7 @@ async fn history(r: &JobRef) -> anyhow::Result<()> {
 
 async fn undo(r: &JobRef, to: Option<u32>) -> anyhow::Result<()> {
     let api = r.api().await?;
-    let mut job = api.get(&r.job).await.with_context(|| r.what())?;
+    let job = api.get(&r.job).await.with_context(|| r.what())?;
     let st = job.status.clone().unwrap_or_default();
     let target = match to {
         Some(n) => st.revisions.iter().find(|x| x.revision == n),
@@ -163,19 +163,19 @@ async fn undo(r: &JobRef, to: Option<u32>) -> anyhow::Result<()> {
     };
     let Some(target) = target else {
         let known: Vec<String> = st.revisions.iter().map(|x| x.revision.to_string()).collect();
-        bail!(
-            "{} has no revision {} to go back to (it has: {})",
-            r.what(),
-            to.map(|n| n.to_string()).unwrap_or_else(|| "before the current".into()),
-            known.join(", ")
-        );
+        let which = to.map(|n| n.to_string()).unwrap_or_else(|| "before the current one".into());
+        bail!("{} has no revision {which} to go back to (it has: {})", r.what(), known.join(", "));
     };
-    for g in job.spec.task_groups.iter_mut() {
-        if let Some(t) = target.templates.iter().find(|t| t.name == g.name) {
-            g.container = t.container.clone();
+    crate::scale::edit(&api, &r.job, |job| {
+        for g in job.spec.task_groups.iter_mut() {
+            if let Some(t) = target.templates.iter().find(|t| t.name == g.name) {
+                g.container = t.container.clone();
+            }
         }
-    }
-    api.replace(&r.job, &PostParams::default(), &job).await.with_context(|| r.what())?;
+        Ok(())
+    })
+    .await
+    .with_context(|| r.what())?;
     println!("{} rolled back to revision {}", r.what(), target.revision);
     Ok(())
 }

@@ -29,13 +29,31 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
     let client = crate::client::connect(args.kubeconfig.as_deref()).await?;
     let jobs: Api<Job> = Api::namespaced(client, &args.namespace);
     let what = format!("job {}/{}", args.namespace, args.job);
-    let mut job = jobs.get(&args.job).await.with_context(|| what.clone())?;
-    let Some(group) = job.spec.task_groups.iter_mut().find(|g| g.name == args.group) else {
-        let names: Vec<&str> = job.spec.task_groups.iter().map(|g| g.name.as_str()).collect();
-        bail!("{what} has no task group {:?} (it has {})", args.group, names.join(", "));
-    };
-    group.instances = Some(args.instances);
-    jobs.replace(&args.job, &PostParams::default(), &job).await.with_context(|| what.clone())?;
+    edit(&jobs, &args.job, |job| {
+        let Some(group) = job.spec.task_groups.iter_mut().find(|g| g.name == args.group) else {
+            let names: Vec<&str> = job.spec.task_groups.iter().map(|g| g.name.as_str()).collect();
+            bail!("{what} has no task group {:?} (it has {})", args.group, names.join(", "));
+        };
+        group.instances = Some(args.instances);
+        Ok(())
+    })
+    .await
+    .with_context(|| what.clone())?;
     println!("{what} group {} scaled to {}", args.group, args.instances);
     Ok(())
+}
+
+/// Reads the Job, applies `change` and writes it back with its
+/// resourceVersion; again on a conflict (its controller writes its status
+/// often), as client-go's RetryOnConflict.
+pub async fn edit(jobs: &Api<Job>, name: &str, change: impl Fn(&mut Job) -> anyhow::Result<()>) -> anyhow::Result<Job> {
+    let mut tries = 0;
+    loop {
+        let mut job = jobs.get(name).await?;
+        change(&mut job)?;
+        match jobs.replace(name, &PostParams::default(), &job).await {
+            Err(kube::Error::Api(e)) if e.code == 409 && tries < 10 => tries += 1,
+            other => return Ok(other?),
+        }
+    }
 }
