@@ -21,7 +21,7 @@ mkdir -p "$root/bin" "$root/tmp" "$root/etc"
 chmod 1777 "$root/tmp"
 cp "$BUSYBOX" "$root/bin/busybox"
 for applet in sh ash echo cat sleep yes head tail dd ls env true false seq hostname id wc grep sed printf kill ps \
-  ping touch cut tr; do
+  ping touch cut tr test [ rm mkdir httpd nc wget; do
   ln -sf busybox "$root/bin/$applet"
 done
 # A setuid-root `su`, for the isolation tests to show that no-new-privileges

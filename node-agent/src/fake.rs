@@ -2,7 +2,9 @@
 //! controllers' decisions only. A container "exits" with the code in its
 //! `FAKE_EXIT` environment variable (default 0) once released, or when
 //! killed (128 + the signal; one with `FAKE_IGNORE_TERM=1` ignores SIGTERM
-//! as a process trapping it would); images whose reference contains
+//! as a process trapping it would); a command exec'd in a container exits
+//! with the code in its `FAKE_EXEC_EXIT` (default 0) unless a test scripts
+//! the outcome with [`Fake::script_exec`]; images whose reference contains
 //! `missing` fail to pull, those containing `flaky` fail their first two
 //! pulls, and pulls of those containing `slow` wait until
 //! [`Fake::open_pulls`]. A pulled image counts 1000 bytes.
@@ -12,7 +14,9 @@ use std::sync::Mutex;
 
 use tokio::sync::watch;
 
-use crate::runtime::{ContainerInfo, ContainerSpec, ExitStatus, ImageInfo, RegistryAuth, Runtime, RuntimeError};
+use crate::runtime::{
+    ContainerInfo, ContainerSpec, ExecOutcome, ExitStatus, ImageInfo, RegistryAuth, Runtime, RuntimeError,
+};
 
 /// What the fake was asked to do, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +24,8 @@ pub enum Call {
     Pull(String),
     Start(String),
     Kill(String, i32),
+    /// A command exec'd in a container: its id and argv.
+    Exec(String, Vec<String>),
     Remove(String),
     RemoveImage(String),
 }
@@ -29,6 +35,8 @@ struct Container {
     labels: BTreeMap<String, String>,
     exit: watch::Sender<Option<i32>>,
     ignore_term: bool,
+    /// What a command exec'd in it ends with.
+    exec: ExecOutcome,
 }
 
 /// The fake runtime. With `hold`, containers run until [`Fake::release`].
@@ -66,6 +74,13 @@ impl Fake {
     pub fn open_pulls(&self) {
         self.pulls_open.store(true, std::sync::atomic::Ordering::SeqCst);
         self.pulls.notify_waiters();
+    }
+
+    /// Makes every later command exec'd in container `id` end with `outcome`.
+    pub fn script_exec(&self, id: &str, outcome: ExecOutcome) {
+        if let Some(c) = self.containers.lock().unwrap_or_else(|e| e.into_inner()).get_mut(id) {
+            c.exec = outcome;
+        }
     }
 
     /// The environment container `id` was started with, if it was.
@@ -107,7 +122,9 @@ impl Runtime for Fake {
         let (exit, _) = watch::channel(if self.hold { None } else { Some(code) });
         let (labels, image) = (spec.labels.clone(), spec.image.clone());
         let ignore_term = spec.env.iter().any(|(k, v)| k == "FAKE_IGNORE_TERM" && v == "1");
-        let container = Container { image, labels, exit, ignore_term };
+        let exec_code = spec.env.iter().find(|(k, _)| k == "FAKE_EXEC_EXIT").and_then(|(_, v)| v.parse().ok());
+        let exec = ExecOutcome::Exited { code: exec_code.unwrap_or(0), output: String::new() };
+        let container = Container { image, labels, exit, ignore_term, exec };
         self.containers.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.id.clone(), container);
         Ok(())
     }
@@ -129,6 +146,20 @@ impl Runtime for Fake {
             self.release(id, 128 + signal);
         }
         Ok(())
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        argv: &[String],
+        _timeout: std::time::Duration,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        self.record(Call::Exec(id.into(), argv.to_vec()));
+        let containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+        match containers.get(id) {
+            Some(c) if c.exit.borrow().is_none() => Ok(c.exec.clone()),
+            _ => Err(RuntimeError::NotFound(id.into())),
+        }
     }
 
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {

@@ -3,11 +3,13 @@
 //!
 //! A container is stopped when its placement asks for it (`spec.kill`), is
 //! deleted (`deletionTimestamp`, kept by the agent finalizer until the
-//! container is gone), or runs past `timeoutSeconds`. Each cause ends the
+//! container is gone), runs past `timeoutSeconds`, or fails a health check
+//! `maxConsecutiveFailures` times in a row (`health`). Each cause ends the
 //! placement in its own way ([`StopCause::end`]).
 
 use std::time::Duration;
 
+use berth_api::health::REASON_UNHEALTHY;
 use berth_api::{Phase, Placement};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -28,6 +30,9 @@ pub enum StopCause {
     Deleted,
     /// It ran past `timeoutSeconds`: ends `Failed`/`DeadlineExceeded`.
     Timeout(u64),
+    /// A health check failed `maxConsecutiveFailures` times in a row; the
+    /// message is what it last saw. Ends `Failed`/`Unhealthy`.
+    Unhealthy(String),
     /// The agent could not renew its Lease for this many seconds and fenced
     /// itself ([`crate::fence`]): killed at once, ends `Lost`/`AgentDisconnected`.
     Disconnected(u64),
@@ -48,6 +53,7 @@ impl StopCause {
                 REASON_DEADLINE_EXCEEDED.into(),
                 format!("the container ran longer than its timeoutSeconds ({s}s) and was stopped"),
             ),
+            StopCause::Unhealthy(message) => (Phase::Failed, REASON_UNHEALTHY.into(), message.clone()),
             StopCause::Disconnected(s) => (
                 Phase::Lost,
                 crate::fence::REASON_AGENT_DISCONNECTED.into(),

@@ -15,6 +15,8 @@
 //! - `policy`: what the agent refuses to run (images, root, host paths,
 //!   overcommit), checked before it pulls.
 //! - `supervisor`: one placement's life, pull to exit, as a state machine.
+//! - `health`: a running placement's health checks (HTTP, TCP, command),
+//!   reported in `status.health`; too many failures stop the container.
 //! - `report`: writing a placement's status, one legal transition at a time.
 //! - `kill`: the stop path — kill requests, deletion, timeouts; SIGTERM,
 //!   SIGKILL after the grace period.
@@ -35,6 +37,7 @@ pub mod credentials;
 pub mod fake;
 pub mod fence;
 pub mod finalizer;
+pub mod health;
 pub mod image_gc;
 pub mod kill;
 pub mod lease;

@@ -63,6 +63,12 @@ impl Reporter {
         Err(Error::Config(format!("placement {}: its status kept changing under the agent", self.name)))
     }
 
+    /// Writes `status.health` of the running placement, its phase unchanged.
+    pub async fn health(&mut self, health: berth_api::health::HealthStatus) -> Result<(), Error> {
+        let phase = self.status.phase;
+        self.set(phase, |s| s.health = Some(health)).await
+    }
+
     /// Ends it `Failed` with `reason` before (or without) an exit of its process.
     pub async fn fail(&mut self, code: Option<i32>, reason: &str, message: &str) -> Result<(), Error> {
         tracing::warn!(placement = %self.name, reason, message, "failed");
@@ -130,13 +136,45 @@ impl pulling::BackOffReport for Reporter {
 }
 
 /// `next` as a merge patch over `current`: a field `next` no longer has is
-/// nulled (a merge patch that leaves a field out keeps it).
+/// nulled (a merge patch that leaves a field out keeps it), in nested
+/// objects too (`health.message` once healthy).
 fn status_patch(current: &PlacementStatus, next: &PlacementStatus) -> serde_json::Value {
     let mut patch = serde_json::to_value(next).unwrap_or_default();
-    if let (Ok(serde_json::Value::Object(old)), Some(new)) = (serde_json::to_value(current), patch.as_object_mut()) {
-        for key in old.keys() {
-            new.entry(key.clone()).or_insert(serde_json::Value::Null);
-        }
+    if let Ok(old) = serde_json::to_value(current) {
+        null_dropped(&old, &mut patch);
     }
     patch
+}
+
+/// Nulls in `new` every key of `old` it lacks, recursing into objects both have.
+fn null_dropped(old: &serde_json::Value, new: &mut serde_json::Value) {
+    let (serde_json::Value::Object(old), serde_json::Value::Object(new)) = (old, new) else { return };
+    for (key, was) in old {
+        match new.get_mut(key) {
+            Some(now) => null_dropped(was, now),
+            None => {
+                new.insert(key.clone(), serde_json::Value::Null);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::health::HealthStatus;
+
+    #[test]
+    fn a_field_dropped_from_a_nested_object_is_nulled() {
+        let failing = HealthStatus { healthy: false, message: Some("status 500".into()), ..Default::default() };
+        let current = PlacementStatus { health: Some(failing), message: Some("x".into()), ..Default::default() };
+        let next = PlacementStatus {
+            health: Some(HealthStatus { healthy: true, ..Default::default() }),
+            ..Default::default()
+        };
+        let patch = status_patch(&current, &next);
+        assert_eq!(patch["health"]["message"], serde_json::Value::Null, "{patch}");
+        assert_eq!(patch["health"]["healthy"], serde_json::json!(true));
+        assert_eq!(patch["message"], serde_json::Value::Null);
+    }
 }

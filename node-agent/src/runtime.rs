@@ -96,6 +96,25 @@ impl ImageInfo {
     }
 }
 
+/// How a command run inside a running container ([`Runtime::exec`]) ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecOutcome {
+    /// It exited with `code`; `output` is the tail of its stdout and stderr
+    /// (at most [`EXEC_OUTPUT_MAX`] bytes, lossily UTF-8).
+    Exited { code: i32, output: String },
+    /// It ran longer than its timeout and was killed.
+    TimedOut,
+}
+
+/// How much of an exec'd command's output is kept (its tail).
+pub const EXEC_OUTPUT_MAX: usize = 4096;
+
+/// The last [`EXEC_OUTPUT_MAX`] bytes of `bytes`, as text.
+pub fn output_tail(bytes: &[u8]) -> String {
+    let start = bytes.len().saturating_sub(EXEC_OUTPUT_MAX);
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The image could not be pulled; the message is the registry's.
@@ -125,6 +144,15 @@ pub trait Runtime: Send + Sync + 'static {
     fn wait(&self, id: &str) -> impl Future<Output = Result<ExitStatus, RuntimeError>> + Send;
     /// Sends `signal` (e.g. `libc::SIGTERM`) to the container's process.
     fn kill(&self, id: &str, signal: i32) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// Runs `argv` as a new process in the running container `id` (its
+    /// environment, user and working directory; no stdin), killing it once
+    /// it runs longer than `timeout`; nothing of it is left behind.
+    fn exec(
+        &self,
+        id: &str,
+        argv: &[String],
+        timeout: std::time::Duration,
+    ) -> impl Future<Output = Result<ExecOutcome, RuntimeError>> + Send;
     /// Deletes the container, its task and its snapshot.
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
     /// Every container of this agent's namespace.
@@ -152,6 +180,9 @@ impl<R: Runtime> Runtime for std::sync::Arc<R> {
     }
     async fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
         (**self).kill(id, signal).await
+    }
+    async fn exec(&self, id: &str, argv: &[String], timeout: std::time::Duration) -> Result<ExecOutcome, RuntimeError> {
+        (**self).exec(id, argv, timeout).await
     }
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
         (**self).remove(id).await

@@ -3,8 +3,8 @@
 //! Succeeded | Failed | Killed`. Each step is reported through `/status`
 //! (`report`); a step the state machine does not allow is an error, never a
 //! silent overwrite. While it runs, the supervisor follows the placement's
-//! updates: a kill request, a deletion or its timeout stops the container
-//! (`kill`). However it ends, its container is removed and then the agent
+//! updates: a kill request, a deletion, its timeout or a failing health
+//! check (`health`) stops the container (`kill`). However it ends, its container is removed and then the agent
 //! finalizer released (`finalizer`), so the placement — and its claim — goes
 //! only once nothing of it runs on the machine.
 
@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::kill::{self, StopCause};
 use crate::pulling::{self, Pulled};
 use crate::report::Reporter;
-use crate::runtime::{BindMount, ContainerSpec, Runtime, RuntimeError};
+use crate::runtime::{BindMount, ContainerSpec, ExitStatus, Runtime, RuntimeError};
 use crate::{AgentContext, Error, finalizer};
 
 /// The container id of a placement: unique, and findable after a restart.
@@ -146,9 +146,16 @@ async fn run<R: Runtime>(
     let mut timed = p.clone();
     timed.status = Some(reporter.status.clone());
     let deadline = kill::deadline(&timed);
-    let cause: StopCause = tokio::select! {
-        exit = ctx.runtime.wait(id) => return reporter.exited(&exit?).await,
-        cause = kill::stop_requested(latest, deadline, &mut fence) => cause,
+    // Its health checks run alongside, and stop it once one fails too often.
+    let checks = &p.spec.container.health_checks;
+    let ended: Result<StopCause, Result<ExitStatus, Error>> = tokio::select! {
+        exit = ctx.runtime.wait(id) => Err(exit.map_err(Error::from)),
+        cause = kill::stop_requested(latest, deadline, &mut fence) => Ok(cause),
+        verdict = crate::health::watch(&ctx.runtime, id, checks, reporter) => verdict.map_err(Err),
+    };
+    let cause = match ended {
+        Ok(cause) => cause,
+        Err(exit) => return reporter.exited(&exit?).await,
     };
     let grace = kill::grace_for(&cause, &latest.borrow(), ctx.config.kill_grace);
     tracing::info!(placement = %p.name_any(), ?cause, grace_seconds = grace.as_secs(), "stopping its container");

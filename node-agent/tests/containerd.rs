@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use berth_agent::containerd::Containerd;
 use berth_agent::image_gc::{ImageUse, collect_once};
-use berth_agent::runtime::{ContainerSpec, ExitStatus, RegistryAuth, Runtime, RuntimeError};
+use berth_agent::runtime::{ContainerSpec, ExecOutcome, ExitStatus, RegistryAuth, Runtime, RuntimeError};
 use berth_e2e::{Registry, build_demo_image};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -254,6 +254,52 @@ async fn a_running_container_is_adopted_by_a_new_client_and_its_log_kept() {
     // Another namespace sees none of it.
     let other = Containerd::connect(env.containerd.socket(), "someone-else").await.expect("connect");
     assert_eq!(other.list().await.expect("list"), vec![]);
+}
+
+#[tokio::test]
+async fn a_command_exec_runs_inside_the_container_with_its_env_and_cwd_and_is_bounded() {
+    let env = Env::start().await;
+    let mut spec = env.spec("checked", "sleep 2; touch /tmp/ok; sleep 1000");
+    spec.env = vec![("FOO".into(), "bar".into())];
+    spec.working_dir = Some("/tmp".into());
+    env.runtime.pull(&spec.image, None).await.expect("pull");
+    env.runtime.start(&spec).await.expect("start");
+    let check = ["test", "-f", "/tmp/ok"].map(String::from);
+    let second = Duration::from_secs(1);
+
+    // Unhealthy before the container creates the file, healthy after.
+    let first = env.runtime.exec("checked", &check, second).await.expect("exec");
+    assert_eq!(first, ExecOutcome::Exited { code: 1, output: String::new() }, "the file is not there yet");
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        match env.runtime.exec("checked", &check, second).await.expect("exec") {
+            ExecOutcome::Exited { code: 0, .. } => break,
+            seen if std::time::Instant::now() > deadline => panic!("never passed; last: {seen:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+
+    let script = ["/bin/sh", "-c", "echo FOO=$FOO; pwd; echo oops >&2; exit 3"].map(String::from);
+    match env.runtime.exec("checked", &script, Duration::from_secs(10)).await.expect("exec") {
+        ExecOutcome::Exited { code, output } => {
+            assert_eq!(code, 3, "{output}");
+            assert!(output.contains("FOO=bar") && output.contains("/tmp") && output.contains("oops"), "{output:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let slow = ["sleep", "100"].map(String::from);
+    assert_eq!(env.runtime.exec("checked", &slow, second).await.expect("exec"), ExecOutcome::TimedOut);
+    let listed = env.runtime.list().await.expect("list");
+    assert!(listed.iter().any(|c| c.id == "checked" && c.running), "the container runs on: {listed:?}");
+    let pids = std::process::Command::new("ctr")
+        .arg("--address")
+        .arg(env.containerd.socket())
+        .args(["-n", &env.namespace, "task", "ps", "checked"])
+        .output()
+        .expect("running ctr");
+    let rows = String::from_utf8_lossy(&pids.stdout).lines().skip(1).count();
+    assert!(rows <= 2, "exec'd processes were left behind: {}", berth_e2e::output_text(&pids));
+    assert!(env.runtime.exec("missing", &check, second).await.is_err(), "no such container");
 }
 
 /// `ctr -n NAMESPACE <what> ls` against the test's containerd: its rows, without the header.

@@ -18,11 +18,13 @@
 //! - `spec`: the OCI runtime spec of a container.
 //! - `logs`: where a container's stdout and stderr go.
 //! - `task`: create, start, kill, remove, list.
+//! - `exec`: a command run inside a running container (command health checks).
 //! - `exit`: waiting for the exit, and telling an OOM kill from others.
 //! - `gc`: images with their sizes and users, for the image collector; removal.
 
 mod connect;
 mod content;
+mod exec;
 mod exit;
 mod gc;
 mod image;
@@ -43,7 +45,9 @@ use tonic::transport::Channel;
 
 pub use connect::DEFAULT_SNAPSHOTTER;
 
-use crate::runtime::{ContainerInfo, ContainerSpec, ExitStatus, ImageInfo, RegistryAuth, Runtime, RuntimeError};
+use crate::runtime::{
+    ContainerInfo, ContainerSpec, ExecOutcome, ExitStatus, ImageInfo, RegistryAuth, Runtime, RuntimeError,
+};
 
 /// The runtime shim containers run under.
 const RUNTIME: &str = "io.containerd.runc.v2";
@@ -90,6 +94,10 @@ impl Runtime for Containerd {
 
     async fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
         task::kill(self, id, signal).await
+    }
+
+    async fn exec(&self, id: &str, argv: &[String], timeout: std::time::Duration) -> Result<ExecOutcome, RuntimeError> {
+        exec::exec(self, id, argv, timeout).await
     }
 
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {

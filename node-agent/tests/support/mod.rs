@@ -154,6 +154,11 @@ pub async fn claim(sys: &System, p: &Placement) {
 
 /// Adds a placement claim for `p` holding `resources` (a wrong ledger's, when they are not `p`'s).
 pub async fn claim_as(sys: &System, p: &Placement, resources: &Resources) {
+    claim_ports(sys, p, resources, &[]).await
+}
+
+/// Adds a placement claim for `p` holding `resources` and host `ports`.
+pub async fn claim_ports(sys: &System, p: &Placement, resources: &Resources, ports: &[u16]) {
     let agents: Api<Agent> = Api::all(sys.client.clone());
     eventually("the claim to be written", async || {
         let mut a = agents.get(AGENT).await.map_err(|e| e.to_string())?;
@@ -163,7 +168,7 @@ pub async fn claim_as(sys: &System, p: &Placement, resources: &Resources) {
             owner: format!("default/{}", p.name_any()),
             uid: p.uid().unwrap_or_default(),
             resources: resources.clone(),
-            ports: Vec::new(),
+            ports: ports.to_vec(),
             created_at: Some(berth_api::now_rfc3339()),
         });
         status.allocated = status.claimed().unwrap().to_resources();
