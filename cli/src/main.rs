@@ -113,6 +113,10 @@ pub struct AgentArgs {
     /// The Agent's name (default: this machine's hostname)
     #[arg(long)]
     name: Option<String>,
+    /// The hostname it reports, which `hostname` constraints match (default: this machine's);
+    /// set it when several agents share one machine
+    #[arg(long)]
+    hostname: Option<String>,
     /// containerd's socket
     #[arg(long, default_value = "/run/containerd/containerd.sock")]
     containerd_socket: PathBuf,
