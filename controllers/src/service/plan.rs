@@ -158,17 +158,18 @@ pub fn plan(input: &GroupInput<'_>, now: Timestamp) -> GroupPlan {
     // Surge: a new attempt beside an old one.
     let mut left = Vec::new();
     for o in outdated {
-        if !o.waiting && live < cap {
+        let surged = !o.waiting && live < cap;
+        if surged {
             live += 1;
             out.starts.push(Start { slot: o.slot, attempt: o.next_attempt, template: Template::Current });
-        } else {
-            left.push(o);
         }
+        left.push((surged, o));
     }
-    // Within maxUnavailable: stop old ones that have no new one yet, those
-    // not serving first (they cost nothing), then from the highest slot.
-    left.sort_by_key(|o| (o.old.iter().any(|a| a.is_available()), std::cmp::Reverse(o.slot)));
-    for o in left {
+    // Within maxUnavailable: stop old ones, those not serving first (they
+    // cost nothing), then those without a new one starting (a surge start
+    // may find no room, e.g. under a UNIQUE constraint), from the highest slot.
+    left.sort_by_key(|(surged, o)| (o.old.iter().any(|a| a.is_available()), *surged, std::cmp::Reverse(o.slot)));
+    for (_, o) in left {
         let serves = o.old.iter().any(|a| a.is_available());
         if serves && available.saturating_sub(1) < floor {
             continue;

@@ -309,3 +309,15 @@ fn backoff_is_shown_until_its_time() {
     let p = run(1, "v1", 1, 0, false, &[failed(0, 0, 0)], 3);
     assert_eq!(t(0).duration_until(p.backoffs[0].until), SignedDuration::from_secs(10));
 }
+
+#[test]
+fn an_old_instance_whose_surge_finds_no_room_is_still_stopped_within_max_unavailable() {
+    // Slot 1 is done; slot 0's surge start may never be placed (a UNIQUE
+    // constraint on two agents), so the old one must go within the budget.
+    let mut atts = old_running(2);
+    atts[1] = Attempt { reason: Some(REASON_SUPERSEDED.into()), ..att(1, 0, "v1", Phase::Killed) };
+    atts.push(att(1, 1, "v2", Phase::Running));
+    let p = run(2, "v2", 1, 1, false, &atts, 0);
+    assert_eq!(p.starts, [start(0, 1)]);
+    assert_eq!(p.kills, [superseded("web-web-0-0")]);
+}
