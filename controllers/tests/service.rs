@@ -174,6 +174,18 @@ async fn a_failed_instance_is_restarted_after_its_backoff() {
         (failed.status.unwrap().finished_at.unwrap(), next.metadata.creation_timestamp.clone().unwrap());
     let waited = started_at.0.as_second() - failed_at.parse::<jiff::Timestamp>().unwrap().as_second();
     assert!(waited >= 1, "restarted {waited}s after the failure, backoff is 2s");
+
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(sys.client.clone(), "default");
+    let said = server::eventually(&sys.client, "a Restarting event", async || {
+        let list = events.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+        let texts: Vec<String> = list.items.iter().map(|e| format!("{:?}: {:?}", e.reason, e.message)).collect();
+        match texts.iter().find(|t| t.contains("Restarting")) {
+            Some(t) => Ok(t.clone()),
+            None => Err(texts.join("; ")),
+        }
+    })
+    .await;
+    assert!(said.contains("instance 0 of web: attempt 1 after exit code 1"), "{said}");
 }
 
 #[tokio::test]

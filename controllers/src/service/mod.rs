@@ -5,6 +5,7 @@
 //!
 //! - `attempt`: one placement as the planner sees it (live, ready, failure).
 //! - `plan`: the pure per-group planner (starts, kills, prune, backoff).
+//! - `notes`: what a round did that is worth an Event (rollout, restart, stop).
 //! - `revisions`: numbering of template sets.
 //! - `status`: the Job's status and conditions from its attempts.
 //!
@@ -12,6 +13,7 @@
 //! (kills, prunes, new placements claimed through `job::place`), write status.
 
 pub mod attempt;
+pub mod notes;
 pub mod plan;
 pub mod revisions;
 pub mod status;
@@ -107,6 +109,11 @@ pub async fn reconcile(job: Arc<Job>, ctx: Arc<Context>, ns: String, mode: Mode)
     if job.status.as_ref() != Some(&st) {
         let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
         jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({ "status": st }))).await?;
+    }
+    let rounds: Vec<notes::Round> =
+        groups.iter().zip(&plans).map(|((g, _, _, mine, _), p)| (g.name.as_str(), mine.as_slice(), p)).collect();
+    for note in notes::notes(job.status.as_ref(), &st, &rounds) {
+        crate::events::record(&ctx.client, &*job, &note).await;
     }
 
     let next_backoff = plans.iter().flat_map(|p| &p.backoffs).map(|b| b.until).min();
