@@ -117,7 +117,7 @@ async fn evict(client: &kube::Client, p: &Placement, agent: &str) -> anyhow::Res
 }
 
 /// `90s`, `5m`, `1h30m` or a plain number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("{s:?} is not a duration (e.g. 90s, 5m, 1h30m)");
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));

@@ -6,6 +6,8 @@ mod drain;
 mod images;
 mod import;
 mod logs;
+mod rollout;
+mod scale;
 mod secure;
 mod up;
 
@@ -52,6 +54,10 @@ enum Command {
     Uncordon(drain::CordonArgs),
     /// Cordon an agent, evict its placements and wait until none runs
     Drain(drain::DrainArgs),
+    /// Set how many instances a Job's task group runs
+    Scale(scale::ScaleArgs),
+    /// Follow, pause, resume, list or undo a service's rolling update
+    Rollout(rollout::RolloutArgs),
 }
 
 #[derive(Args, Clone)]
@@ -110,6 +116,10 @@ pub struct AgentArgs {
     /// The Agent's name (default: this machine's hostname)
     #[arg(long)]
     name: Option<String>,
+    /// The hostname it reports, which `hostname` constraints match (default: this machine's);
+    /// set it when several agents share one machine
+    #[arg(long)]
+    hostname: Option<String>,
     /// containerd's socket
     #[arg(long, default_value = "/run/containerd/containerd.sock")]
     containerd_socket: PathBuf,
@@ -207,6 +217,8 @@ fn main() -> anyhow::Result<()> {
             Command::Cordon(args) => drain::cordon(args, true).await,
             Command::Uncordon(args) => drain::cordon(args, false).await,
             Command::Drain(args) => drain::drain(args).await,
+            Command::Scale(args) => scale::scale(args).await,
+            Command::Rollout(args) => rollout::rollout(args).await,
         }
     })
 }

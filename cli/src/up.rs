@@ -131,7 +131,7 @@ pub async fn agent(
         cpu: args.cpu.as_deref().map(Into::into),
         memory: args.memory.as_deref().map(Into::into),
         ports: berth_api::ports::parse(&args.ports).context("--ports")?,
-        hostname: None,
+        hostname: args.hostname.clone(),
         endpoint: format!("http://{}", listener.local_addr()?),
         heartbeat: Duration::from_secs(args.heartbeat_seconds),
         kill_grace: Duration::from_secs(args.kill_grace_seconds),

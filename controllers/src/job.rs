@@ -3,7 +3,8 @@
 //! agent's ledger with compare-and-swap, and given a `Placement`. In
 //! `Offers` mode the allocation loop places them through offers
 //! (`offers::builtin_answer`) and this says why any wait. Either way the
-//! Job's status follows its placements.
+//! Job's status follows its placements. `builtin-service` Jobs are
+//! dispatched to `crate::service`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use berth_api::constraint::Constraint;
 use berth_api::framework::{Mode, Scheduler};
 use berth_api::placement::FINALIZER_AGENT;
+use berth_api::rollout::{LABEL_TEMPLATE_HASH, template_hash};
 use berth_api::{Agent, Framework, Job, LABEL_JOB, LABEL_TASK_GROUP, Offer, Placement, PlacementSpec, TaskGroup};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -41,6 +43,9 @@ pub async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action, Error
         return Ok(Action::await_change());
     };
     let span = tracing::info_span!("job", job = format!("{ns}/{name}"));
+    if let Route::Service(mode) = route {
+        return crate::service::reconcile(job, ctx, ns, mode).instrument(span).await;
+    }
     reconcile_ours(job, ctx, ns, name, route).instrument(span).await
 }
 
@@ -88,6 +93,7 @@ async fn reconcile_ours(
                 }
                 // The allocation loop places them through offers; this says why they wait.
                 Route::Offers(fw) => unschedulable = offers_wait(&job, &ctx, &ns, &fw, missing, live).await?,
+                Route::Service(_) => unreachable!("service Jobs are reconciled by crate::service"),
             }
         }
     }
@@ -149,15 +155,18 @@ pub fn error_policy(job: Arc<Job>, error: &Error, _ctx: Arc<Context>) -> Action 
     Action::requeue(Duration::from_secs(2))
 }
 
-/// How a Job of the built-in batch scheduler gets its placements.
+/// How a Job of a built-in scheduler gets its placements.
 enum Route {
     /// Claimed here on the shared ledger (a Job without a framework, too).
     SharedState,
     /// Placed through offers to this framework (by name) by the allocation loop.
     Offers(String),
+    /// A `builtin-service` Job, reconciled by `crate::service` (which
+    /// refuses `Offers` mode with a condition).
+    Service(Mode),
 }
 
-/// How this Job is placed, or `None` when it is not the built-in batch scheduler's.
+/// How this Job is placed, or `None` when it is not a built-in scheduler's.
 async fn route(job: &Job, ctx: &Context, ns: &str) -> Result<Option<Route>, Error> {
     let Some(fw) = &job.spec.framework else { return Ok(Some(Route::SharedState)) };
     let frameworks: Api<Framework> = Api::namespaced(ctx.client.clone(), ns);
@@ -166,6 +175,7 @@ async fn route(job: &Job, ctx: &Context, ns: &str) -> Result<Option<Route>, Erro
             Mode::SharedState => Some(Route::SharedState),
             Mode::Offers => Some(Route::Offers(f.name_any())),
         },
+        Some(f) if f.spec.scheduler == Scheduler::BuiltinService => Some(Route::Service(f.spec.mode)),
         _ => None,
     })
 }
@@ -208,16 +218,16 @@ async fn offers_wait(
     Ok(planning.unplaced.get(&0).cloned())
 }
 
-struct Placed {
-    placements: Vec<Placement>,
-    unplaced: Option<String>,
+pub(crate) struct Placed {
+    pub placements: Vec<Placement>,
+    pub unplaced: Option<String>,
 }
 
 /// Claims and creates placements for `missing` instances. A claim left in a
 /// ledger by an earlier round whose placement was never created is reused.
 /// `live` are the Job's non-terminal placements (what constraints and
 /// `spread` count).
-async fn place(
+pub(crate) async fn place(
     job: &Job,
     ctx: &Context,
     ns: &str,
@@ -323,8 +333,11 @@ pub(crate) fn new_placement(
     name: &str,
     agent: &str,
 ) -> Placement {
-    let labels =
-        BTreeMap::from([(LABEL_JOB.to_string(), job.name_any()), (LABEL_TASK_GROUP.to_string(), g.name.clone())]);
+    let labels = BTreeMap::from([
+        (LABEL_JOB.to_string(), job.name_any()),
+        (LABEL_TASK_GROUP.to_string(), g.name.clone()),
+        (LABEL_TEMPLATE_HASH.to_string(), template_hash(&g.container)),
+    ]);
     let owner = OwnerReference {
         api_version: Job::api_version(&()).into_owned(),
         kind: Job::kind(&()).into_owned(),

@@ -16,6 +16,7 @@
 //! - `scheduler::apply`: the applier: a plan's claims, gangs released when not whole.
 //! - `job`: the `builtin-batch` Job reconciler (places in shared-state mode; in `Offers` mode says why tasks wait).
 //! - `job_actions`: the batch rules' other writes: kill requests (suspend, deadline) and retry Events.
+//! - `service`: the `builtin-service` reconciler (restarts with backoff, rolling updates, pause, scale, revisions).
 //! - `job_status`: a Job's status computed from its placements.
 //! - `ledger`: releases claims of finished or never-created placements.
 //! - `node_lifecycle`: agents whose Lease stops moving are `NotReady`, their placements `Lost`.
@@ -37,6 +38,7 @@ pub mod node_lifecycle;
 pub mod offers;
 pub mod priority;
 pub mod scheduler;
+pub mod service;
 
 use std::sync::Arc;
 
