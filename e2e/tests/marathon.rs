@@ -1,20 +1,38 @@
 //! `berth import marathon` as a user runs it: the committed example app is
 //! imported with the real binary, applied with the real kubectl to a
-//! `berth up` cluster, and stored as the service it describes; an app Berth
-//! cannot carry over is refused with exit 2 naming the field, and nothing
-//! is printed to apply.
-//!
-//! Whether the imported instances run and turn healthy is the service
-//! controller's part: here the Framework and the Job are checked as kubectl
-//! reads them back.
+//! two-agent cluster, stored as the service it describes, and run: its two
+//! instances turn healthy on different agents (`hostname UNIQUE`) and
+//! answer over HTTP on their host ports. An app Berth cannot carry over is
+//! refused with exit 2 naming the field, and nothing is printed to apply.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use berth_api::rollout::IntOrPercent;
 use berth_api::{Framework, Job};
-use berth_e2e::berth::{Berth, binary};
+use std::time::Duration;
+
+use berth_api::Placement;
+use berth_e2e::berth::{AgentSpec, Berth, ClusterOptions, binary};
 use berth_e2e::{Containerd, Registry, build_demo_image, output_text, run_with_stdin};
+
+const AGENTS: [AgentSpec; 2] = [
+    AgentSpec { name: "agent-a", cpu: "1", memory: "512Mi" },
+    AgentSpec { name: "agent-b", cpu: "1", memory: "512Mi" },
+];
+
+/// Two agents on one machine: hostnames of their own (what `hostname
+/// UNIQUE` tells apart) and host ports of their own.
+const OPTIONS: ClusterOptions = ClusterOptions {
+    listen: "127.0.0.1:0",
+    apiserver: &[],
+    controllers: &[],
+    netns: &[],
+    agent_flags: &[
+        ("agent-a", &["--hostname", "host-a", "--ports", "33000-33499"]),
+        ("agent-b", &["--hostname", "host-b", "--ports", "33500-33999"]),
+    ],
+};
 
 /// The example as committed, with the registry the demo image is in.
 const EXAMPLE: &str = "manifests/examples/marathon-app.json";
@@ -45,7 +63,7 @@ fn an_imported_marathon_app_applies_with_kubectl_as_a_builtin_service() {
     let containerd = Containerd::start();
     let registry = Registry::start();
     build_demo_image(&registry.host(), "berth/demo:latest");
-    let berth = Berth::up(containerd.socket(), "1", "512Mi");
+    let mut berth = Berth::cluster_opts(containerd.socket(), &AGENTS, &OPTIONS);
 
     let out = import(&[EXAMPLE, "--with-framework"]);
     assert!(out.status.success(), "berth import: {}", output_text(&out));
@@ -88,6 +106,36 @@ fn an_imported_marathon_app_applies_with_kubectl_as_a_builtin_service() {
     let resources = (c.resources.cpu.as_ref().map(|q| q.0.as_str()), c.resources.memory.as_ref().map(|q| q.0.as_str()));
     assert_eq!(resources, (Some("100m"), Some("32Mi")));
     assert!(berth_api::validate::job_spec(&job.spec).is_empty());
+
+    // It runs as the app did on Marathon: both instances healthy, one per
+    // host, each answering on the port it was given.
+    let agents = berth.wait("both instances of demo-web healthy on two agents", Duration::from_secs(180), |b| {
+        let out = b.kubectl(&["get", "placements.berth.dev", "-l", "berth.dev/job=demo-web", "-o", "json"]);
+        let list: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| output_text(&out) + &e.to_string())?;
+        let items: Vec<Placement> = serde_json::from_value(list["items"].clone()).map_err(|e| e.to_string())?;
+        let healthy: Vec<&Placement> = items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.health.as_ref()).is_some_and(|h| h.healthy))
+            .collect();
+        let seen =
+            || format!("{:?}", items.iter().map(|p| (&p.metadata.name, &p.spec.agent, &p.status)).collect::<Vec<_>>());
+        if healthy.len() != 2 {
+            return Err(seen());
+        }
+        let mut answers = Vec::new();
+        for p in &healthy {
+            let port = p.status.as_ref().and_then(|s| s.ports.first()).ok_or_else(seen)?;
+            let answer =
+                berth_e2e::http::request(&format!("127.0.0.1:{port}"), "GET", "/", None).map_err(|e| e.to_string())?;
+            if !answer.body.contains("hello from a Marathon app") {
+                return Err(format!("port {port} answered {answer:?}"));
+            }
+            answers.push(p.spec.agent.clone());
+        }
+        Ok(answers)
+    });
+    assert_ne!(agents[0], agents[1], "hostname UNIQUE puts one instance on each agent");
 
     // `-o json` with the Framework is two JSON objects in a row, which kubectl applies as well.
     let json = import(&[EXAMPLE, "--with-framework", "-o", "json", "--name", "web-json", "-n", "default"]);

@@ -34,6 +34,16 @@ const OPTIONS: ClusterOptions = ClusterOptions {
     ],
 };
 
+/// The same for the test that runs beside the first: ports of its own, so
+/// their httpds never try to bind the same port of this one machine.
+const OTHER_OPTIONS: ClusterOptions = ClusterOptions {
+    agent_flags: &[
+        ("agent-a", &["--hostname", "host-a", "--ports", "32000-32499"]),
+        ("agent-b", &["--hostname", "host-b", "--ports", "32500-32999"]),
+    ],
+    ..OPTIONS
+};
+
 /// The example, with the test registry's image and `version`.
 fn example(registry: &str, version: &str) -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/examples/service.yaml");
@@ -213,7 +223,7 @@ fn a_unique_hostname_constraint_keeps_one_instance_per_agent_through_a_rollout()
     let containerd = Containerd::start();
     let registry = Registry::start();
     build_demo_image(&registry.host(), "berth/demo:latest");
-    let mut berth = Berth::cluster_opts(containerd.socket(), &AGENTS, &OPTIONS);
+    let mut berth = Berth::cluster_opts(containerd.socket(), &AGENTS, &OTHER_OPTIONS);
     let unique = |version: &str| {
         example(&registry.host(), version)
             .replace("instances: 4", "instances: 2\n      constraints: [[\"hostname\", \"UNIQUE\"]]")

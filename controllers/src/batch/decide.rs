@@ -25,6 +25,9 @@ use super::dag::{Gate, Outcome, gates};
 use super::history::{History, histories, is_failure};
 use crate::attempts::{Needed, is_replaced};
 
+/// `status.reason` of a task stopped because another task failed its Job.
+pub const REASON_JOB_FAILED: &str = "JobFailed";
+
 /// Where one instance stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -150,12 +153,15 @@ impl<'a> Assessment<'a> {
     }
 
     /// The kill every live placement of the Job gets: (reason, message).
+    /// A Job that failed stops the tasks it still runs.
     pub fn kill(&self) -> Option<(&'static str, String)> {
         match &self.stop {
             Some(Stop::Suspended) => Some((REASON_SUSPENDED, "the Job is suspended".into())),
             Some(Stop::Failed { reason, message }) if reason == REASON_DEADLINE_EXCEEDED => {
                 Some((REASON_DEADLINE_EXCEEDED, message.clone()))
             }
+            // As Kubernetes' Job past its backoffLimit: the rest is stopped, not left to run for nothing.
+            Some(Stop::Failed { message, .. }) => Some((REASON_JOB_FAILED, format!("the Job failed: {message}"))),
             _ => None,
         }
     }

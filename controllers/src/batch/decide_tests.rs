@@ -117,6 +117,17 @@ fn failure_number_limit_plus_one_fails_the_job() {
     let Some(Stop::Failed { message, .. }) = &a.stop else { panic!("{:?}", a.stop) };
     assert!(message.contains("failed 2 time(s) in 2 attempt(s) (retries allowed: 1)"), "{message}");
     assert!(a.needed().is_empty());
+    let (reason, why) = a.kill().expect("the tasks still running are stopped");
+    assert_eq!(reason, REASON_JOB_FAILED);
+    assert!(why.starts_with("the Job failed: task g[0] failed 2 time(s)"), "{why}");
+}
+
+#[test]
+fn a_complete_job_stops_nothing() {
+    let j = job(vec![group("g", 1, &[])]);
+    let ps = [p("g", 0, 0, Phase::Succeeded, None, 0)];
+    let refs: Vec<&Placement> = ps.iter().collect();
+    assert_eq!(assess(&j, &refs, at(1)).kill(), None);
 }
 
 #[test]

@@ -74,12 +74,15 @@ impl Attempt {
         self.is_kept() && self.healthy
     }
 
-    /// Ended through its own fault: `Failed` (exit, unhealthy, …) or
-    /// `Killed` for a reason other than the controller's own (superseded,
-    /// scaled down) or a drain. `Lost` is not a failure.
+    /// Ended through its own fault: `Failed` (exit, unhealthy, …),
+    /// `Succeeded` (a service's process is not meant to exit: restarting
+    /// one that exits 0 at once would loop, as Kubernetes' `restartPolicy:
+    /// Always` backs off too), or `Killed` for a reason other than the
+    /// controller's own (superseded, scaled down) or a drain. `Lost` is not
+    /// a failure.
     pub fn is_failure(&self) -> bool {
         match self.phase {
-            Phase::Failed => true,
+            Phase::Failed | Phase::Succeeded => true,
             Phase::Killed => !matches!(
                 self.reason.as_deref(),
                 Some(REASON_SUPERSEDED) | Some(REASON_SCALED_DOWN) | Some(REASON_EVICTED)

@@ -90,18 +90,25 @@ fn a_failed_instance_restarts_after_a_backoff_that_doubles_with_each_failure_in_
 
 #[test]
 fn lost_superseded_and_scaled_down_attempts_are_replaced_at_once_and_are_not_failures() {
-    for (phase, reason) in [
-        (Phase::Lost, "AgentLost"),
-        (Phase::Killed, REASON_SUPERSEDED),
-        (Phase::Killed, REASON_SCALED_DOWN),
-        (Phase::Succeeded, "Completed"),
-    ] {
+    for (phase, reason) in
+        [(Phase::Lost, "AgentLost"), (Phase::Killed, REASON_SUPERSEDED), (Phase::Killed, REASON_SCALED_DOWN)]
+    {
         let a = Attempt { reason: Some(reason.into()), finished_at: Some(t(0)), ..att(0, 0, "v1", phase) };
         assert!(!a.is_failure(), "{phase:?} {reason}");
         assert_eq!(run(1, "v1", 1, 0, false, &[a], 1).starts, [start(0, 1)], "{phase:?} {reason}");
     }
     let killed = Attempt { reason: Some("Killed".into()), ..att(0, 0, "v1", Phase::Killed) };
     assert!(killed.is_failure(), "killed by hand counts");
+}
+
+#[test]
+fn an_instance_that_exits_zero_backs_off_like_one_that_fails() {
+    let exited =
+        Attempt { reason: Some("Completed".into()), finished_at: Some(t(0)), ..att(0, 0, "v1", Phase::Succeeded) };
+    assert!(exited.is_failure(), "a service is not meant to exit");
+    let p = run(1, "v1", 1, 0, false, &[exited.clone()], 1);
+    assert!(p.starts.is_empty(), "no restart within its backoff: {:?}", p.starts);
+    assert_eq!(run(1, "v1", 1, 0, false, &[exited], 10).starts, [start(0, 1)]);
 }
 
 #[test]
