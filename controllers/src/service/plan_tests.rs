@@ -106,7 +106,7 @@ fn an_instance_that_exits_zero_backs_off_like_one_that_fails() {
     let exited =
         Attempt { reason: Some("Completed".into()), finished_at: Some(t(0)), ..att(0, 0, "v1", Phase::Succeeded) };
     assert!(exited.is_failure(), "a service is not meant to exit");
-    let p = run(1, "v1", 1, 0, false, &[exited.clone()], 1);
+    let p = run(1, "v1", 1, 0, false, std::slice::from_ref(&exited), 1);
     assert!(p.starts.is_empty(), "no restart within its backoff: {:?}", p.starts);
     assert_eq!(run(1, "v1", 1, 0, false, &[exited], 10).starts, [start(0, 1)]);
 }
