@@ -9,6 +9,7 @@ mod logs;
 mod rollout;
 mod scale;
 mod secure;
+mod sim;
 mod up;
 
 use std::net::SocketAddr;
@@ -58,6 +59,8 @@ enum Command {
     Scale(scale::ScaleArgs),
     /// Follow, pause, resume, list or undo a service's rolling update
     Rollout(rollout::RolloutArgs),
+    /// Simulate many agents without containers, for scale benchmarks (like kwok)
+    Sim(Box<sim::SimArgs>),
 }
 
 #[derive(Args, Clone)]
@@ -219,6 +222,7 @@ fn main() -> anyhow::Result<()> {
             Command::Drain(args) => drain::drain(args).await,
             Command::Scale(args) => scale::scale(args).await,
             Command::Rollout(args) => rollout::rollout(args).await,
+            Command::Sim(args) => sim::run(*args).await,
         }
     })
 }

@@ -181,6 +181,23 @@ impl Berth {
         berth
     }
 
+    /// Starts `berth apiserver`, `berth controllers` (with `controllers`
+    /// flags) and `berth sim` (part `sim`, with `sim` flags): simulated
+    /// agents, no containerd. The simulator uses the admin kubeconfig, as
+    /// its agents have no tokens of their own.
+    pub fn simulated(sim: &[&str], controllers: &[&str]) -> Berth {
+        let mut berth = Berth::apiserver(&[]);
+        let api_dir = berth.dir.path().join("apiserver");
+        let kubeconfig = api_dir.join("controllers.kubeconfig");
+        berth.spawn(
+            "controllers",
+            Command::new(binary()).arg("controllers").arg("--kubeconfig").arg(kubeconfig).args(controllers),
+        );
+        let admin = berth.kubeconfig.clone();
+        berth.spawn("sim", Command::new(binary()).arg("sim").arg("--kubeconfig").arg(admin).args(sim));
+        berth
+    }
+
     /// Runs kubectl with another kubeconfig the API server wrote (`controllers.kubeconfig`, …).
     pub fn kubectl_with(&self, kubeconfig: &str, args: &[&str]) -> Output {
         let path = self.kubeconfig.with_file_name(kubeconfig);
