@@ -15,6 +15,7 @@ use berth_api::framework::{Mode, Scheduler};
 use berth_api::placement::FINALIZER_AGENT;
 use berth_api::rollout::{LABEL_TEMPLATE_HASH, template_hash};
 use berth_api::{Agent, Framework, Job, LABEL_JOB, LABEL_TASK_GROUP, Offer, Placement, PlacementSpec, TaskGroup};
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -30,6 +31,9 @@ use crate::offers::builtin::{PendingJob, plan_jobs};
 use crate::scheduler::apply::apply;
 use crate::scheduler::plan::{AgentView, Demand, Group, Request, plan};
 use crate::{Context, Error};
+
+/// How many placements one reconcile creates at once.
+const CONCURRENT_CREATES: usize = 32;
 
 /// The name of instance `instance`'s attempt `attempt` of `group`.
 pub fn placement_name(job: &str, group: &str, instance: u32, attempt: u32) -> String {
@@ -305,17 +309,28 @@ pub(crate) async fn place(
 
     let api: Api<Placement> = Api::namespaced(ctx.client.clone(), ns);
     let mut placements = Vec::new();
-    for (pname, agent) in applied.bound {
+    // Created several at a time: the store commits concurrent writes
+    // together, and a claim whose placement is slow to appear is released
+    // by the ledger controller as an orphan.
+    let creates = applied.bound.into_iter().map(|(pname, agent)| {
+        let api = api.clone();
         let (group, instance, attempt) = group_of[&pname];
         let p = new_placement(job, group, (instance, attempt), &pname, &agent);
-        match api.create(&PostParams::default(), &p).await {
-            Ok(created) => {
-                tracing::info!(placement = %pname, %agent, "placed");
-                placements.push(created);
+        async move {
+            match api.create(&PostParams::default(), &p).await {
+                Ok(created) => {
+                    tracing::info!(placement = %pname, %agent, "placed");
+                    Ok(created)
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(api.get(&pname).await?),
+                Err(e) => Err(Error::from(e)),
             }
-            Err(kube::Error::Api(e)) if e.code == 409 => placements.push(api.get(&pname).await?),
-            Err(e) => return Err(e.into()),
         }
+    });
+    let results: Vec<Result<Placement, Error>> =
+        futures::stream::iter(creates).buffer_unordered(CONCURRENT_CREATES).collect().await;
+    for r in results {
+        placements.push(r?);
     }
     Ok(Placed { placements, unplaced })
 }

@@ -57,7 +57,6 @@ fn ready(a: &Agent) -> Option<String> {
 }
 
 #[test]
-#[ignore = "flaky under load: some placements end Failed/Unclaimed (their claims gone from the ledger); see docs/performance.md, Known limit"]
 fn a_job_runs_on_simulated_agents_and_their_loss_is_noticed() {
     // Each agent runs one of the Job's tasks at a time (50m each), so the
     // controllers claim only as many as they create placements for within
