@@ -17,7 +17,7 @@ use berth_api::rollout::{LABEL_TEMPLATE_HASH, template_hash};
 use berth_api::{Agent, Framework, Job, LABEL_JOB, LABEL_TASK_GROUP, Offer, Placement, PlacementSpec, TaskGroup};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::Instrument;
@@ -64,13 +64,18 @@ async fn reconcile_ours(
     let now = berth_api::format_time(clock);
 
     let uid = job.uid().unwrap_or_default();
-    let mut placements: BTreeMap<String, Placement> = ctx
-        .placements
-        .state()
-        .iter()
-        .filter(|p| p.namespace().as_deref() == Some(&ns) && p.spec.job == name)
-        .filter(|p| p.owner_references().iter().any(|o| o.uid == uid))
-        .map(|p| (p.name_any(), (**p).clone()))
+    // Read from the API server, not the shared cache: this reconcile may
+    // have been triggered by a placement change that the controller's own
+    // watch saw before the cache did, and a stale read would leave the Job
+    // behind until its next periodic requeue.
+    let selector = format!("{LABEL_JOB}={name}");
+    let listed =
+        Api::<Placement>::namespaced(ctx.client.clone(), &ns).list(&ListParams::default().labels(&selector)).await?;
+    let mut placements: BTreeMap<String, Placement> = listed
+        .items
+        .into_iter()
+        .filter(|p| p.spec.job == name && p.owner_references().iter().any(|o| o.uid == uid))
+        .map(|p| (p.name_any(), p))
         .collect();
 
     let mut unschedulable = None;
