@@ -14,6 +14,7 @@
 //! - `health`: health checks the agent runs, and what it reports of them.
 //! - `retry`: how failed instances are retried, and the backoff between attempts.
 //! - `rollout`: a service's update strategy, template hashes and revisions.
+//! - `patch`: merge patches that send `null` for what a new value dropped.
 //! - `validate`: what a Job's spec must satisfy beyond its schema (the DAG, names), by field path.
 //! - `cluster`, `agent`, `framework`, `job`, `offer`, `placement`: one kind each.
 //! - `crds`: every CRD, as objects and as YAML.
@@ -29,6 +30,7 @@ pub mod health;
 pub mod invariants;
 pub mod job;
 pub mod offer;
+pub mod patch;
 pub mod placement;
 pub mod ports;
 pub mod quantity;

@@ -123,15 +123,8 @@ async fn reconcile_ours(
     );
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     if job.status.as_ref() != Some(&status) {
-        let mut patch = serde_json::json!({ "status": status });
-        // A merge patch keeps a field it does not name: clearing one takes a null.
-        for (field, unset) in
-            [("startTime", status.start_time.is_none()), ("completionTime", status.completion_time.is_none())]
-        {
-            if unset {
-                patch["status"][field] = serde_json::Value::Null;
-            }
-        }
+        // A field the new status dropped (startTime while suspended) is cleared.
+        let patch = serde_json::json!({ "status": berth_api::patch::merge_patch(job.status.as_ref(), &status) });
         jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         for note in events::job_notes(job.status.as_ref(), &status) {
             events::record(&ctx.client, &*job, &note).await;

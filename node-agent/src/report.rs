@@ -39,7 +39,7 @@ impl Reporter {
         next.phase = phase;
         edit(&mut next);
         for _ in 0..5 {
-            let status = status_patch(&self.status, &next);
+            let status = berth_api::patch::merge_patch(Some(&self.status), &next);
             let patch = serde_json::json!({ "metadata": {"resourceVersion": self.resource_version}, "status": status });
             match self.api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
                 Ok(written) => {
@@ -132,49 +132,5 @@ impl pulling::BackOffReport for Reporter {
             s.message = Some(message.into());
         })
         .await
-    }
-}
-
-/// `next` as a merge patch over `current`: a field `next` no longer has is
-/// nulled (a merge patch that leaves a field out keeps it), in nested
-/// objects too (`health.message` once healthy).
-fn status_patch(current: &PlacementStatus, next: &PlacementStatus) -> serde_json::Value {
-    let mut patch = serde_json::to_value(next).unwrap_or_default();
-    if let Ok(old) = serde_json::to_value(current) {
-        null_dropped(&old, &mut patch);
-    }
-    patch
-}
-
-/// Nulls in `new` every key of `old` it lacks, recursing into objects both have.
-fn null_dropped(old: &serde_json::Value, new: &mut serde_json::Value) {
-    let (serde_json::Value::Object(old), serde_json::Value::Object(new)) = (old, new) else { return };
-    for (key, was) in old {
-        match new.get_mut(key) {
-            Some(now) => null_dropped(was, now),
-            None => {
-                new.insert(key.clone(), serde_json::Value::Null);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use berth_api::health::HealthStatus;
-
-    #[test]
-    fn a_field_dropped_from_a_nested_object_is_nulled() {
-        let failing = HealthStatus { healthy: false, message: Some("status 500".into()), ..Default::default() };
-        let current = PlacementStatus { health: Some(failing), message: Some("x".into()), ..Default::default() };
-        let next = PlacementStatus {
-            health: Some(HealthStatus { healthy: true, ..Default::default() }),
-            ..Default::default()
-        };
-        let patch = status_patch(&current, &next);
-        assert_eq!(patch["health"]["message"], serde_json::Value::Null, "{patch}");
-        assert_eq!(patch["health"]["healthy"], serde_json::json!(true));
-        assert_eq!(patch["message"], serde_json::Value::Null);
     }
 }

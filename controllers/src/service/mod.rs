@@ -108,7 +108,8 @@ pub async fn reconcile(job: Arc<Job>, ctx: Arc<Context>, ns: String, mode: Mode)
     let st = status::compute(&job, &views, unschedulable.as_deref(), blocked_ref, revision, now);
     if job.status.as_ref() != Some(&st) {
         let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-        jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({ "status": st }))).await?;
+        let patch = json!({ "status": berth_api::patch::merge_patch(job.status.as_ref(), &st) });
+        jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
     }
     let rounds: Vec<notes::Round> =
         groups.iter().zip(&plans).map(|((g, _, _, mine, _), p)| (g.name.as_str(), mine.as_slice(), p)).collect();
