@@ -116,7 +116,21 @@ pub async fn admit<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: Placement) -> Resu
     let gate = &ctx.gate;
     let (mut updates, _leave) = gate.enter(&p);
     let mut ledger = gate.ledger.subscribe();
-    let wait = ctx.config.claim_wait;
+    let api: Api<Placement> = Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
+    wait_for_claim(&api, &ctx.config.name, ctx.config.claim_wait, &mut updates, &mut ledger).await
+}
+
+/// The gate's decision for one placement, whose versions arrive on
+/// `updates` and whose agent's (`agent`) ledger arrives on `ledger` (`None`
+/// until it has been read): as [`admit`] says. Public so that simulated
+/// agents (`berth sim`) pass through the same gate.
+pub async fn wait_for_claim(
+    api: &Api<Placement>,
+    agent: &str,
+    wait: Duration,
+    updates: &mut watch::Receiver<Placement>,
+    ledger: &mut watch::Receiver<Option<Vec<Claim>>>,
+) -> Result<Option<Placement>, Error> {
     let deadline = Instant::now() + wait;
     // After a conflicting write, decide again only once the placement changed.
     let mut conflicted = false;
@@ -132,8 +146,10 @@ pub async fn admit<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: Placement) -> Resu
             ledger.borrow_and_update().as_ref().map(|claims| claim_of(claims, &latest).map(|c| c.ports.clone()));
         let decided = match claimed {
             _ if conflicted => None,
-            Some(Some(ports)) => Some(stage(ctx, &latest, &ports).await.map(Some)),
-            Some(None) if Instant::now() >= deadline => Some(mark_unclaimed(ctx, &latest, wait).await.map(|_| None)),
+            Some(Some(ports)) => Some(stage(api, &latest, &ports).await.map(Some)),
+            Some(None) if Instant::now() >= deadline => {
+                Some(mark_unclaimed(api, agent, &latest, wait).await.map(|_| None))
+            }
             _ => None,
         };
         match decided {
@@ -158,14 +174,13 @@ pub async fn admit<R: Runtime>(ctx: &Arc<AgentContext<R>>, p: Placement) -> Resu
 /// Moves the claimed `p` to `Staging`: the agent has taken it on, with the
 /// host ports its claim holds (`status.ports`, what its container's `PORT0…`
 /// say).
-async fn stage<R: Runtime>(ctx: &AgentContext<R>, p: &Placement, ports: &[u16]) -> Result<Placement, Error> {
+async fn stage(api: &Api<Placement>, p: &Placement, ports: &[u16]) -> Result<Placement, Error> {
     let status = if ports.is_empty() { serde_json::json!({}) } else { serde_json::json!({ "ports": ports }) };
-    write_from_pending(ctx, p, Phase::Staging, status).await
+    write_from_pending(api, p, Phase::Staging, status).await
 }
 
 /// Marks `p` `Failed`/`Unclaimed`.
-async fn mark_unclaimed<R: Runtime>(ctx: &AgentContext<R>, p: &Placement, wait: Duration) -> Result<Placement, Error> {
-    let agent = &ctx.config.name;
+async fn mark_unclaimed(api: &Api<Placement>, agent: &str, p: &Placement, wait: Duration) -> Result<Placement, Error> {
     let message = format!(
         "no claim for it in agent {agent}'s ledger after {}s: a placement runs only once a scheduler \
          or the allocator has claimed its resources on the agent",
@@ -177,20 +192,19 @@ async fn mark_unclaimed<R: Runtime>(ctx: &AgentContext<R>, p: &Placement, wait: 
         "message": message,
         "finishedAt": berth_api::now_rfc3339(),
     });
-    write_from_pending(ctx, p, Phase::Failed, status).await
+    write_from_pending(api, p, Phase::Failed, status).await
 }
 
 /// Writes `p`'s status from `Pending` to `to` (with the fields in `status`),
 /// on the condition that `p` is unchanged since it was read: 409 otherwise.
-async fn write_from_pending<R: Runtime>(
-    ctx: &AgentContext<R>,
+async fn write_from_pending(
+    api: &Api<Placement>,
     p: &Placement,
     to: Phase,
     mut status: serde_json::Value,
 ) -> Result<Placement, Error> {
     status["phase"] = serde_json::to_value(Phase::Pending.transition(to)?).unwrap_or_default();
     let patch = serde_json::json!({ "metadata": { "resourceVersion": p.resource_version() }, "status": status });
-    let api: Api<Placement> = Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
     Ok(api.patch_status(&p.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?)
 }
 

@@ -28,7 +28,7 @@ use berth_agent::{Error, claimed, finalizer};
 use berth_api::{Agent, Claim, Phase, Placement};
 use futures::StreamExt;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 
@@ -148,86 +148,28 @@ async fn release(api: &Api<Placement>, p: &Placement) -> Result<(), Error> {
     Ok(())
 }
 
-/// The claim gate: `Some` (its latest version) once `p` is `Staging` — by
-/// this agent's write or another's — or `None` once it ended (or was asked
-/// to stop) while `Pending`, with that end reported.
+/// The agent's claim gate (`claimed::wait_for_claim`): `Some` (its latest
+/// version) once `p` is `Staging`, or `None` once it ended (or was asked to
+/// stop) while `Pending` — a stop then reported as the agent reports it.
 async fn admit(
     api: &Api<Placement>,
     mut ledger: watch::Receiver<Option<Vec<Claim>>>,
     latest: &mut watch::Receiver<Placement>,
     wait: Duration,
 ) -> Result<Option<Placement>, Error> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let p = latest.borrow_and_update().clone();
-        let phase = p.status.as_ref().map(|s| s.phase).unwrap_or_default();
-        if phase.is_terminal() {
-            return Ok(None);
-        }
-        if let Some(cause) = kill::requested(&p) {
-            let mut reporter = Reporter::new(api.clone(), &p);
-            match reporter.stopped(&cause, None).await {
-                Err(Error::Transition(_) | Error::Lost(_)) | Ok(()) => return Ok(None),
-                Err(e) => return Err(e),
-            }
-        }
-        if phase != Phase::Pending {
-            return Ok(Some(p));
-        }
-        let ports = ledger.borrow_and_update().as_ref().and_then(|c| claimed::claim_of(c, &p).map(|c| c.ports.clone()));
-        if let Some(ports) = ports {
-            let status = if ports.is_empty() {
-                serde_json::json!({ "phase": Phase::Staging })
-            } else {
-                serde_json::json!({ "phase": Phase::Staging, "ports": ports })
-            };
-            let patch =
-                serde_json::json!({ "metadata": { "resourceVersion": p.resource_version() }, "status": status });
-            match api.patch_status(&p.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
-                Ok(staged) => return Ok(Some(staged)),
-                // It changed meanwhile: decided again on its next version.
-                Err(kube::Error::Api(e)) if e.code == 409 => {
-                    if latest.changed().await.is_err() {
-                        return Ok(None);
-                    }
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            if unclaimed(api, &p, wait).await? {
-                return Ok(None);
-            }
-            // It changed meanwhile: decided again on its next version.
-            if latest.changed().await.is_err() {
-                return Ok(None);
-            }
-            continue;
-        }
-        tokio::select! {
-            r = ledger.changed() => if r.is_err() { return Ok(None) },
-            r = latest.changed() => if r.is_err() { return Ok(None) },
-            _ = tokio::time::sleep_until(deadline) => {}
+    let agent = latest.borrow().spec.agent.clone();
+    if let Some(p) = claimed::wait_for_claim(api, &agent, wait, latest, &mut ledger).await? {
+        return Ok(Some(p));
+    }
+    let p = latest.borrow().clone();
+    let pending = p.status.as_ref().is_none_or(|s| !s.phase.is_terminal());
+    if let Some(cause) = kill::requested(&p).filter(|_| pending) {
+        match Reporter::new(api.clone(), &p).stopped(&cause, None).await {
+            Err(Error::Transition(_) | Error::Lost(_)) | Ok(()) => {}
+            Err(e) => return Err(e),
         }
     }
-}
-
-/// Marks `p`, never claimed within `wait`, `Failed`/`Unclaimed`; false if
-/// it changed since it was read (nothing written).
-async fn unclaimed(api: &Api<Placement>, p: &Placement, wait: Duration) -> Result<bool, Error> {
-    let status = serde_json::json!({
-        "phase": Phase::Failed,
-        "reason": claimed::REASON_UNCLAIMED,
-        "message": format!("no claim for it in agent {}'s ledger after {}s", p.spec.agent, wait.as_secs()),
-        "finishedAt": berth_api::now_rfc3339(),
-    });
-    let patch = serde_json::json!({ "metadata": { "resourceVersion": p.resource_version() }, "status": status });
-    match api.patch_status(&p.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    Ok(None)
 }
 
 /// From `Staging` (or wherever an earlier run left it) to its end.
