@@ -130,7 +130,8 @@ async fn reconcile_ours(
             events::record(&ctx.client, &*job, &note).await;
         }
     }
-    if let Some(expires) = batch::decide::ttl_expiry(&job, &status)
+    let ttl = batch::decide::ttl_expiry(&job, &status);
+    if let Some(expires) = ttl
         && clock >= expires
     {
         tracing::info!("deleting finished Job: ttlSecondsAfterFinished passed");
@@ -141,7 +142,7 @@ async fn reconcile_ours(
         }
         return Ok(Action::await_change());
     }
-    let wake = [assessment.wake, batch::decide::ttl_expiry(&job, &status)].into_iter().flatten().min();
+    let wake = [assessment.wake, ttl].into_iter().flatten().min();
     let until_wake =
         wake.map(|w| Duration::try_from(clock.duration_until(w)).unwrap_or_default() + Duration::from_millis(100));
     let fallback = match (unschedulable, invalid) {

@@ -1,6 +1,7 @@
 //! The writes the batch rules ask of the Job reconciler beyond placing:
-//! stopping a Job's live placements (`spec.kill`, when it is suspended or
-//! past its deadline) and the `Retrying` Event of each retried attempt.
+//! stopping a Job's live placements (`spec.kill`, when it is suspended, past
+//! its deadline or failed) and the `Retrying` Event of each retried attempt.
+//! Services stop placements through [`ask_to_stop`] too.
 
 use berth_api::Placement;
 use kube::ResourceExt;
@@ -31,12 +32,18 @@ pub fn retry_notes(job: &str, a: &batch::Assessment, missing: &[Needed]) -> Vec<
 pub async fn kill(ctx: &Context, ns: &str, live: &[&Placement], reason: &str, message: &str) -> Result<(), Error> {
     let api: Api<Placement> = Api::namespaced(ctx.client.clone(), ns);
     for p in live.iter().filter(|p| p.spec.kill.is_none()) {
-        let patch = serde_json::json!({ "spec": { "kill": { "reason": reason, "message": message } } });
-        match api.patch(&p.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(_) => tracing::info!(placement = %p.name_any(), reason, "asked to stop"),
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
+        ask_to_stop(&api, &p.name_any(), reason, message).await?;
+    }
+    Ok(())
+}
+
+/// Asks placement `name`'s agent to stop it (`spec.kill`); one already gone is left alone.
+pub async fn ask_to_stop(api: &Api<Placement>, name: &str, reason: &str, message: &str) -> Result<(), Error> {
+    let patch = serde_json::json!({ "spec": { "kill": { "reason": reason, "message": message } } });
+    match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => tracing::info!(placement = %name, reason, "asked to stop"),
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }

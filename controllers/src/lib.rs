@@ -15,7 +15,7 @@
 //! - `scheduler::claim`: one agent's ledger write with a resourceVersion precondition.
 //! - `scheduler::apply`: the applier: a plan's claims, gangs released when not whole.
 //! - `job`: the `builtin-batch` Job reconciler (places in shared-state mode; in `Offers` mode says why tasks wait).
-//! - `job_actions`: the batch rules' other writes: kill requests (suspend, deadline) and retry Events.
+//! - `job_actions`: the batch rules' other writes: kill requests (suspend, deadline, failure) and retry Events.
 //! - `service`: the `builtin-service` reconciler (restarts with backoff, rolling updates, pause, scale, revisions).
 //! - `job_status`: a Job's status computed from its placements.
 //! - `ledger`: releases claims of finished or never-created placements.

@@ -53,7 +53,6 @@ pub async fn reconcile(job: Arc<Job>, ctx: Arc<Context>, ns: String, mode: Mode)
         .into_iter()
         .filter(|p| p.spec.job == name && p.owner_references().iter().any(|o| o.uid == uid))
         .collect();
-    let attempts: Vec<Attempt> = placements.iter().map(Attempt::of).collect();
 
     let blocked = match mode {
         Mode::Offers => Some((
@@ -74,7 +73,8 @@ pub async fn reconcile(job: Arc<Job>, ctx: Arc<Context>, ns: String, mode: Mode)
         for g in &job.spec.task_groups {
             let (surge, unavailable) =
                 g.update_strategy.clone().unwrap_or_default().resolve(g.instances()).unwrap_or((0, 1));
-            let mine: Vec<Attempt> = attempts.iter().filter(|a| group_of(&placements, a) == g.name).cloned().collect();
+            let mine: Vec<Attempt> =
+                placements.iter().filter(|p| p.spec.task_group == g.name).map(Attempt::of).collect();
             groups.push((g, template_hash(&g.container), unavailable, mine, surge));
         }
         for (g, hash, unavailable, mine, surge) in &groups {
@@ -129,10 +129,6 @@ pub async fn reconcile(job: Arc<Job>, ctx: Arc<Context>, ns: String, mode: Mode)
     })
 }
 
-fn group_of<'a>(placements: &'a [Placement], a: &Attempt) -> &'a str {
-    placements.iter().find(|p| p.name_any() == a.name).map(|p| p.spec.task_group.as_str()).unwrap_or_default()
-}
-
 /// Writes the plans: failure counts carried forward, old attempts pruned,
 /// kills requested, new attempts claimed and created. Why some new attempt
 /// could not be placed, if so.
@@ -163,9 +159,7 @@ async fn write(
                 berth_api::rollout::REASON_SUPERSEDED => "replaced by an instance of a newer template",
                 _ => "its task group was scaled down",
             };
-            let patch = json!({ "spec": { "kill": { "reason": k.reason, "message": message } } });
-            api.patch(&k.name, &pp, &Patch::Merge(&patch)).await?;
-            tracing::info!(placement = %k.name, reason = k.reason, "stopping");
+            crate::job_actions::ask_to_stop(&api, &k.name, k.reason, message).await?;
         }
     }
 
