@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use berth_agent::fake::Call;
 use berth_agent::supervisor::container_id;
-use berth_api::{Container, Phase, Placement, PlacementSpec, Resources};
-use kube::api::{Patch, PatchParams, PostParams};
+use berth_api::{Phase, Placement, Resources};
+use kube::api::{Patch, PatchParams};
 
 mod support;
-use support::{AGENT, System, claim, claim_as, eventually, placements};
+use support::{AGENT, System, claim, claim_as, create_placement, eventually, placements};
 
 /// The agent of `support::start`, whose placements wait `claim_wait` for
 /// their claims and whose containers get 1 s between SIGTERM and SIGKILL.
@@ -38,18 +38,11 @@ async fn create_with_image(sys: &System, name: &str, image: &str) -> Placement {
 }
 
 async fn create_full(sys: &System, name: &str, image: &str, cpu: &str) -> Placement {
-    let spec = PlacementSpec {
-        agent: AGENT.into(),
-        job: "by-hand".into(),
-        task_group: "main".into(),
-        container: Container {
-            image: image.into(),
-            resources: Resources { cpu: Some(cpu.into()), memory: Some("64Mi".into()) },
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    placements(sys).create(&PostParams::default(), &Placement::new(name, spec)).await.unwrap()
+    create_placement(sys, name, |c| {
+        c.image = image.into();
+        c.resources.cpu = Some(cpu.into());
+    })
+    .await
 }
 
 /// The placement's phase, reason and message.

@@ -12,14 +12,13 @@ use berth_agent::runtime::ExecOutcome;
 use berth_agent::supervisor::container_id;
 use berth_api::health::{HealthCheck, HealthStatus, HttpCheck, TcpCheck};
 use berth_api::ports::PortRequest;
-use berth_api::{Container, Phase, Placement, PlacementSpec, PlacementStatus, Resources};
+use berth_api::{Phase, Placement, PlacementStatus};
 use kube::ResourceExt;
-use kube::api::PostParams;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 mod support;
-use support::{AGENT, System, claim_ports, eventually, placements};
+use support::{System, claim_ports, create_placement, eventually, placements, status_when};
 
 /// An HTTP server on 127.0.0.1 answering every request with `status`,
 /// counting the requests it served.
@@ -61,34 +60,15 @@ impl Server {
 /// Creates placement `name` with one port and `checks`, claims it with
 /// host port `port`, and waits until it runs.
 async fn run(sys: &System, name: &str, port: u16, checks: Vec<HealthCheck>) -> Placement {
-    let container = Container {
-        image: "registry.test/demo:1".into(),
-        resources: Resources { cpu: Some("100m".into()), memory: Some("64Mi".into()) },
-        ports: vec![PortRequest::default()],
-        health_checks: checks,
-        termination_grace_period_seconds: Some(1),
-        ..Default::default()
-    };
-    let spec = PlacementSpec {
-        agent: AGENT.into(),
-        job: "j".into(),
-        task_group: "main".into(),
-        container,
-        ..Default::default()
-    };
-    let p = placements(sys).create(&PostParams::default(), &Placement::new(name, spec)).await.unwrap();
-    claim_ports(sys, &p, &p.spec.container.resources, &[port]).await;
-    status(sys, name, "to run", |s| s.phase == Phase::Running).await;
-    p
-}
-
-/// Waits until placement `name`'s status satisfies `done`; returns the placement.
-async fn status(sys: &System, name: &str, what: &str, done: impl Fn(&PlacementStatus) -> bool) -> Placement {
-    eventually(&format!("{name} {what}"), async || {
-        let p = placements(sys).get(name).await.map_err(|e| e.to_string())?;
-        if p.status.as_ref().is_some_and(&done) { Ok(p) } else { Err(format!("{:?}", p.status)) }
+    let p = create_placement(sys, name, |c| {
+        c.ports = vec![PortRequest::default()];
+        c.health_checks = checks;
+        c.termination_grace_period_seconds = Some(1);
     })
-    .await
+    .await;
+    claim_ports(sys, &p, &p.spec.container.resources, &[port]).await;
+    status_when(sys, name, "to run", |s| s.phase == Phase::Running).await;
+    p
 }
 
 fn health(s: &PlacementStatus) -> HealthStatus {
@@ -118,7 +98,7 @@ async fn an_http_check_turns_healthy_then_fails_the_placement_after_its_max_fail
     let http = HttpCheck { path: Some("/health".into()), port_index: Some(0) };
     let p = run(&sys, "web", server.port, vec![HealthCheck { http: Some(http), ..every_second(2) }]).await;
 
-    let healthy = status(&sys, "web", "to be healthy", |s| health(s).healthy).await;
+    let healthy = status_when(&sys, "web", "to be healthy", |s| health(s).healthy).await;
     let h = health(healthy.status.as_ref().unwrap());
     assert_eq!((h.consecutive_failures, h.message.as_deref()), (0, None), "{h:?}");
     assert!(h.last_transition_time.is_some(), "{h:?}");
@@ -134,11 +114,11 @@ async fn an_http_check_turns_healthy_then_fails_the_placement_after_its_max_fail
     assert_eq!(still.resource_version(), version, "status written only on change: {:?}", still.status);
 
     server.status.store(500, Ordering::SeqCst);
-    let failing = status(&sys, "web", "to fail a check", |s| !health(s).healthy).await;
+    let failing = status_when(&sys, "web", "to fail a check", |s| !health(s).healthy).await;
     let h = health(failing.status.as_ref().unwrap());
     assert_eq!((h.consecutive_failures, h.message.as_deref()), (1, Some("GET /health: status 500")), "{h:?}");
 
-    let done = status(&sys, "web", "to end", |s| s.phase.is_terminal()).await;
+    let done = status_when(&sys, "web", "to end", |s| s.phase.is_terminal()).await;
     let st = done.status.unwrap_or_default();
     assert_eq!((st.phase, st.reason.as_deref()), (Phase::Failed, Some("Unhealthy")), "{st:?}");
     let message = st.message.clone().unwrap_or_default();
@@ -156,17 +136,17 @@ async fn a_tcp_check_follows_a_listener_the_test_opens_and_closes() {
     let port = listener.local_addr().unwrap().port();
     let tcp = HealthCheck { tcp: Some(TcpCheck { port_index: None }), ..every_second(0) };
     run(&sys, "db", port, vec![tcp]).await;
-    status(&sys, "db", "to be healthy", |s| health(s).healthy).await;
+    status_when(&sys, "db", "to be healthy", |s| health(s).healthy).await;
 
     drop(listener);
     let refused = format!("connect 127.0.0.1:{port}: connection refused");
-    let failing = status(&sys, "db", "to count two failures", |s| health(s).consecutive_failures >= 2).await;
+    let failing = status_when(&sys, "db", "to count two failures", |s| health(s).consecutive_failures >= 2).await;
     let st = failing.status.unwrap_or_default();
     assert_eq!((health(&st).healthy, health(&st).message), (false, Some(refused)), "{st:?}");
     assert_eq!(st.phase, Phase::Running, "maxConsecutiveFailures 0 never stops it");
 
     let _listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    let back = status(&sys, "db", "to be healthy again", |s| health(s).healthy).await;
+    let back = status_when(&sys, "db", "to be healthy again", |s| health(s).healthy).await;
     let h = health(back.status.as_ref().unwrap());
     assert_eq!((h.consecutive_failures, h.message), (0, None));
 }
@@ -178,16 +158,16 @@ async fn failures_within_the_grace_period_do_not_count_but_a_pass_makes_it_healt
     let tcp = HealthCheck { tcp: Some(TcpCheck::default()), grace_period_seconds: Some(5), ..every_second(1) };
     run(&sys, "slow-start", port, vec![tcp]).await;
 
-    let seen = status(&sys, "slow-start", "to report a first result", |s| s.health.is_some()).await;
+    let seen = status_when(&sys, "slow-start", "to report a first result", |s| s.health.is_some()).await;
     let st = seen.status.unwrap_or_default();
     assert_eq!((health(&st).healthy, health(&st).consecutive_failures), (false, 0), "{st:?}");
     assert!(health(&st).message.unwrap_or_default().contains("connection refused"), "{st:?}");
     assert_eq!(st.phase, Phase::Running, "a failure in the grace period does not stop it: {st:?}");
 
     let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    status(&sys, "slow-start", "to be healthy", |s| health(s).healthy).await;
+    status_when(&sys, "slow-start", "to be healthy", |s| health(s).healthy).await;
     drop(listener);
-    let done = status(&sys, "slow-start", "to end once failures count", |s| s.phase.is_terminal()).await;
+    let done = status_when(&sys, "slow-start", "to end once failures count", |s| s.phase.is_terminal()).await;
     let st = done.status.unwrap_or_default();
     assert_eq!((st.phase, st.reason.as_deref()), (Phase::Failed, Some("Unhealthy")), "{st:?}");
 }
@@ -200,14 +180,14 @@ async fn a_command_check_runs_in_the_container_and_its_exit_code_decides() {
     let id = container_id(&p);
     sys.fake.script_exec(&id, ExecOutcome::Exited { code: 1, output: "not yet\n".into() });
 
-    let failing = status(&sys, "cmd", "to fail its command", |s| health(s).consecutive_failures >= 1).await;
+    let failing = status_when(&sys, "cmd", "to fail its command", |s| health(s).consecutive_failures >= 1).await;
     let h = health(failing.status.as_ref().unwrap());
     assert_eq!(h.message.as_deref(), Some("command exited 1: not yet"), "{h:?}");
     sys.fake.script_exec(&id, ExecOutcome::Exited { code: 0, output: String::new() });
-    status(&sys, "cmd", "to be healthy", |s| health(s).healthy).await;
+    status_when(&sys, "cmd", "to be healthy", |s| health(s).healthy).await;
     assert!(sys.fake.calls().contains(&Call::Exec(id.clone(), check.command.clone())), "{:?}", sys.fake.calls());
 
     sys.fake.script_exec(&id, ExecOutcome::TimedOut);
-    let slow = status(&sys, "cmd", "to time out", |s| !health(s).healthy).await;
+    let slow = status_when(&sys, "cmd", "to time out", |s| !health(s).healthy).await;
     assert_eq!(health(slow.status.as_ref().unwrap()).message.as_deref(), Some("command timed out after 1s"));
 }

@@ -8,12 +8,12 @@ use berth_agent::fake::Call;
 use berth_agent::supervisor::container_id;
 use berth_api::job::EnvVar;
 use berth_api::placement::FINALIZER_AGENT;
-use berth_api::{Container, Phase, Placement, PlacementSpec, PlacementStatus, Resources};
+use berth_api::{Container, Phase, Placement};
 use kube::ResourceExt;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 
 mod support;
-use support::{AGENT, System, claim, eventually, placements};
+use support::{System, claim, create_placement, eventually, placements, status_when};
 
 /// The agent of `support::start`: a 30 s default grace period, no claim wait to speak of.
 async fn start() -> System {
@@ -24,37 +24,15 @@ async fn start() -> System {
 async fn run(sys: &System, name: &str, edit: impl FnOnce(&mut Container)) -> Placement {
     let p = create(sys, name, edit).await;
     claim(sys, &p).await;
-    ended(sys, name, "to run", |s| s.phase == Phase::Running).await;
+    status_when(sys, name, "to run", |s| s.phase == Phase::Running).await;
     p
 }
 
 /// Creates placement `name` running `container` (not claimed yet).
 async fn create(sys: &System, name: &str, edit: impl FnOnce(&mut Container)) -> Placement {
-    let mut container = Container {
-        image: "registry.test/demo:1".into(),
-        resources: Resources { cpu: Some("100m".into()), memory: Some("64Mi".into()) },
-        ..Default::default()
-    };
-    edit(&mut container);
-    let spec = PlacementSpec {
-        agent: AGENT.into(),
-        job: "j".into(),
-        task_group: "main".into(),
-        container,
-        ..Default::default()
-    };
-    let p = placements(sys).create(&PostParams::default(), &Placement::new(name, spec)).await.unwrap();
+    let p = create_placement(sys, name, edit).await;
     assert_eq!(p.finalizers(), [FINALIZER_AGENT], "the API server adds the agent finalizer");
     p
-}
-
-/// Waits until placement `name`'s status satisfies `done`; returns the placement.
-async fn ended(sys: &System, name: &str, what: &str, done: impl Fn(&PlacementStatus) -> bool) -> Placement {
-    eventually(&format!("{name} {what}"), async || {
-        let p = placements(sys).get(name).await.map_err(|e| e.to_string())?;
-        if p.status.as_ref().is_some_and(&done) { Ok(p) } else { Err(format!("{:?}", p.status)) }
-    })
-    .await
 }
 
 fn kills(sys: &System, p: &Placement) -> Vec<i32> {
@@ -87,7 +65,7 @@ async fn a_kill_request_stops_the_container_with_sigterm_and_ends_killed_with_it
         serde_json::json!({"spec": {"kill": {"reason": "Evicted", "message": "agent agent-1 is being drained"}}});
     placements(&sys).patch("evicted", &PatchParams::default(), &Patch::Merge(&kill)).await.unwrap();
 
-    let done = ended(&sys, "evicted", "to end Killed", |s| s.phase.is_terminal()).await;
+    let done = status_when(&sys, "evicted", "to end Killed", |s| s.phase.is_terminal()).await;
     let st = done.status.clone().unwrap_or_default();
     assert_eq!((st.phase, st.reason.as_deref()), (Phase::Killed, Some("Evicted")), "{st:?}");
     assert_eq!(st.message.as_deref(), Some("agent agent-1 is being drained"));
@@ -109,7 +87,7 @@ async fn a_container_ignoring_sigterm_gets_sigkill_after_its_grace_period() {
     let kill = serde_json::json!({"spec": {"kill": {"reason": "Stop"}}});
     placements(&sys).patch("stubborn", &PatchParams::default(), &Patch::Merge(&kill)).await.unwrap();
 
-    let done = ended(&sys, "stubborn", "to end Killed", |s| s.phase.is_terminal()).await;
+    let done = status_when(&sys, "stubborn", "to end Killed", |s| s.phase.is_terminal()).await;
     let st = done.status.unwrap_or_default();
     assert_eq!((st.phase, st.reason.as_deref()), (Phase::Killed, Some("Stop")), "{st:?}");
     assert_eq!(st.exit_code, Some(128 + libc::SIGKILL), "{st:?}");
@@ -123,7 +101,7 @@ async fn a_container_past_its_timeout_is_stopped_and_fails_deadline_exceeded() {
     let p = create(&sys, "slowpoke", |c| c.timeout_seconds = Some(1)).await;
     claim(&sys, &p).await;
 
-    let done = ended(&sys, "slowpoke", "to time out", |s| s.phase.is_terminal()).await;
+    let done = status_when(&sys, "slowpoke", "to time out", |s| s.phase.is_terminal()).await;
     let st = done.status.unwrap_or_default();
     assert!(st.started_at.is_some(), "it ran before it timed out: {st:?}");
     assert_eq!((st.phase, st.reason.as_deref()), (Phase::Failed, Some("DeadlineExceeded")), "{st:?}");
@@ -167,7 +145,7 @@ async fn a_finished_placement_loses_the_finalizer_and_deletes_at_once() {
     let sys = start().await;
     let p = run(&sys, "done", |_| {}).await;
     sys.fake.release(&container_id(&p), 3);
-    let done = ended(&sys, "done", "to fail", |s| s.phase.is_terminal()).await;
+    let done = status_when(&sys, "done", "to fail", |s| s.phase.is_terminal()).await;
     let st = done.status.unwrap_or_default();
     assert_eq!((st.phase, st.reason.as_deref(), st.exit_code), (Phase::Failed, Some("Error"), Some(3)), "{st:?}");
     released(&sys, "done").await;
@@ -183,7 +161,7 @@ async fn a_placement_killed_while_it_waits_for_its_claim_ends_killed_without_sta
     let kill = serde_json::json!({"spec": {"kill": {"reason": "Evicted", "message": "drained"}}});
     placements(&sys).patch("early", &PatchParams::default(), &Patch::Merge(&kill)).await.unwrap();
 
-    let done = ended(&sys, "early", "to end Killed", |s| s.phase.is_terminal()).await;
+    let done = status_when(&sys, "early", "to end Killed", |s| s.phase.is_terminal()).await;
     let st = done.status.unwrap_or_default();
     assert_eq!((st.phase, st.reason.as_deref(), st.exit_code), (Phase::Killed, Some("Evicted"), None), "{st:?}");
     released(&sys, "early").await;
@@ -216,7 +194,7 @@ async fn a_fencing_agent_cut_off_kills_its_containers_and_reports_them_lost_when
     assert_eq!(seen.phase, Phase::Running, "cut off, the agent could not report it yet: {seen:?}");
 
     proxy.heal();
-    let done = ended(&sys, "cut-off", "to be reported Lost", |s| s.phase.is_terminal()).await;
+    let done = status_when(&sys, "cut-off", "to be reported Lost", |s| s.phase.is_terminal()).await;
     let st = done.status.unwrap_or_default();
     assert_eq!((st.phase, st.reason.as_deref()), (Phase::Lost, Some("AgentDisconnected")), "{st:?}");
     assert!(st.message.as_deref().unwrap_or_default().contains("--fence-after-seconds"), "{st:?}");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use berth_agent::AgentConfig;
 use berth_agent::fake::Fake;
-use berth_api::{Agent, Claim, ClaimKind, Placement, Resources};
+use berth_api::{Agent, Claim, ClaimKind, Container, Placement, PlacementSpec, PlacementStatus, Resources};
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
@@ -145,6 +145,34 @@ pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Result<T,
 
 pub fn placements(sys: &System) -> Api<Placement> {
     Api::namespaced(sys.client.clone(), "default")
+}
+
+/// Creates placement `name` on this agent, of Job `j`, running the demo
+/// image with 100m CPU and 64Mi memory as `edit` changes it (not claimed yet).
+pub async fn create_placement(sys: &System, name: &str, edit: impl FnOnce(&mut Container)) -> Placement {
+    let mut container = Container {
+        image: "registry.test/demo:1".into(),
+        resources: Resources { cpu: Some("100m".into()), memory: Some("64Mi".into()) },
+        ..Default::default()
+    };
+    edit(&mut container);
+    let spec = PlacementSpec {
+        agent: AGENT.into(),
+        job: "j".into(),
+        task_group: "main".into(),
+        container,
+        ..Default::default()
+    };
+    placements(sys).create(&PostParams::default(), &Placement::new(name, spec)).await.unwrap()
+}
+
+/// Waits until placement `name`'s status satisfies `done`; returns the placement.
+pub async fn status_when(sys: &System, name: &str, what: &str, done: impl Fn(&PlacementStatus) -> bool) -> Placement {
+    eventually(&format!("{name} {what}"), async || {
+        let p = placements(sys).get(name).await.map_err(|e| e.to_string())?;
+        if p.status.as_ref().is_some_and(&done) { Ok(p) } else { Err(format!("{:?}", p.status)) }
+    })
+    .await
 }
 
 /// Adds a placement claim for `p` to the agent's ledger, as a scheduler does.
