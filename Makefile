@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: up test e2e reliability bench bench-agent crds lint build deps unit
+.PHONY: up test e2e reliability bench bench-figures bench-parts bench-agent crds lint build deps unit
 
 ## up: install what is missing, build, and run Berth here with a local containerd, registry and a demo job
 up: deps build
@@ -23,8 +23,16 @@ e2e: deps build
 reliability: deps build
 	BERTH_DURABILITY_ROUNDS=20 $(CARGO) test -p berth-e2e --test durability -- acknowledged_writes_survive_kill_9_under_load
 
-## bench: benchmarks that print figures (the store: embedded vs a local etcd; the API; admitting accepts; the allocator; the agent)
-bench: deps
+## bench: Berth's figures beside baselines from the same run (bench/results.json), then the component benchmarks
+bench: bench-figures bench-parts
+
+## bench-figures: launch overhead, placements/s at 100-10,000 simulated agents, memory, apply-to-Running (release build)
+bench-figures: deps
+	$(CARGO) build --release --bin berth
+	BERTH_BIN=$(CURDIR)/target/release/berth $(CARGO) run -q -p berth-e2e --bin berth-bench -- --out bench/results.json
+
+## bench-parts: the store (embedded vs a local etcd), the API, admitting accepts, the allocator, the agent
+bench-parts: deps
 	$(CARGO) bench -p berth-apiserver --bench store --bench api --bench accept
 	$(CARGO) bench -p berth-controllers --bench allocator
 	$(MAKE) bench-agent

@@ -1,6 +1,7 @@
 //! `berth`: the one binary. Each subcommand parses its flags and calls the
 //! library that does the work.
 
+mod check;
 mod client;
 mod drain;
 mod images;
@@ -61,6 +62,8 @@ enum Command {
     Rollout(rollout::RolloutArgs),
     /// Simulate many agents without containers, for scale benchmarks (like kwok)
     Sim(Box<sim::SimArgs>),
+    /// Measure what Berth depends on (`berth check store`: the embedded store's durable writes per second on a disk)
+    Check(check::CheckArgs),
 }
 
 #[derive(Args, Clone)]
@@ -223,6 +226,7 @@ fn main() -> anyhow::Result<()> {
             Command::Scale(args) => scale::scale(args).await,
             Command::Rollout(args) => rollout::rollout(args).await,
             Command::Sim(args) => sim::run(*args).await,
+            Command::Check(args) => check::run(args).await,
         }
     })
 }

@@ -58,8 +58,10 @@ pub fn binary() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("the test binary has a path");
-    // target/debug/deps/<test> → target/debug/berth
-    let bin = exe.parent().and_then(Path::parent).map(|d| d.join("berth")).expect("target dir");
+    // target/debug/deps/<test> (a test) or target/debug/<bin> → target/debug/berth
+    let dir = exe.parent().expect("target dir");
+    let dir = if dir.ends_with("deps") { dir.parent().expect("target dir") } else { dir };
+    let bin = dir.join("berth");
     assert!(bin.exists(), "{} is missing: run `cargo build --bin berth` (make test does)", bin.display());
     bin
 }

@@ -8,6 +8,7 @@
 //! - `containerd`: a containerd of the test's own.
 //! - `registry`: a local registry, and the demo image pushed to it.
 //! - `apiserver`: one `berth apiserver` process, to kill and restart.
+//! - `bench`: `make bench`'s figures and baselines (simulated-agent scale runs).
 //! - `job`: the Job manifests tests apply (a shell script in an image).
 //! - `http`: a minimal blocking HTTP client, and watch streams.
 //! - `load`: concurrent writers that record acknowledged writes, and their check.
@@ -20,6 +21,7 @@
 //! - `process`: running, describing and stopping child processes.
 
 pub mod apiserver;
+pub mod bench;
 pub mod berth;
 pub mod containerd;
 pub mod etcd;

@@ -2,7 +2,7 @@
 //! one process, each acting through the real API exactly as `berth agent`
 //! does — an `Agent` with its capacity and `Ready` condition, a Lease in
 //! `kube-node-lease` renewed every heartbeat, its placements taken through
-//! the claim gate and reported `Staging`, `Starting`, `Running` and then
+//! the claim gate and reported `Staging`, `Running` and then
 //! `Succeeded` — but without containers. For scale benchmarks only.
 //!
 //! It scales by sharing: one kube `Client`, one watch over all placements,
@@ -73,6 +73,10 @@ pub struct SimArgs {
     /// Seconds between progress lines
     #[arg(long, default_value_t = 5)]
     progress_seconds: u64,
+    /// Keep the counters, as JSON, in this file (rewritten every 100 ms,
+    /// atomically), for benchmark harnesses to read
+    #[arg(long)]
+    stats_file: Option<std::path::PathBuf>,
 }
 
 /// What the simulated agents share.
@@ -92,6 +96,15 @@ pub(crate) struct Stats {
     succeeded: AtomicU64,
     killed: AtomicU64,
     errors: AtomicU64,
+    /// When the latest placement was first seen, and the latest reported
+    /// Running (milliseconds since the Unix epoch; 0: never).
+    last_seen: AtomicU64,
+    last_running: AtomicU64,
+}
+
+/// Milliseconds since the Unix epoch, the clock the stats file uses.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl SimArgs {
@@ -117,6 +130,9 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
 
     // Placements are followed from the start, so none bound early is missed.
     let watching = tokio::spawn(placements::follow(sim.clone(), names.clone()));
+    if let Some(path) = sim.args.stats_file.clone() {
+        tokio::spawn(stats_file(sim.clone(), path));
+    }
     let since = berth_api::now_rfc3339();
     let registered = futures::stream::iter(names.iter().cloned())
         .map(|name| {
@@ -249,5 +265,39 @@ async fn progress(sim: Arc<Sim>) {
             "simulated agents"
         );
         last = now;
+    }
+}
+
+impl Stats {
+    /// The counters as the stats file holds them.
+    fn to_json(&self) -> serde_json::Value {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "at": unix_ms(),
+            "registered": get(&self.registered),
+            "renewals": get(&self.renewals),
+            "seen": get(&self.seen),
+            "running": get(&self.running),
+            "succeeded": get(&self.succeeded),
+            "killed": get(&self.killed),
+            "errors": get(&self.errors),
+            "lastSeenAt": get(&self.last_seen),
+            "lastRunningAt": get(&self.last_running),
+        })
+    }
+}
+
+/// Rewrites `path` with the counters every 100 ms: written to a temporary
+/// file beside it, then renamed over it, so a reader never sees half.
+async fn stats_file(sim: Arc<Sim>, path: std::path::PathBuf) {
+    let tmp = path.with_extension("tmp");
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let text = sim.stats.to_json().to_string();
+        let written = tokio::fs::write(&tmp, text).await.and(tokio::fs::rename(&tmp, &path).await);
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "could not write the stats file");
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! without a container: it waits at the claim gate (a `Pending` placement
 //! starts only once its agent's ledger holds its claim, and is written
 //! `Staging` with the claim's host ports on the condition that it has not
-//! changed), goes `Starting` and `Running` (`startedAt`), and after
+//! changed), goes `Running` (`startedAt`) in one more write, and after
 //! `--task-duration` ends `Succeeded` with exit code 0 — or `Killed` with
 //! the reason of its `spec.kill`, or `Killed`/`Deleted` once deleted. Its
 //! end written, it releases the agent finalizer (`berth.dev/agent`), as the
@@ -71,6 +71,7 @@ pub(super) async fn follow(sim: Arc<Sim>, names: Vec<String>) -> anyhow::Result<
             continue;
         }
         sim.stats.seen.fetch_add(1, Ordering::Relaxed);
+        sim.stats.last_seen.store(super::unix_ms(), Ordering::Relaxed);
         let (tx, rx) = watch::channel(p);
         tasks.insert(uid.clone(), tx);
         let (sim, live, ledger) = (sim.clone(), live.clone(), ledger.subscribe());
@@ -179,14 +180,20 @@ async fn run(
     p: &Placement,
     latest: &mut watch::Receiver<Placement>,
 ) -> Result<(), Error> {
-    if reporter.status.phase == Phase::Staging {
+    // No image to pull and no container to create: straight from Staging
+    // to Running in one write (a transition the API allows), as an agent
+    // with the image cached and a fast runtime would be seen.
+    if matches!(reporter.status.phase, Phase::Staging | Phase::Starting) {
         let id = format!("sim-{}", p.uid().unwrap_or_default());
-        reporter.set(Phase::Starting, |s| s.container_id = Some(id)).await?;
-    }
-    if reporter.status.phase == Phase::Starting {
         let now = berth_api::now_rfc3339();
-        reporter.set(Phase::Running, |s| s.started_at = Some(now)).await?;
+        reporter
+            .set(Phase::Running, |s| {
+                s.container_id = Some(id);
+                s.started_at = Some(now);
+            })
+            .await?;
         sim.stats.running.fetch_add(1, Ordering::Relaxed);
+        sim.stats.last_running.store(super::unix_ms(), Ordering::Relaxed);
     }
     let (duration, forever) = duration_of(sim, p);
     tokio::select! {

@@ -1,0 +1,205 @@
+//! `make bench`: Berth's headline figures, each beside a baseline measured
+//! in the same run on the same machine, so that the ratios mean something
+//! wherever they are run (docs/performance.md):
+//!
+//! - the embedded store's raw durable write rate (`berth check store`), the
+//!   baseline of every rate and time through the API;
+//! - placements per second for a Job of 100,000 tasks on 100, 1,000 and
+//!   10,000 simulated agents, for a `SharedState` and an `Offers`
+//!   framework, and how the cost per placement grows from 100 to 10,000
+//!   agents;
+//! - the API server's and the controllers' memory at 10,000 agents and
+//!   100,000 placements;
+//! - the time from `kubectl apply` of 10,000 tasks to all `Running`.
+//!
+//! `--quick` runs the same steps small (for CI: it shows the harness works,
+//! and its figures are not worth quoting).
+//!
+//! Layout: `report` (figures, table, JSON), `scale` (the simulated-agent runs).
+
+pub mod report;
+pub mod scale;
+
+use std::time::{Duration, Instant};
+
+use report::{Figure, Target, number};
+use scale::{Mode, ScaleRun};
+use serde_json::{Value, json};
+
+/// How big a bench run is.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Agents of the placement-rate runs (the first and last give the growth).
+    pub agents: Vec<usize>,
+    /// Tasks of each placement-rate run.
+    pub tasks: usize,
+    /// Agents and tasks of the apply-to-Running run.
+    pub running: (usize, usize),
+    /// How long a scale run may take before it is cut (and says so).
+    pub deadline: Duration,
+    pub quick: bool,
+}
+
+impl Options {
+    /// The issue's sizes: about ten minutes on two cores.
+    pub fn full() -> Options {
+        Options {
+            agents: vec![100, 1_000, 10_000],
+            tasks: 100_000,
+            running: (1_000, 10_000),
+            deadline: Duration::from_secs(90),
+            quick: false,
+        }
+    }
+
+    /// Small sizes: the harness works, in well under two minutes.
+    pub fn quick() -> Options {
+        Options { agents: vec![10, 50], tasks: 300, running: (20, 200), deadline: Duration::from_secs(60), quick: true }
+    }
+}
+
+/// The embedded store's durable writes per second on the disk of the
+/// temporary directory, from `berth check store`.
+pub fn store_write_rate(quick: bool) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writes = if quick { "1280" } else { "12800" };
+    let out = std::process::Command::new(crate::berth::binary())
+        .args(["check", "store", "--writers", "64", "--writes", writes, "-o", "json", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("running berth check store");
+    assert!(out.status.success(), "berth check store: {}", crate::output_text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("berth check store -o json");
+    v["writesPerSecond"].as_f64().expect("writesPerSecond")
+}
+
+/// Runs every measurement `options` ask for; returns the figures and the
+/// whole record (figures, raw runs, machine) as JSON.
+pub fn run(options: &Options) -> (Vec<Figure>, Value) {
+    let began = Instant::now();
+    let store = store_write_rate(options.quick);
+    eprintln!("store: {} durable writes/s", number(store));
+    let mut figures = vec![Figure::new("store: durable writes/s (64 writers)", store, "/s")];
+    let mut runs: Vec<ScaleRun> = Vec::new();
+    for mode in [Mode::SharedState, Mode::Offers] {
+        for &agents in &options.agents {
+            let r = scale::run(agents, options.tasks, mode, options.deadline);
+            eprintln!("{}", describe(&r));
+            figures.push(placement_rate(&r, store, options));
+            runs.push(r);
+        }
+        let of = |agents: usize| runs.iter().find(|r| r.mode == mode && r.agents == agents);
+        let (first, last) = (options.agents[0], options.agents[options.agents.len() - 1]);
+        if let (Some(a), Some(b)) = (of(first), of(last)) {
+            let growth = a.placements_per_second() / b.placements_per_second().max(1e-9);
+            figures.push(
+                Figure::new(format!("{}: cost per placement, {last} vs {first} agents", mode.name()), growth, "x")
+                    .target(Target::AtMost(1.5)),
+            );
+        }
+    }
+    if let Some(big) =
+        runs.iter().find(|r| r.mode == Mode::SharedState && r.agents == options.agents[options.agents.len() - 1])
+    {
+        figures.extend(memory(big));
+    }
+    let (agents, tasks) = options.running;
+    let r = scale::run(agents, tasks, Mode::SharedState, options.deadline);
+    eprintln!("{}", describe(&r));
+    // The least the store needs for them: one create and one status write each.
+    let floor = 2.0 * tasks as f64 / store;
+    let mut f = Figure::new(format!("apply -> all Running: {tasks} tasks, {agents} agents"), r.running_seconds, "s")
+        .baseline("2 durable writes per task at the store's rate", floor);
+    if !r.all_running() {
+        f = f.note(format!("cut at the deadline with {} of {tasks} Running", r.running));
+    }
+    figures.push(f);
+    runs.push(r);
+
+    let record = json!({
+        "quick": options.quick,
+        "binary": crate::berth::binary().display().to_string(),
+        "machine": machine(),
+        "seconds": began.elapsed().as_secs_f64(),
+        "figures": figures.iter().map(Figure::json).collect::<Vec<_>>(),
+        "scaleRuns": runs.iter().map(run_json).collect::<Vec<_>>(),
+    });
+    (figures, record)
+}
+
+fn placement_rate(r: &ScaleRun, store: f64, options: &Options) -> Figure {
+    let mut f = Figure::new(
+        format!("{}: placements/s, {} tasks on {} agents", r.mode.name(), r.tasks, r.agents),
+        r.placements_per_second(),
+        "/s",
+    )
+    .baseline("store durable writes/s", store);
+    if r.agents == 10_000 && !options.quick {
+        f = f.target(Target::AtLeast(5000.0));
+    }
+    if !r.all_placed() {
+        f = f.note(format!("cut at the deadline ({:.0} s) with {} of {} placed", r.placed_seconds, r.placed, r.tasks));
+    }
+    f
+}
+
+fn memory(r: &ScaleRun) -> Vec<Figure> {
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let at = format!("{} agents, {} objects", r.agents, r.objects);
+    let data = r.store_bytes as f64 / (1024.0 * 1024.0);
+    vec![
+        Figure::new(format!("apiserver RSS at {at}"), mib(r.apiserver_rss), "MiB")
+            .baseline("store file size", data)
+            .note(format!(
+                "peak {:.0} MiB; idle before agents {:.0} MiB",
+                mib(r.apiserver_peak),
+                mib(r.apiserver_idle_rss)
+            )),
+        Figure::new(format!("controllers RSS at {at}"), mib(r.controllers_rss), "MiB")
+            .baseline("store file size", data)
+            .note(format!("peak {:.0} MiB", mib(r.controllers_peak))),
+    ]
+}
+
+fn describe(r: &ScaleRun) -> String {
+    format!(
+        "{} {} agents × {} tasks: registered in {:.1} s; {} placed in {:.1} s ({:.0}/s); {} Running at {:.1} s; \
+         apiserver {} MiB, controllers {} MiB",
+        r.mode.name(),
+        r.agents,
+        r.tasks,
+        r.register_seconds,
+        r.placed,
+        r.placed_seconds,
+        r.placements_per_second(),
+        r.running,
+        r.running_seconds,
+        r.apiserver_rss / 1024,
+        r.controllers_rss / 1024,
+    )
+}
+
+fn run_json(r: &ScaleRun) -> Value {
+    json!({
+        "mode": r.mode.name(), "agents": r.agents, "tasks": r.tasks,
+        "placed": r.placed, "placedSeconds": r.placed_seconds, "placementsPerSecond": r.placements_per_second(),
+        "running": r.running, "runningSeconds": r.running_seconds, "registerSeconds": r.register_seconds,
+        "apiserverRssKiB": r.apiserver_rss, "apiserverPeakKiB": r.apiserver_peak, "apiserverIdleRssKiB": r.apiserver_idle_rss,
+        "controllersRssKiB": r.controllers_rss, "controllersPeakKiB": r.controllers_peak,
+        "storeBytes": r.store_bytes, "objects": r.objects,
+    })
+}
+
+/// What the figures were measured on.
+fn machine() -> Value {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("");
+    let memory = read("/proc/meminfo").lines().next().unwrap_or("").split_whitespace().nth(1).unwrap_or("").to_string();
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpuModel": model.trim(),
+        "memoryKiB": memory.parse::<u64>().unwrap_or(0),
+        "kernel": read("/proc/sys/kernel/osrelease").trim(),
+    })
+}
