@@ -19,6 +19,13 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
+/// mimalloc rather than the system allocator: the API server and the
+/// controllers allocate and free many small JSON values on every request,
+/// and glibc's malloc spent about a third of the API server's CPU on them
+/// under load (docs/performance.md, "Where the time goes").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "berth",

@@ -164,7 +164,7 @@ fn memory(r: &ScaleRun) -> Vec<Figure> {
 fn describe(r: &ScaleRun) -> String {
     format!(
         "{} {} agents × {} tasks: registered in {:.1} s; {} placed in {:.1} s ({:.0}/s); {} Running at {:.1} s; \
-         apiserver {} MiB, controllers {} MiB",
+         apiserver {} MiB, controllers {} MiB; CPU s: apiserver {:.1}, controllers {:.1}, sim {:.1}",
         r.mode.name(),
         r.agents,
         r.tasks,
@@ -176,6 +176,9 @@ fn describe(r: &ScaleRun) -> String {
         r.running_seconds,
         r.apiserver_rss / 1024,
         r.controllers_rss / 1024,
+        r.apiserver_cpu,
+        r.controllers_cpu,
+        r.sim_cpu,
     )
 }
 
@@ -187,6 +190,7 @@ fn run_json(r: &ScaleRun) -> Value {
         "apiserverRssKiB": r.apiserver_rss, "apiserverPeakKiB": r.apiserver_peak, "apiserverIdleRssKiB": r.apiserver_idle_rss,
         "controllersRssKiB": r.controllers_rss, "controllersPeakKiB": r.controllers_peak,
         "storeBytes": r.store_bytes, "objects": r.objects,
+        "cpuSeconds": {"apiserver": r.apiserver_cpu, "controllers": r.controllers_cpu, "sim": r.sim_cpu},
     })
 }
 

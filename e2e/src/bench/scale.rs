@@ -19,6 +19,8 @@ const IMAGE: &str = "registry.invalid/berth/bench:latest";
 /// Each task asks this much; agents are sized in multiples of it.
 const TASK_CPU_MILLI: u64 = 10;
 const TASK_MEMORY_MI: u64 = 16;
+/// The most instances one task group may have (the Job schema's limit).
+const MAX_INSTANCES: usize = 10_000;
 
 /// How the Job is scheduled: by the shared-state claim path, or through
 /// offers from the allocator (a `mode: Offers` builtin-batch Framework).
@@ -64,6 +66,11 @@ pub struct ScaleRun {
     pub store_bytes: u64,
     /// Objects in the store at the end: agents, their Leases, placements.
     pub objects: u64,
+    /// CPU seconds (user + system) each process spent from `kubectl apply`
+    /// to the end of the run: where the time went.
+    pub apiserver_cpu: f64,
+    pub controllers_cpu: f64,
+    pub sim_cpu: f64,
 }
 
 impl ScaleRun {
@@ -123,19 +130,43 @@ pub fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// The Job (and, for `Offers`, its Framework) of a run, as YAML.
+/// CPU seconds (user + system) process `pid` has used, from `/proc/PID/stat`.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces) start at `state`.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after `)`.
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// The Jobs (and, for `Offers`, their Framework) of a run, as YAML: as
+/// many Jobs as it takes, each of at most [`MAX_INSTANCES`] (a task
+/// group's limit), named `scale-0`, `scale-1`, …
 fn manifests(tasks: usize, mode: Mode) -> String {
-    let job = ShellJob::new("scale", IMAGE, "true")
-        .instances(tasks as u32)
-        .resources(&format!("{TASK_CPU_MILLI}m"), &format!("{TASK_MEMORY_MI}Mi"));
-    match mode {
-        Mode::SharedState => job.yaml(),
-        Mode::Offers => format!(
+    let mut docs = Vec::new();
+    if mode == Mode::Offers {
+        docs.push(
             "apiVersion: berth.dev/v1alpha1\nkind: Framework\nmetadata:\n  name: offers\n  namespace: default\n\
-             spec:\n  mode: Offers\n  scheduler: builtin-batch\n---\n{}",
-            job.spec_field("framework: offers").yaml()
-        ),
+             spec:\n  mode: Offers\n  scheduler: builtin-batch\n"
+                .to_string(),
+        );
     }
+    let (mut left, mut i) = (tasks, 0);
+    while left > 0 {
+        let n = left.min(MAX_INSTANCES);
+        let job = ShellJob::new(&format!("scale-{i}"), IMAGE, "true")
+            .instances(n as u32)
+            .resources(&format!("{TASK_CPU_MILLI}m"), &format!("{TASK_MEMORY_MI}Mi"));
+        docs.push(match mode {
+            Mode::SharedState => job.yaml(),
+            Mode::Offers => job.spec_field("framework: offers").yaml(),
+        });
+        left -= n;
+        i += 1;
+    }
+    docs.join("---\n")
 }
 
 /// Runs `tasks` tasks on `agents` simulated agents in `mode`, each task
@@ -158,12 +189,16 @@ pub fn run(agents: usize, tasks: usize, mode: Mode, deadline: Duration) -> Scale
         "--memory",
         &memory,
         "--run-forever",
+        // Kubernetes' node defaults: a Lease renewed every 10 s, an agent
+        // judged lost after 40 s without one.
+        "--heartbeat-seconds",
+        "10",
         "--progress-seconds",
         "5",
         "--stats-file",
         &stats_arg,
     ];
-    let mut berth = Berth::simulated(&sim, &[]);
+    let mut berth = Berth::simulated(&sim, &["--agent-ttl-seconds", "40"]);
     let apiserver_idle_rss = rss_kib(berth.pid("apiserver")).0;
     let started = Instant::now();
     berth.wait("every simulated agent registered", deadline, |_| {
@@ -173,6 +208,8 @@ pub fn run(agents: usize, tasks: usize, mode: Mode, deadline: Duration) -> Scale
     let register_seconds = started.elapsed().as_secs_f64();
 
     let yaml = manifests(tasks, mode);
+    let pids = [berth.pid("apiserver"), berth.pid("controllers"), berth.pid("sim")];
+    let cpu_before = pids.map(cpu_seconds);
     let applied_ms = unix_ms();
     let applied = Instant::now();
     berth.apply(&yaml);
@@ -186,6 +223,7 @@ pub fn run(agents: usize, tasks: usize, mode: Mode, deadline: Duration) -> Scale
         true => at_ms.saturating_sub(applied_ms) as f64 / 1000.0,
         false => cut,
     };
+    let cpu = [0, 1, 2].map(|i| cpu_seconds(pids[i]) - cpu_before[i]);
     let (apiserver_rss, apiserver_peak) = rss_kib(berth.pid("apiserver"));
     let (controllers_rss, controllers_peak) = rss_kib(berth.pid("controllers"));
     let store_bytes =
@@ -212,5 +250,8 @@ pub fn run(agents: usize, tasks: usize, mode: Mode, deadline: Duration) -> Scale
         apiserver_idle_rss,
         store_bytes,
         objects: (2 * agents + tasks) as u64,
+        apiserver_cpu: cpu[0],
+        controllers_cpu: cpu[1],
+        sim_cpu: cpu[2],
     }
 }

@@ -1,4 +1,5 @@
-//! `berth-bench [--quick] [--out FILE]`: runs Berth's headline benchmarks
+//! `berth-bench [--quick] [--agents N,N,…] [--tasks N] [--deadline SECONDS]
+//! [--out FILE]`: runs Berth's headline benchmarks
 //! (`berth_e2e::bench`) against the `berth` binary of `$BERTH_BIN` (or
 //! target/debug/berth), prints the table of figures and baselines, and
 //! writes the whole record as JSON to FILE. `make bench` runs it on a
@@ -7,18 +8,35 @@
 use std::path::PathBuf;
 
 fn main() {
-    let mut quick = false;
+    let mut options = berth_e2e::bench::Options::full();
     let mut out: Option<PathBuf> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--quick" => quick = true,
-            "--out" => out = Some(args.next().map(PathBuf::from).unwrap_or_else(|| usage("--out needs a file"))),
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut sizes = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let value = || args.get(i + 1).cloned().unwrap_or_else(|| usage(&format!("{} needs a value", args[i])));
+        match args[i].as_str() {
+            "--quick" => options = berth_e2e::bench::Options::quick(),
+            "--out" => out = Some(PathBuf::from(value())),
+            f @ ("--agents" | "--tasks" | "--deadline") => sizes.push((f, value())),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
+        i += if matches!(args[i].as_str(), "--quick" | "-h" | "--help") { 1 } else { 2 };
     }
-    let options = if quick { berth_e2e::bench::Options::quick() } else { berth_e2e::bench::Options::full() };
+    // Sizes apply over --quick or the full run, wherever they are given.
+    let number =
+        |flag: &str, v: &str| v.parse::<usize>().unwrap_or_else(|_| usage(&format!("{flag}: {v:?} is not a number")));
+    for (flag, v) in sizes {
+        match flag {
+            "--agents" => options.agents = v.split(',').map(|n| number(flag, n)).collect(),
+            "--tasks" => options.tasks = number(flag, &v),
+            _ => options.deadline = std::time::Duration::from_secs(number(flag, &v) as u64),
+        }
+    }
+    if options.agents.is_empty() || options.agents.contains(&0) || options.tasks == 0 {
+        usage("--agents and --tasks must be at least 1");
+    }
     let (figures, record) = berth_e2e::bench::run(&options);
     print!("{}", berth_e2e::bench::report::table(&figures));
     if let Some(path) = out {
