@@ -93,7 +93,7 @@ pub const OBJECT_LIMIT: usize = 1536 * 1024;
 
 /// Refuses an object whose stored form is over [`OBJECT_LIMIT`].
 pub fn check_size(obj: &Value) -> Result<()> {
-    let size = object::encode(obj).len();
+    let size = object::encoded_len(obj);
     if size > OBJECT_LIMIT {
         return Err(Error::TooLarge(format!(
             "Request entity too large: the object is {size} bytes, over the limit of {OBJECT_LIMIT} bytes (1.5 MiB)"

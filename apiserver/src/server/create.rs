@@ -87,7 +87,7 @@ pub async fn create<S: Storage>(
         let key = kind.key(namespace, &name);
         match app.store.create(&key, object::encode(&obj)).await {
             Ok(kv) => {
-                let stored = object::decode(kind, &kv)?;
+                let stored = object::as_stored(kind, obj, kv.mod_revision);
                 hooks::after_write(app, kind, &stored);
                 return Ok((stored, warnings));
             }

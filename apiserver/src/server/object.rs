@@ -56,14 +56,74 @@ pub fn set_revision(obj: &mut Value, rev: u64) {
     meta_mut(obj).insert("resourceVersion".into(), Value::String(rev.to_string()));
 }
 
-/// The stored form of an object.
+/// The stored form of an object: its JSON without `metadata.resourceVersion`
+/// and `metadata.selfLink`, written straight from `obj` (no copy of it).
 pub fn encode(obj: &Value) -> Bytes {
-    let mut o = obj.clone();
-    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
+    Bytes::from(serde_json::to_vec(&Stored(obj)).unwrap_or_default())
+}
+
+/// The length of [`encode`]'s output, counted without keeping it.
+pub fn encoded_len(obj: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, &Stored(obj));
+    count.0
+}
+
+/// The object as stored; see [`encode`].
+struct Stored<'a>(&'a Value);
+
+/// `metadata` as stored.
+struct StoredMeta<'a>(&'a Map<String, Value>);
+
+const NOT_STORED: [&str; 2] = ["resourceVersion", "selfLink"];
+
+impl serde::Serialize for Stored<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Value::Object(top) = self.0 else { return self.0.serialize(s) };
+        let mut map = s.serialize_map(Some(top.len()))?;
+        for (k, v) in top {
+            match v {
+                Value::Object(meta) if k == "metadata" => map.serialize_entry(k, &StoredMeta(meta))?,
+                _ => map.serialize_entry(k, v)?,
+            }
+        }
+        map.end()
+    }
+}
+
+impl serde::Serialize for StoredMeta<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let kept = || self.0.iter().filter(|(k, _)| !NOT_STORED.contains(&k.as_str()));
+        let mut map = s.serialize_map(Some(kept().count()))?;
+        for (k, v) in kept() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// `obj` as [`decode`] would give it back after it was stored at `rev`
+/// (without parsing the stored bytes again).
+pub fn as_stored(kind: &Kind, mut obj: Value, rev: u64) -> Value {
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("selfLink");
     }
-    Bytes::from(serde_json::to_vec(&o).unwrap_or_default())
+    set_revision(&mut obj, rev);
+    obj["apiVersion"] = Value::String(kind.api_version());
+    obj["kind"] = Value::String(kind.kind.clone());
+    obj
 }
 
 /// Whether anything besides `metadata` and `status` differs: what moves `generation`.
@@ -138,7 +198,7 @@ pub fn generated_name(prefix: &str) -> String {
 
 /// Copies the fields the server owns from `current` into `next`.
 pub fn keep_server_fields(current: &Value, next: &mut Value) {
-    let cur = meta(current).cloned().unwrap_or_default();
+    let cur = meta(current);
     let m = meta_mut(next);
     for k in [
         "name",
@@ -149,7 +209,7 @@ pub fn keep_server_fields(current: &Value, next: &mut Value) {
         "deletionTimestamp",
         "deletionGracePeriodSeconds",
     ] {
-        match cur.get(k) {
+        match cur.and_then(|c| c.get(k)) {
             Some(v) => m.insert(k.into(), v.clone()),
             None => m.remove(k),
         };
@@ -195,9 +255,12 @@ mod tests {
 
     #[test]
     fn stored_form_has_no_resource_version() {
-        let obj = json!({"metadata": {"name": "a", "resourceVersion": "5"}});
-        let back: Value = serde_json::from_slice(&encode(&obj)).expect("json");
-        assert_eq!(back, json!({"metadata": {"name": "a"}}));
+        let obj = json!({"metadata": {"name": "a", "resourceVersion": "5", "selfLink": "/x"}, "spec": {"n": 1}});
+        let bytes = encode(&obj);
+        let back: Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(back, json!({"metadata": {"name": "a"}, "spec": {"n": 1}}));
+        assert_eq!(encoded_len(&obj), bytes.len());
+        assert_eq!(encode(&json!("scalar")), Bytes::from_static(b"\"scalar\""));
     }
 
     #[test]

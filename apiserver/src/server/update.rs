@@ -140,15 +140,16 @@ where
                 Err(e) => return Err(Error::from_storage(e, &subject)),
             }
         }
-        if object::encode(&next) == kv.value {
+        let bytes = object::encode(&next);
+        if bytes == kv.value {
             return Ok((current, warnings));
         }
         if t.params.dry_run {
             return Ok((next, warnings));
         }
-        match app.store.update(&key, object::encode(&next), kv.mod_revision).await {
+        match app.store.update(&key, bytes, kv.mod_revision).await {
             Ok(kv) => {
-                let stored = object::decode(t.kind, &kv)?;
+                let stored = object::as_stored(t.kind, next, kv.mod_revision);
                 hooks::after_write(app, t.kind, &stored);
                 return Ok((stored, warnings));
             }

@@ -170,9 +170,13 @@ impl<S: Storage> Pump<S> {
             Change::Delete { prev, revision } => prev.shown(kind, *revision),
         };
         match self.ctx.output {
-            Output::Object => {
-                self.app.cache.lines.get(change.revision(), type_, &kind.api_version(), || encode(type_, &shown()))
-            }
+            Output::Object => self.app.cache.lines.get(change.revision(), type_, &kind.api_version(), || {
+                let (entry, revision) = match change {
+                    Change::Put { entry, .. } => (entry, entry.revision),
+                    Change::Delete { prev, revision } => (prev, *revision),
+                };
+                encode(type_, &entry.shown_ref(kind, revision))
+            }),
             _ => encode(type_, &self.render(&shown())),
         }
     }
@@ -208,8 +212,16 @@ impl<S: Storage> Pump<S> {
 }
 
 /// One watch event as a line of JSON.
-fn encode(kind: &str, obj: &Value) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
+/// One watch event as a line of JSON, `{"type":…,"object":…}`, written
+/// straight from `obj` (no copy of it).
+fn encode(kind: &str, obj: &impl serde::Serialize) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct Event<'a, T> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        object: &'a T,
+    }
+    let mut line = serde_json::to_vec(&Event { kind, object: obj }).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
 }

@@ -37,6 +37,8 @@ pub struct Options {
     pub running: (usize, usize),
     /// How long a scale run may take before it is cut (and says so).
     pub deadline: Duration,
+    /// The scheduling modes of the placement-rate runs.
+    pub modes: Vec<Mode>,
     pub quick: bool,
 }
 
@@ -48,13 +50,21 @@ impl Options {
             tasks: 100_000,
             running: (1_000, 10_000),
             deadline: Duration::from_secs(90),
+            modes: vec![Mode::SharedState, Mode::Offers],
             quick: false,
         }
     }
 
     /// Small sizes: the harness works, in well under two minutes.
     pub fn quick() -> Options {
-        Options { agents: vec![10, 50], tasks: 300, running: (20, 200), deadline: Duration::from_secs(60), quick: true }
+        Options {
+            agents: vec![10, 50],
+            tasks: 300,
+            running: (20, 200),
+            deadline: Duration::from_secs(60),
+            modes: vec![Mode::SharedState, Mode::Offers],
+            quick: true,
+        }
     }
 }
 
@@ -81,7 +91,7 @@ pub fn run(options: &Options) -> (Vec<Figure>, Value) {
     eprintln!("store: {} durable writes/s", number(store));
     let mut figures = vec![Figure::new("store: durable writes/s (64 writers)", store, "/s")];
     let mut runs: Vec<ScaleRun> = Vec::new();
-    for mode in [Mode::SharedState, Mode::Offers] {
+    for &mode in &options.modes {
         for &agents in &options.agents {
             let r = scale::run(agents, options.tasks, mode, options.deadline);
             eprintln!("{}", describe(&r));
@@ -104,6 +114,9 @@ pub fn run(options: &Options) -> (Vec<Figure>, Value) {
         figures.extend(memory(big));
     }
     let (agents, tasks) = options.running;
+    if agents == 0 {
+        return finish(options, began, figures, runs);
+    }
     let r = scale::run(agents, tasks, Mode::SharedState, options.deadline);
     eprintln!("{}", describe(&r));
     // The least the store needs for them: one create and one status write each.
@@ -115,7 +128,11 @@ pub fn run(options: &Options) -> (Vec<Figure>, Value) {
     }
     figures.push(f);
     runs.push(r);
+    finish(options, began, figures, runs)
+}
 
+/// The figures and the whole record.
+fn finish(options: &Options, began: Instant, figures: Vec<Figure>, runs: Vec<ScaleRun>) -> (Vec<Figure>, Value) {
     let record = json!({
         "quick": options.quick,
         "binary": crate::berth::binary().display().to_string(),

@@ -1,5 +1,6 @@
-//! `berth-bench [--quick] [--agents N,N,…] [--tasks N] [--deadline SECONDS]
-//! [--out FILE]`: runs Berth's headline benchmarks
+//! `berth-bench [--quick] [--agents N,N,…] [--tasks N] [--modes
+//! SharedState,Offers] [--running AGENTSxTASKS] [--deadline SECONDS] [--out
+//! FILE]`: runs Berth's headline benchmarks
 //! (`berth_e2e::bench`) against the `berth` binary of `$BERTH_BIN` (or
 //! target/debug/berth), prints the table of figures and baselines, and
 //! writes the whole record as JSON to FILE. `make bench` runs it on a
@@ -18,7 +19,7 @@ fn main() {
         match args[i].as_str() {
             "--quick" => options = berth_e2e::bench::Options::quick(),
             "--out" => out = Some(PathBuf::from(value())),
-            f @ ("--agents" | "--tasks" | "--deadline") => sizes.push((f, value())),
+            f @ ("--agents" | "--tasks" | "--deadline" | "--modes" | "--running") => sizes.push((f, value())),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -31,6 +32,20 @@ fn main() {
         match flag {
             "--agents" => options.agents = v.split(',').map(|n| number(flag, n)).collect(),
             "--tasks" => options.tasks = number(flag, &v),
+            "--modes" => {
+                options.modes = v
+                    .split(',')
+                    .map(|m| match m {
+                        "SharedState" => berth_e2e::bench::scale::Mode::SharedState,
+                        "Offers" => berth_e2e::bench::scale::Mode::Offers,
+                        other => usage(&format!("--modes: {other:?} is not SharedState or Offers")),
+                    })
+                    .collect()
+            }
+            "--running" => {
+                let (a, t) = v.split_once('x').unwrap_or_else(|| usage("--running takes AGENTSxTASKS, or 0x0 to skip"));
+                options.running = (number(flag, a), number(flag, t));
+            }
             _ => options.deadline = std::time::Duration::from_secs(number(flag, &v) as u64),
         }
     }
@@ -53,6 +68,9 @@ fn usage(error: &str) -> ! {
     if !error.is_empty() {
         eprintln!("berth-bench: {error}");
     }
-    eprintln!("usage: berth-bench [--quick] [--out FILE]");
+    eprintln!(
+        "usage: berth-bench [--quick] [--agents N,N,...] [--tasks N] [--modes SharedState,Offers] \
+         [--running AGENTSxTASKS (0x0: skip)] [--deadline SECONDS] [--out FILE]"
+    );
     std::process::exit(if error.is_empty() { 0 } else { 2 })
 }

@@ -50,9 +50,61 @@ impl Entry {
         obj
     }
 
+    /// [`Entry::shown`] as a view that serializes without copying the
+    /// stored object (what watch events are encoded from).
+    pub fn shown_ref<'a>(&'a self, kind: &'a crate::registry::Kind, revision: u64) -> Shown<'a> {
+        Shown { value: &self.value, revision: revision.to_string(), api_version: kind.api_version(), kind: &kind.kind }
+    }
+
     fn of(kv: &KeyValue) -> Option<Arc<Entry>> {
         let value = serde_json::from_slice(&kv.value).ok()?;
         Some(Arc::new(Entry { key: kv.key.clone(), value, revision: kv.mod_revision }))
+    }
+}
+
+/// A stored object with its `apiVersion`, `kind` and
+/// `metadata.resourceVersion` as the API shows them; serializes to the
+/// same JSON object as [`Entry::shown`] (its keys in another order).
+pub struct Shown<'a> {
+    value: &'a Value,
+    revision: String,
+    api_version: String,
+    kind: &'a str,
+}
+
+impl serde::Serialize for Shown<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let empty = serde_json::Map::new();
+        let top = self.value.as_object().unwrap_or(&empty);
+        let rest = || top.iter().filter(|(k, _)| !matches!(k.as_str(), "apiVersion" | "kind" | "metadata"));
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("apiVersion", &self.api_version)?;
+        map.serialize_entry("kind", self.kind)?;
+        let meta = top.get("metadata").and_then(Value::as_object).unwrap_or(&empty);
+        map.serialize_entry("metadata", &ShownMeta { meta, revision: &self.revision })?;
+        for (k, v) in rest() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// `metadata` with the resourceVersion shown.
+struct ShownMeta<'a> {
+    meta: &'a serde_json::Map<String, Value>,
+    revision: &'a str,
+}
+
+impl serde::Serialize for ShownMeta<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.meta.iter().filter(|(k, _)| *k != "resourceVersion") {
+            map.serialize_entry(k, v)?;
+        }
+        map.serialize_entry("resourceVersion", self.revision)?;
+        map.end()
     }
 }
 

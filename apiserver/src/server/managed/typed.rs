@@ -119,10 +119,11 @@ impl<'a> Ty<'a> {
 
     /// A list's items by their elements (the first of duplicates wins).
     pub fn keyed<'v>(&self, list: &'v [Value]) -> Vec<(Element, &'v Value)> {
-        let mut out: Vec<(Element, &Value)> = Vec::new();
+        let mut seen = std::collections::HashSet::with_capacity(list.len());
+        let mut out: Vec<(Element, &Value)> = Vec::with_capacity(list.len());
         for (i, item) in list.iter().enumerate() {
             let e = self.item_element(i, item);
-            if !out.iter().any(|(x, _)| *x == e) {
+            if seen.insert(e.clone()) {
                 out.push((e, item));
             }
         }

@@ -2,6 +2,8 @@
 //! two objects, removing a set of fields, and merging an applied
 //! configuration into a live object.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{Map, Value};
 
 use super::fieldset::{Element, Path, Set};
@@ -60,6 +62,10 @@ pub fn compare(ty: Ty<'_>, old: &Value, new: &Value) -> Comparison {
 
 fn diff(ty: Ty<'_>, old: Option<&Value>, new: Option<&Value>, at: &Path, c: &mut Comparison) {
     let leaf = match (old, new) {
+        // Nothing under an unchanged value was added, removed or modified:
+        // one comparison instead of a walk (most of a large object is
+        // unchanged by one write).
+        (Some(o), Some(n)) if o == n => return,
         (Some(o), Some(n)) => ty.is_leaf(o) || ty.is_leaf(n) || kind_differs(o, n),
         (Some(v), None) | (None, Some(v)) => ty.is_leaf(v),
         (None, None) => return,
@@ -88,11 +94,12 @@ fn diff(ty: Ty<'_>, old: Option<&Value>, new: Option<&Value>, at: &Path, c: &mut
         let ol = ty.keyed(old.and_then(Value::as_array).unwrap_or(&empty));
         let nl = ty.keyed(new.and_then(Value::as_array).unwrap_or(&empty));
         let ity = ty.items();
+        let by_element: HashMap<&Element, &Value> = nl.iter().map(|(e, v)| (e, *v)).collect();
         for (e, o) in &ol {
-            let n = nl.iter().find(|(x, _)| x == e).map(|(_, v)| *v);
-            diff(ity, Some(o), n, &at.child(e.clone()), c);
+            diff(ity, Some(o), by_element.get(e).copied(), &at.child(e.clone()), c);
         }
-        for (e, n) in nl.iter().filter(|(e, _)| !ol.iter().any(|(x, _)| x == e)) {
+        let before: HashSet<&Element> = ol.iter().map(|(e, _)| e).collect();
+        for (e, n) in nl.iter().filter(|(e, _)| !before.contains(e)) {
             diff(ity, None, Some(n), &at.child(e.clone()), c);
         }
     }
@@ -153,14 +160,15 @@ pub fn merge(ty: Ty<'_>, live: &Value, config: &Value) -> Value {
         (Value::Array(ll), Value::Array(cl)) if !ty.is_leaf(config) => {
             let ity = ty.items();
             let given = ty.keyed(cl);
+            let by_element: HashMap<&Element, &Value> = given.iter().map(|(e, v)| (e, *v)).collect();
             let mut out: Vec<Value> = Vec::new();
-            let mut seen = Vec::new();
+            let mut seen = HashSet::new();
             for (e, lv) in ty.keyed(ll) {
-                match given.iter().find(|(x, _)| *x == e) {
-                    Some((_, cv)) => out.push(merge(ity, lv, cv)),
+                match by_element.get(&e) {
+                    Some(cv) => out.push(merge(ity, lv, cv)),
                     None => out.push(lv.clone()),
                 }
-                seen.push(e);
+                seen.insert(e);
             }
             out.extend(given.iter().filter(|(e, _)| !seen.contains(e)).map(|(_, cv)| strip_nulls(cv)));
             Value::Array(out)
