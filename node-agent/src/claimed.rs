@@ -131,6 +131,26 @@ pub async fn wait_for_claim(
     updates: &mut watch::Receiver<Placement>,
     ledger: &mut watch::Receiver<Option<Vec<Claim>>>,
 ) -> Result<Option<Placement>, Error> {
+    wait_for_claim_then(api, agent, wait, updates, ledger, |ports| (Phase::Staging, ports_status(ports))).await
+}
+
+/// The status fields of a claimed placement: the host ports its claim holds.
+pub fn ports_status(ports: &[u16]) -> serde_json::Value {
+    if ports.is_empty() { serde_json::json!({}) } else { serde_json::json!({ "ports": ports }) }
+}
+
+/// [`wait_for_claim`], with the placement moved from `Pending` to the
+/// phase and status fields `begin` gives for its claim's host ports
+/// (`Staging` for `berth agent`; a simulated agent, which has nothing to
+/// pull, goes straight to `Running`).
+pub async fn wait_for_claim_then(
+    api: &Api<Placement>,
+    agent: &str,
+    wait: Duration,
+    updates: &mut watch::Receiver<Placement>,
+    ledger: &mut watch::Receiver<Option<Vec<Claim>>>,
+    begin: impl Fn(&[u16]) -> (Phase, serde_json::Value),
+) -> Result<Option<Placement>, Error> {
     let deadline = Instant::now() + wait;
     // After a conflicting write, decide again only once the placement changed.
     let mut conflicted = false;
@@ -146,7 +166,10 @@ pub async fn wait_for_claim(
             ledger.borrow_and_update().as_ref().map(|claims| claim_of(claims, &latest).map(|c| c.ports.clone()));
         let decided = match claimed {
             _ if conflicted => None,
-            Some(Some(ports)) => Some(stage(api, &latest, &ports).await.map(Some)),
+            Some(Some(ports)) => {
+                let (phase, status) = begin(&ports);
+                Some(write_from_pending(api, &latest, phase, status).await.map(Some))
+            }
             Some(None) if Instant::now() >= deadline => {
                 Some(mark_unclaimed(api, agent, &latest, wait).await.map(|_| None))
             }
@@ -169,14 +192,6 @@ pub async fn wait_for_claim(
             _ = tokio::time::sleep_until(deadline), if Instant::now() < deadline => {}
         }
     }
-}
-
-/// Moves the claimed `p` to `Staging`: the agent has taken it on, with the
-/// host ports its claim holds (`status.ports`, what its container's `PORT0…`
-/// say).
-async fn stage(api: &Api<Placement>, p: &Placement, ports: &[u16]) -> Result<Placement, Error> {
-    let status = if ports.is_empty() { serde_json::json!({}) } else { serde_json::json!({ "ports": ports }) };
-    write_from_pending(api, p, Phase::Staging, status).await
 }
 
 /// Marks `p` `Failed`/`Unclaimed`.

@@ -2,7 +2,7 @@
 //! one process, each acting through the real API exactly as `berth agent`
 //! does — an `Agent` with its capacity and `Ready` condition, a Lease in
 //! `kube-node-lease` renewed every heartbeat, its placements taken through
-//! the claim gate and reported `Staging`, `Running` and then
+//! the claim gate and reported `Running` and then
 //! `Succeeded` — but without containers. For scale benchmarks only.
 //!
 //! It scales by sharing: one kube `Client`, one watch over all placements,

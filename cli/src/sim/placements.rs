@@ -3,9 +3,10 @@
 //! small task, and ONE watch over all agents keeps each simulated agent's
 //! ledger. Each task lives the placement's life as `berth agent` would,
 //! without a container: it waits at the claim gate (a `Pending` placement
-//! starts only once its agent's ledger holds its claim, and is written
-//! `Staging` with the claim's host ports on the condition that it has not
-//! changed), goes `Running` (`startedAt`) in one more write, and after
+//! starts only once its agent's ledger holds its claim, and is then written
+//! `Running` (`startedAt`, the claim's host ports) in one write, on the
+//! condition that it has not changed — no `Staging`, as there is nothing
+//! to pull), and after
 //! `--task-duration` ends `Succeeded` with exit code 0 — or `Killed` with
 //! the reason of its `spec.kill`, or `Killed`/`Deleted` once deleted. Its
 //! end written, it releases the agent finalizer (`berth.dev/agent`), as the
@@ -158,8 +159,20 @@ async fn admit(
     latest: &mut watch::Receiver<Placement>,
     wait: Duration,
 ) -> Result<Option<Placement>, Error> {
-    let agent = latest.borrow().spec.agent.clone();
-    if let Some(p) = claimed::wait_for_claim(api, &agent, wait, latest, &mut ledger).await? {
+    let (agent, uid) = {
+        let p = latest.borrow();
+        (p.spec.agent.clone(), p.uid().unwrap_or_default())
+    };
+    // Nothing to pull and no container to create: from Pending straight to
+    // Running, in the one write that takes the claim (a transition the API
+    // allows), as an agent with a fast runtime and the image cached would.
+    let begin = |ports: &[u16]| {
+        let mut status = claimed::ports_status(ports);
+        status["containerId"] = format!("sim-{uid}").into();
+        status["startedAt"] = berth_api::now_rfc3339().into();
+        (Phase::Running, status)
+    };
+    if let Some(p) = claimed::wait_for_claim_then(api, &agent, wait, latest, &mut ledger, begin).await? {
         return Ok(Some(p));
     }
     let p = latest.borrow().clone();
@@ -180,9 +193,8 @@ async fn run(
     p: &Placement,
     latest: &mut watch::Receiver<Placement>,
 ) -> Result<(), Error> {
-    // No image to pull and no container to create: straight from Staging
-    // to Running in one write (a transition the API allows), as an agent
-    // with the image cached and a fast runtime would be seen.
+    // Admitted straight to Running (see `admit`); one left Staging or
+    // Starting by an earlier run of the simulator goes on from there.
     if matches!(reporter.status.phase, Phase::Staging | Phase::Starting) {
         let id = format!("sim-{}", p.uid().unwrap_or_default());
         let now = berth_api::now_rfc3339();
@@ -192,9 +204,9 @@ async fn run(
                 s.started_at = Some(now);
             })
             .await?;
-        sim.stats.running.fetch_add(1, Ordering::Relaxed);
-        sim.stats.last_running.store(super::unix_ms(), Ordering::Relaxed);
     }
+    sim.stats.running.fetch_add(1, Ordering::Relaxed);
+    sim.stats.last_running.store(super::unix_ms(), Ordering::Relaxed);
     let (duration, forever) = duration_of(sim, p);
     tokio::select! {
         _ = tokio::time::sleep(duration), if !forever => {

@@ -64,7 +64,8 @@ pub struct ScaleRun {
     pub apiserver_idle_rss: u64,
     /// Bytes of the embedded store's file at the end.
     pub store_bytes: u64,
-    /// Objects in the store at the end: agents, their Leases, placements.
+    /// Objects in the store at the end: agents, their Leases, the
+    /// placements that reached their agents, the Jobs.
     pub objects: u64,
     /// CPU seconds (user + system) each process spent from `kubectl apply`
     /// to the end of the run: where the time went.
@@ -249,7 +250,7 @@ pub fn run(agents: usize, tasks: usize, mode: Mode, deadline: Duration) -> Scale
         controllers_peak,
         apiserver_idle_rss,
         store_bytes,
-        objects: (2 * agents + tasks) as u64,
+        objects: 2 * agents as u64 + s.seen + tasks.div_ceil(MAX_INSTANCES) as u64,
         apiserver_cpu: cpu[0],
         controllers_cpu: cpu[1],
         sim_cpu: cpu[2],
