@@ -23,8 +23,8 @@ e2e: deps build
 reliability: deps build
 	BERTH_DURABILITY_ROUNDS=20 $(CARGO) test -p berth-e2e --test durability -- acknowledged_writes_survive_kill_9_under_load
 
-## bench: Berth's figures beside baselines from the same run (bench/results.json), then the component benchmarks
-bench: bench-figures bench-parts
+## bench: Berth's headline figures beside baselines from the same run, as a table and bench/results.json (under 15 minutes)
+bench: bench-figures
 
 ## bench-figures: launch overhead, placements/s at 100-10,000 simulated agents, memory, apply-to-Running (release build)
 bench-figures: deps
