@@ -5,6 +5,7 @@
 //! unix socket; every process is stopped by PID when its handle drops.
 //!
 //! Layout:
+//! - `bench`: benchmarks' measuring code (`bench::launch`: launch overhead).
 //! - `containerd`: a containerd of the test's own.
 //! - `registry`: a local registry, and the demo image pushed to it.
 //! - `apiserver`: one `berth apiserver` process, to kill and restart.
@@ -20,6 +21,7 @@
 //! - `process`: running, describing and stopping child processes.
 
 pub mod apiserver;
+pub mod bench;
 pub mod berth;
 pub mod containerd;
 pub mod etcd;
