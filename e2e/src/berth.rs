@@ -66,6 +66,12 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// The log filter Berth's processes run with: the test's own `BERTH_LOG`
+/// when set (e.g. `debug`, to follow a launch step by step), else `info`.
+fn log_filter() -> String {
+    std::env::var("BERTH_LOG").unwrap_or_else(|_| "info".into())
+}
+
 impl Berth {
     /// Starts `berth up` with an agent offering `cpu` and `memory`, and waits
     /// until the API answers and the agent is registered.
@@ -236,7 +242,7 @@ impl Berth {
         self.commands.push((name.to_string(), cmd.get_program().to_os_string(), args));
         let out = std::fs::File::options().create(true).append(true).open(&log).expect("log file");
         let child = cmd
-            .env("BERTH_LOG", "info")
+            .env("BERTH_LOG", log_filter())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log file"))
             .stderr(out)
@@ -284,7 +290,7 @@ impl Berth {
         let out = std::fs::File::options().append(true).open(&log).expect("log file");
         let child = Command::new(program)
             .args(&args)
-            .env("BERTH_LOG", "info")
+            .env("BERTH_LOG", log_filter())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log file"))
             .stderr(out)

@@ -8,7 +8,8 @@
 //! - `containerd`: a containerd of the test's own.
 //! - `registry`: a local registry, and the demo image pushed to it.
 //! - `apiserver`: one `berth apiserver` process, to kill and restart.
-//! - `bench`: `make bench`'s figures and baselines (simulated-agent scale runs).
+//! - `bench`: `make bench`'s figures and baselines (simulated-agent scale
+//!   runs, launch overhead against a bare `ctr run`).
 //! - `job`: the Job manifests tests apply (a shell script in an image).
 //! - `http`: a minimal blocking HTTP client, and watch streams.
 //! - `load`: concurrent writers that record acknowledged writes, and their check.

@@ -152,7 +152,7 @@ pub async fn terminate<R: Runtime>(runtime: &R, id: &str, grace: Duration) -> Re
 
 /// Stops (if it runs) and removes container `id`; true if there was one.
 pub async fn stop_and_remove<R: Runtime>(runtime: &R, id: &str, grace: Duration) -> Result<bool, RuntimeError> {
-    let Some(c) = runtime.list().await?.into_iter().find(|c| c.id == id) else { return Ok(false) };
+    let Some(c) = runtime.get(id).await? else { return Ok(false) };
     if c.running {
         terminate(runtime, id, grace).await?;
     }

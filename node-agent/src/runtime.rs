@@ -157,6 +157,12 @@ pub trait Runtime: Send + Sync + 'static {
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
     /// Every container of this agent's namespace.
     fn list(&self) -> impl Future<Output = Result<Vec<ContainerInfo>, RuntimeError>> + Send;
+    /// Container `id`, if it exists. A runtime may override this to ask for
+    /// the one container: listing them all costs one state query per
+    /// running task, on every launch and every stop.
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<ContainerInfo>, RuntimeError>> + Send {
+        async move { Ok(self.list().await?.into_iter().find(|c| c.id == id)) }
+    }
     /// Every image of this agent's namespace, with its size and whether a container uses it.
     fn images(&self) -> impl Future<Output = Result<Vec<ImageInfo>, RuntimeError>> + Send;
     /// Deletes the image, its content and its unpacked snapshots (those no
@@ -189,6 +195,9 @@ impl<R: Runtime> Runtime for std::sync::Arc<R> {
     }
     async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
         (**self).list().await
+    }
+    async fn get(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+        (**self).get(id).await
     }
     async fn images(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
         (**self).images().await

@@ -79,7 +79,7 @@ async fn run<R: Runtime>(
     latest: &mut watch::Receiver<Placement>,
 ) -> Result<(), Error> {
     let mut fence = crate::fence::Watch::of(ctx);
-    let exists = ctx.runtime.list().await?.iter().any(|c| c.id == id);
+    let exists = ctx.runtime.get(id).await?.is_some();
     if !exists {
         let asked = kill::requested(&latest.borrow());
         if let Some(cause) = asked {

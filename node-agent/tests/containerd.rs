@@ -199,7 +199,7 @@ async fn a_missing_image_fails_with_the_registry_message() {
 }
 
 #[tokio::test]
-async fn kill_ends_a_sleeping_container_and_remove_cleans_up() {
+async fn kill_ends_a_sleeping_container_and_remove_cleans_up_as_list_and_get_see_it() {
     let env = Env::start().await;
     let spec = env.spec("sleeper", "touch /left-behind; sleep 1000");
     env.runtime.pull(&spec.image, None).await.expect("pull");
@@ -209,17 +209,21 @@ async fn kill_ends_a_sleeping_container_and_remove_cleans_up() {
     let me = listed.iter().find(|c| c.id == "sleeper").unwrap_or_else(|| panic!("not listed: {listed:?}"));
     assert!(me.running, "not running: {me:?}");
     assert_eq!(me.labels.get("berth.dev/test").map(String::as_str), Some("sleeper"), "{me:?}");
+    assert_eq!(env.runtime.get("sleeper").await.expect("get").as_ref(), Some(me), "get agrees with list");
 
     env.runtime.kill("sleeper", libc::SIGKILL).await.expect("kill");
     let exit = env.wait("sleeper").await;
     assert_eq!((exit.code, exit.oom_killed), (137, false), "{exit:?}");
     let listed = env.runtime.list().await.expect("list");
     assert!(listed.iter().any(|c| c.id == "sleeper" && !c.running), "after kill: {listed:?}");
+    let got = env.runtime.get("sleeper").await.expect("get");
+    assert!(got.as_ref().is_some_and(|c| !c.running), "get after kill: {got:?}");
     env.runtime.kill("sleeper", libc::SIGKILL).await.expect("killing a dead container succeeds");
 
     env.runtime.remove("sleeper").await.expect("remove");
     let listed = env.runtime.list().await.expect("list");
     assert!(!listed.iter().any(|c| c.id == "sleeper"), "still listed after remove: {listed:?}");
+    assert_eq!(env.runtime.get("sleeper").await.expect("get"), None, "get after remove");
     env.runtime.remove("sleeper").await.expect("removing a missing container succeeds");
     assert!(matches!(env.runtime.wait("sleeper").await, Err(RuntimeError::NotFound(_))));
 

@@ -10,13 +10,17 @@
 //!   agents;
 //! - the API server's and the controllers' memory at 10,000 agents and
 //!   100,000 placements;
-//! - the time from `kubectl apply` of 10,000 tasks to all `Running`.
+//! - the time from `kubectl apply` of 10,000 tasks to all `Running`;
+//! - the launch overhead: `kubectl apply` of a one-task Job until its
+//!   container runs, p50 and p99, minus a bare `ctr run` of the same image.
 //!
 //! `--quick` runs the same steps small (for CI: it shows the harness works,
 //! and its figures are not worth quoting).
 //!
-//! Layout: `report` (figures, table, JSON), `scale` (the simulated-agent runs).
+//! Layout: `report` (figures, table, JSON), `scale` (the simulated-agent
+//! runs), `launch` (launches through a real agent and containerd).
 
+pub mod launch;
 pub mod report;
 pub mod scale;
 
@@ -39,6 +43,8 @@ pub struct Options {
     pub deadline: Duration,
     /// The scheduling modes of the placement-rate runs.
     pub modes: Vec<Mode>,
+    /// Launches timed on each side (Berth, bare `ctr run`); 0 skips them.
+    pub launches: usize,
     pub quick: bool,
 }
 
@@ -51,6 +57,7 @@ impl Options {
             running: (1_000, 10_000),
             deadline: Duration::from_secs(90),
             modes: vec![Mode::SharedState, Mode::Offers],
+            launches: 50,
             quick: false,
         }
     }
@@ -63,6 +70,7 @@ impl Options {
             running: (20, 200),
             deadline: Duration::from_secs(60),
             modes: vec![Mode::SharedState, Mode::Offers],
+            launches: 3,
             quick: true,
         }
     }
@@ -90,6 +98,13 @@ pub fn run(options: &Options) -> (Vec<Figure>, Value) {
     let store = store_write_rate(options.quick);
     eprintln!("store: {} durable writes/s", number(store));
     let mut figures = vec![Figure::new("store: durable writes/s (64 writers)", store, "/s")];
+    let mut launches = serde_json::Value::Null;
+    if options.launches > 0 {
+        let l = launch::measure(options.launches);
+        figures.extend(launch_figures(&l));
+        let ms = |d: &[Duration]| d.iter().map(|d| d.as_secs_f64() * 1000.0).collect::<Vec<_>>();
+        launches = json!({"berthMs": ms(&l.berth), "ctrMs": ms(&l.ctr)});
+    }
     let mut runs: Vec<ScaleRun> = Vec::new();
     for &mode in &options.modes {
         for &agents in &options.agents {
@@ -115,7 +130,7 @@ pub fn run(options: &Options) -> (Vec<Figure>, Value) {
     }
     let (agents, tasks) = options.running;
     if agents == 0 {
-        return finish(options, began, figures, runs);
+        return finish(options, began, figures, runs, launches);
     }
     let r = scale::run(agents, tasks, Mode::SharedState, options.deadline);
     eprintln!("{}", describe(&r));
@@ -128,11 +143,17 @@ pub fn run(options: &Options) -> (Vec<Figure>, Value) {
     }
     figures.push(f);
     runs.push(r);
-    finish(options, began, figures, runs)
+    finish(options, began, figures, runs, launches)
 }
 
 /// The figures and the whole record.
-fn finish(options: &Options, began: Instant, figures: Vec<Figure>, runs: Vec<ScaleRun>) -> (Vec<Figure>, Value) {
+fn finish(
+    options: &Options,
+    began: Instant,
+    figures: Vec<Figure>,
+    runs: Vec<ScaleRun>,
+    launches: Value,
+) -> (Vec<Figure>, Value) {
     let record = json!({
         "quick": options.quick,
         "binary": crate::berth::binary().display().to_string(),
@@ -140,8 +161,28 @@ fn finish(options: &Options, began: Instant, figures: Vec<Figure>, runs: Vec<Sca
         "seconds": began.elapsed().as_secs_f64(),
         "figures": figures.iter().map(Figure::json).collect::<Vec<_>>(),
         "scaleRuns": runs.iter().map(run_json).collect::<Vec<_>>(),
+        "launches": launches,
     });
     (figures, record)
+}
+
+/// Launch p50 and p99 (Berth, with kubectl) beside a bare `ctr run`, and
+/// the overhead: their difference at each percentile.
+fn launch_figures(l: &launch::Launch) -> Vec<Figure> {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let runs = l.berth.len();
+    let mut out = Vec::new();
+    for p in [50.0, 99.0] {
+        let (b, c) = (ms(launch::percentile(&l.berth, p)), ms(launch::percentile(&l.ctr, p)));
+        let mut f = Figure::new(format!("launch overhead p{p}: kubectl apply -> Running, minus ctr run"), b - c, "ms")
+            .baseline(format!("bare ctr run p{p}"), c)
+            .note(format!("kubectl apply -> Running p{p} {b:.0} ms over {runs} runs"));
+        if p == 99.0 {
+            f = f.target(Target::AtMost(150.0));
+        }
+        out.push(f);
+    }
+    out
 }
 
 fn placement_rate(r: &ScaleRun, store: f64, options: &Options) -> Figure {

@@ -108,6 +108,10 @@ impl Runtime for Containerd {
         task::list(self).await
     }
 
+    async fn get(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+        task::get(self, id).await
+    }
+
     async fn images(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
         gc::images(self).await
     }

@@ -12,8 +12,8 @@ use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClien
 use containerd_client::services::v1::snapshots::{MountsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest};
 use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::{
-    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest, DeleteTaskRequest, KillRequest,
-    ListContainersRequest, ListTasksRequest, StartRequest,
+    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest, DeleteTaskRequest,
+    GetContainerRequest, GetRequest, KillRequest, ListContainersRequest, ListTasksRequest, StartRequest,
 };
 use containerd_client::types::Mount;
 use containerd_client::types::v1::Status;
@@ -158,4 +158,26 @@ pub(super) async fn list(c: &Containerd) -> Result<Vec<ContainerInfo>, RuntimeEr
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// Container `id` and whether its task runs, asked of containerd for that
+/// container alone (one shim's state, however many others run).
+pub(super) async fn get(c: &Containerd, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+    let found =
+        ContainersClient::new(c.channel.clone()).get(c.request(GetContainerRequest { id: id.to_string() })).await;
+    let container = match found {
+        Ok(r) => r.into_inner().container,
+        Err(s) if is_not_found(&s) => return Ok(None),
+        Err(s) => return Err(grpc(format!("looking up container {id}"))(s)),
+    };
+    let Some(container) = container else { return Ok(None) };
+    let task = TasksClient::new(c.channel.clone())
+        .get(c.request(GetRequest { container_id: id.to_string(), exec_id: String::new() }))
+        .await;
+    let running = match task {
+        Ok(r) => r.into_inner().process.is_some_and(|p| p.status == Status::Running as i32),
+        Err(s) if is_not_found(&s) => false,
+        Err(s) => return Err(grpc(format!("looking up the task of {id}"))(s)),
+    };
+    Ok(Some(ContainerInfo { id: container.id, running, labels: container.labels.into_iter().collect() }))
 }
