@@ -31,7 +31,7 @@ const ROUND: usize = 2_000;
 /// How long one reconcile keeps starting rounds.
 const BUDGET: Duration = Duration::from_secs(10);
 /// How many placements are created at once.
-const CONCURRENT_CREATES: usize = 32;
+const CONCURRENT_CREATES: usize = 128;
 
 pub(crate) struct Placed {
     pub placements: Vec<Placement>,
