@@ -16,7 +16,7 @@ use std::sync::Arc;
 use berth_api::framework::{Mode, Scheduler};
 use berth_api::{Agent, Framework, Offer, Placement, ResourceVec};
 use futures::StreamExt;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -49,8 +49,8 @@ pub fn is_builtin_offers(fw: &Framework) -> bool {
     fw.spec.mode == Mode::Offers && fw.spec.scheduler == Scheduler::BuiltinBatch
 }
 
-/// An offer open to a framework: `(namespace/name, agent, resources)`.
-type Open = (String, String, ResourceVec);
+/// An offer open to a framework: `(namespace/name, agent, resources, expires at)`.
+type Open = (String, String, ResourceVec, Timestamp);
 
 /// Answers the open offers of every builtin-batch `Offers` framework.
 pub async fn answer(
@@ -87,7 +87,7 @@ pub async fn answer(
         if rescinded.contains(id.as_str()) || named.contains(&id) || memory.answered.contains(&id) || now >= expires {
             continue;
         }
-        open.entry(fw).or_default().push((id, agent, resources));
+        open.entry(fw).or_default().push((id, agent, resources, expires));
     }
     let jobs = c.jobs.state();
     // Offers are made only on agents the cluster selects; the views follow.
@@ -99,7 +99,7 @@ pub async fn answer(
         let Some(mine) = open.get(&id) else { continue };
         let waiting = pending(fw, &jobs, &placements, &memory.created, now);
         let (taken, deferred) = place(client, fw, &waiting, &agents, mine, now, memory).await;
-        for (offer_id, _, _) in mine {
+        for (offer_id, _, _, _) in mine {
             // Planned on, but past this round's share: left open for the next round.
             if !taken.contains_key(offer_id) && deferred.contains(offer_id) {
                 continue;
@@ -189,20 +189,32 @@ async fn place(
     let api: Api<Placement> = Api::namespaced(client.clone(), &ns);
     let mut creates = Vec::new();
     for p in planned {
-        let Some((offer_id, _, _)) = by_agent.get(p.agent.as_str()) else { continue };
+        let Some((offer_id, _, _, expires)) = by_agent.get(p.agent.as_str()) else { continue };
         let job = waiting[p.job].job;
         let Some(group) = job.spec.task_groups.iter().find(|g| g.name == p.group) else { continue };
         let mut placement = crate::job::new_placement(job, group, (p.instance, p.attempt), &p.placement, &p.agent);
         placement.spec.offer = offer_id.split_once('/').map(|(_, name)| name.to_string());
         placement.labels_mut().insert(FRAMEWORK_LABEL.to_string(), fw.name_any());
         let api = api.clone();
+        // Not started this close to the offer's expiry (the API server
+        // refuses a placement on an expired offer); the next offer serves it.
+        let last_start = *expires - SignedDuration::from_secs(2);
         creates.push(async move {
-            let result = api.create(&PostParams::default(), &placement).await;
+            let result = match Timestamp::now() < last_start {
+                true => Some(api.create(&PostParams::default(), &placement).await),
+                false => None,
+            };
             (p, offer_id, result)
         });
     }
     let results: Vec<_> = futures::stream::iter(creates).buffered(CONCURRENT_CREATES).collect().await;
+    let late = results.iter().filter(|r| r.2.is_none()).count();
     for (p, offer_id, result) in results {
+        // Too late for this offer: not declined (which would refuse the agent), left to expire.
+        let Some(result) = result else {
+            deferred.insert(offer_id.clone());
+            continue;
+        };
         match result {
             Ok(created) => {
                 tracing::debug!(placement = %p.placement, agent = %p.agent, offer = %offer_id, "placed through an offer");
@@ -219,7 +231,7 @@ async fn place(
     }
     if !taken.is_empty() {
         let placed: usize = taken.values().map(Vec::len).sum();
-        tracing::info!(framework = %fw.name_any(), placed, offers = taken.len(), deferred = deferred.len(), "placed through offers");
+        tracing::info!(framework = %fw.name_any(), placed, offers = taken.len(), deferred = deferred.len(), late, "placed through offers");
     }
     (taken, deferred)
 }
