@@ -10,14 +10,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_api::constraint::Constraint;
 use berth_api::framework::{Mode, Scheduler};
 use berth_api::placement::FINALIZER_AGENT;
 use berth_api::rollout::{LABEL_TEMPLATE_HASH, template_hash};
-use berth_api::{Agent, Framework, Job, LABEL_JOB, LABEL_TASK_GROUP, Offer, Placement, PlacementSpec, TaskGroup};
-use futures::StreamExt;
+use berth_api::{Framework, Job, LABEL_JOB, LABEL_TASK_GROUP, Offer, Placement, PlacementSpec, TaskGroup};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::Instrument;
@@ -28,12 +26,9 @@ use crate::events;
 use crate::job_actions;
 use crate::job_status::{self, Observed};
 use crate::offers::builtin::{PendingJob, plan_jobs};
-use crate::scheduler::apply::apply;
-use crate::scheduler::plan::{AgentView, Demand, Group, Request, plan};
+use crate::placing::place;
+use crate::scheduler::plan::AgentView;
 use crate::{Context, Error};
-
-/// How many placements one reconcile creates at once.
-const CONCURRENT_CREATES: usize = 32;
 
 /// The name of instance `instance`'s attempt `attempt` of `group`.
 pub fn placement_name(job: &str, group: &str, instance: u32, attempt: u32) -> String {
@@ -64,26 +59,17 @@ async fn reconcile_ours(
     let now = berth_api::format_time(clock);
 
     let uid = job.uid().unwrap_or_default();
-    // Read from the API server, not the shared cache: this reconcile may
-    // have been triggered by a placement change that the controller's own
-    // watch saw before the cache did, and a stale read would leave the Job
-    // behind until its next periodic requeue.
-    let selector = format!("{LABEL_JOB}={name}");
-    let listed =
-        Api::<Placement>::namespaced(ctx.client.clone(), &ns).list(&ListParams::default().labels(&selector)).await?;
-    let mut placements: BTreeMap<String, Placement> = listed
-        .items
-        .into_iter()
-        .filter(|p| p.spec.job == name && p.owner_references().iter().any(|o| o.uid == uid))
-        .map(|p| (p.name_any(), p))
-        .collect();
+    // The shared cache cannot lag the placement change that triggered this
+    // reconcile, and what earlier rounds created is expected until it shows.
+    let mut placements = crate::expect::job_placements(&ctx, &ns, &name, &uid);
 
     let mut unschedulable = None;
     let invalid = berth_api::validate::first_problem(&job.spec);
     let mut created = Vec::new();
     let retries;
+    let mut more = false;
     {
-        let all: Vec<&Placement> = placements.values().collect();
+        let all: Vec<&Placement> = placements.values().map(|p| &**p).collect();
         let assessment = batch::assess(&job, &all, clock);
         let live: Vec<&Placement> =
             all.iter().copied().filter(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_terminal())).collect();
@@ -99,6 +85,7 @@ async fn reconcile_ours(
                     let placed = place(&job, &ctx, &ns, &missing, &live, &now).await?;
                     unschedulable = placed.unplaced;
                     created = placed.placements;
+                    more = placed.more;
                 }
                 // The allocation loop places them through offers; this says why they wait.
                 Route::Offers(fw) => unschedulable = offers_wait(&job, &ctx, &ns, &fw, missing, live).await?,
@@ -106,14 +93,18 @@ async fn reconcile_ours(
             }
         }
     }
+    let created_names: std::collections::HashSet<&str> =
+        created.iter().filter_map(|p| p.metadata.name.as_deref()).collect();
     for (pname, note) in retries {
-        if created.iter().any(|p| p.metadata.name.as_deref() == Some(&pname)) {
+        if created_names.contains(pname.as_str()) {
             events::record(&ctx.client, &*job, &note).await;
         }
     }
+    let created: Vec<Arc<Placement>> = created.into_iter().map(Arc::new).collect();
+    ctx.expected.created(&uid, &created);
     placements.extend(created.into_iter().map(|p| (p.name_any(), p)));
 
-    let all: Vec<&Placement> = placements.values().collect();
+    let all: Vec<&Placement> = placements.values().map(|p| &**p).collect();
     let assessment = batch::assess(&job, &all, clock);
     let status = job_status::compute(
         &job,
@@ -141,6 +132,10 @@ async fn reconcile_ours(
             Err(e) => return Err(e.into()),
         }
         return Ok(Action::await_change());
+    }
+    if more {
+        // A big Job is placed over several reconciles; the next one starts now.
+        return Ok(Action::requeue(Duration::ZERO));
     }
     let wake = [assessment.wake, ttl].into_iter().flatten().min();
     let until_wake =
@@ -219,124 +214,6 @@ async fn offers_wait(
     let pending = PendingJob { job, live, missing };
     let planning = plan_jobs(std::slice::from_ref(&pending), &mut views, 0);
     Ok(planning.unplaced.get(&0).cloned())
-}
-
-pub(crate) struct Placed {
-    pub placements: Vec<Placement>,
-    pub unplaced: Option<String>,
-}
-
-/// Claims and creates placements for `missing` instances. A claim left in a
-/// ledger by an earlier round whose placement was never created is reused.
-/// `live` are the Job's non-terminal placements (what constraints and
-/// `spread` count).
-pub(crate) async fn place(
-    job: &Job,
-    ctx: &Context,
-    ns: &str,
-    missing: &[Needed<'_>],
-    live: &[&Placement],
-    now: &str,
-) -> Result<Placed, Error> {
-    let name = job.name_any();
-    let agents_api: Api<Agent> = Api::all(ctx.client.clone());
-    let agents: Vec<Arc<Agent>> = ctx.agents.state();
-    let selector = crate::offers::inputs::cluster_spec(&ctx.clusters).agent_selector;
-    let mut views: Vec<AgentView> = agents.iter().map(|a| AgentView::of(a, &selector)).collect();
-    let first = crate::priority::hold_for_higher(
-        job,
-        &ctx.jobs.state(),
-        &ctx.placements.state(),
-        &mut views,
-        jiff::Timestamp::now(),
-    );
-    let group_of: BTreeMap<String, Needed> =
-        missing.iter().map(|&(g, i, a)| (placement_name(&name, &g.name, i, a), (g, i, a))).collect();
-
-    // Instances already holding a claim (an earlier round claimed, then
-    // failed before creating the placement) are bound to that agent.
-    let mut bound: Vec<(String, String)> = Vec::new();
-    let mut groups: BTreeMap<&str, Group> = BTreeMap::new();
-    let mut job_tasks: BTreeMap<String, u32> = BTreeMap::new();
-    for p in live {
-        *job_tasks.entry(p.spec.agent.clone()).or_default() += 1;
-    }
-    for g in &job.spec.task_groups {
-        let placed = live.iter().filter(|p| p.spec.task_group == g.name).map(|p| p.spec.agent.clone()).collect();
-        let constraints = g.constraints.iter().filter_map(|c| Constraint::parse(c).ok()).collect();
-        groups.insert(&g.name, Group { constraints, gang: g.gang, placed, demands: Vec::new() });
-    }
-    for (g, i, a) in missing {
-        let pname = placement_name(&name, &g.name, *i, *a);
-        let owner = format!("{ns}/{pname}");
-        let holder =
-            agents.iter().find(|a| a.status.as_ref().is_some_and(|s| s.claims.iter().any(|c| c.owner == owner)));
-        let group = groups.get_mut(g.name.as_str()).expect("every task group has an entry");
-        match holder {
-            Some(a) => {
-                group.placed.push(a.name_any());
-                *job_tasks.entry(a.name_any()).or_default() += 1;
-                bound.push((pname, a.name_any()));
-            }
-            None => {
-                let ports = g.container.ports.len() as u32;
-                group.demands.push(Demand::new(pname, g.container.resources.to_vec()?, ports))
-            }
-        }
-    }
-
-    let seed = jiff::Timestamp::now().as_nanosecond() as u64 ^ fnv1a(job.uid().unwrap_or_default().as_bytes());
-    let request = Request { strategy: job.spec.strategy, seed, job_tasks, groups: groups.into_values().collect() };
-    let plan = plan(&views, &request);
-    let gang_of: BTreeMap<String, String> =
-        group_of.iter().filter(|(_, (g, _, _))| g.gang).map(|(p, (g, _, _))| (p.clone(), g.name.clone())).collect();
-    let applied = apply(&agents_api, &agents, ns, &plan, bound, &gang_of, now).await?;
-    // With several task groups, the message says whose tasks wait.
-    let several = job.spec.task_groups.len() > 1;
-    let unplaced = plan
-        .unplaced
-        .first()
-        .map(|(d, why)| match several {
-            true => format!("task group {}: {why}", group_of[&d.placement].0.name),
-            false => why.clone(),
-        })
-        .map(|why| match first.is_empty() {
-            true => why,
-            false => format!("{why} (after higher-priority Jobs waiting: {})", first.join(", ")),
-        })
-        .or(applied.conflict);
-
-    let api: Api<Placement> = Api::namespaced(ctx.client.clone(), ns);
-    let mut placements = Vec::new();
-    // Created several at a time: the store commits concurrent writes
-    // together, and a claim whose placement is slow to appear is released
-    // by the ledger controller as an orphan.
-    let creates = applied.bound.into_iter().map(|(pname, agent)| {
-        let api = api.clone();
-        let (group, instance, attempt) = group_of[&pname];
-        let p = new_placement(job, group, (instance, attempt), &pname, &agent);
-        async move {
-            match api.create(&PostParams::default(), &p).await {
-                Ok(created) => {
-                    tracing::info!(placement = %pname, %agent, "placed");
-                    Ok(created)
-                }
-                Err(kube::Error::Api(e)) if e.code == 409 => Ok(api.get(&pname).await?),
-                Err(e) => Err(Error::from(e)),
-            }
-        }
-    });
-    let results: Vec<Result<Placement, Error>> =
-        futures::stream::iter(creates).buffer_unordered(CONCURRENT_CREATES).collect().await;
-    for r in results {
-        placements.push(r?);
-    }
-    Ok(Placed { placements, unplaced })
-}
-
-/// FNV-1a: mixes the Job's UID into the `random` strategy's seed.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Attempt `attempt` of instance `instance` of `g`, named `name`, bound to `agent`.

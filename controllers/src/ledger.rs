@@ -11,6 +11,7 @@ use berth_api::{Agent, AgentStatus, ClaimKind, Placement};
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 
 use crate::scheduler::claim::without_claims;
 use crate::{Context, Error};
@@ -23,7 +24,11 @@ pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, E
     let Some(status) = &agent.status else { return Ok(Action::await_change()) };
     let release = {
         let mut seen = ctx.seen_placements.lock().unwrap_or_else(|e| e.into_inner());
-        to_release(&name, status, &ctx.placements.state(), &mut seen, jiff::Timestamp::now())
+        let cached = |owner: &str| {
+            let (ns, name) = owner.split_once('/')?;
+            ctx.placements.get(&ObjectRef::new(name).within(ns))
+        };
+        to_release(&name, status, cached, &mut seen, jiff::Timestamp::now())
     };
     if release.is_empty() {
         return Ok(Action::requeue(ORPHAN_GRACE));
@@ -38,22 +43,22 @@ pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, E
 }
 
 /// The owners of `agent`'s placement claims that should be released.
-/// `seen` remembers placements observed before, so one that is gone now is
-/// known to be deleted rather than not yet created.
+/// `cached` finds a claim owner's placement (`namespace/name`) in the cache;
+/// `seen` holds every placement the watch has reported (`namespace/name`), so
+/// one that is gone now is known to be deleted rather than not yet created.
+/// Costs a lookup per claim, whatever the number of placements.
 fn to_release(
     agent: &str,
     status: &AgentStatus,
-    placements: &[Arc<Placement>],
+    cached: impl Fn(&str) -> Option<Arc<Placement>>,
     seen: &mut HashSet<String>,
     now: jiff::Timestamp,
 ) -> Vec<String> {
-    let key = |p: &Placement| format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any());
-    seen.extend(placements.iter().map(|p| key(p)));
     let release: Vec<String> = status
         .claims
         .iter()
         .filter(|c| c.kind == ClaimKind::Placement)
-        .filter(|c| match placements.iter().find(|p| key(p) == c.owner) {
+        .filter(|c| match cached(&c.owner) {
             // Finished, or bound elsewhere (a claim left by a retried round).
             Some(p) => p.status.as_ref().is_some_and(|s| s.phase.is_terminal()) || p.spec.agent != agent,
             None if seen.contains(&c.owner) => true,
@@ -91,6 +96,11 @@ mod tests {
         }
     }
 
+    /// The cache holding `placements`.
+    fn cache(placements: Vec<Arc<Placement>>) -> impl Fn(&str) -> Option<Arc<Placement>> {
+        move |owner| placements.iter().find(|p| format!("default/{}", p.name_any()) == owner).cloned()
+    }
+
     fn placement(name: &str) -> Arc<Placement> {
         let mut p = Placement::new(name, PlacementSpec { agent: "a1".into(), ..Default::default() });
         p.metadata.namespace = Some("default".into());
@@ -104,7 +114,7 @@ mod tests {
             claims: vec![claim("default/new", "2026-01-01T00:00:00Z"), claim("default/old", "2025-01-01T00:00:00Z")],
             ..Default::default()
         };
-        let released = to_release("a1", &status, &[], &mut HashSet::new(), now);
+        let released = to_release("a1", &status, cache(vec![]), &mut HashSet::new(), now);
         assert_eq!(released, ["default/old"]);
     }
 
@@ -114,15 +124,18 @@ mod tests {
         let status = AgentStatus { claims: vec![claim("default/p", "2026-01-01T00:00:00Z")], ..Default::default() };
         let mut lost = (*placement("p")).clone();
         lost.status = Some(berth_api::PlacementStatus { phase: berth_api::Phase::Lost, ..Default::default() });
-        assert_eq!(to_release("a1", &status, &[Arc::new(lost)], &mut HashSet::new(), now), ["default/p"]);
+        assert_eq!(to_release("a1", &status, cache(vec![Arc::new(lost)]), &mut HashSet::new(), now), ["default/p"]);
     }
 
     #[test]
     fn a_deleted_placement_releases_its_claim_at_once() {
         let now: jiff::Timestamp = "2026-01-01T00:00:01Z".parse().unwrap();
         let status = AgentStatus { claims: vec![claim("default/p", "2026-01-01T00:00:00Z")], ..Default::default() };
-        let mut seen = HashSet::new();
-        assert!(to_release("a1", &status, &[placement("p")], &mut seen, now).is_empty());
-        assert_eq!(to_release("a1", &status, &[], &mut seen, now), ["default/p"]);
+        // The watch reported it, and the cache has it: kept.
+        let mut seen = HashSet::from(["default/p".to_string()]);
+        assert!(to_release("a1", &status, cache(vec![placement("p")]), &mut seen, now).is_empty());
+        // Gone from the cache since: deleted, released within the grace period.
+        assert_eq!(to_release("a1", &status, cache(vec![]), &mut seen, now), ["default/p"]);
+        assert!(seen.is_empty());
     }
 }

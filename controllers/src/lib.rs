@@ -15,9 +15,12 @@
 //! - `scheduler::claim`: one agent's ledger write with a resourceVersion precondition.
 //! - `scheduler::apply`: the applier: a plan's claims, gangs released when not whole.
 //! - `job`: the `builtin-batch` Job reconciler (places in shared-state mode; in `Offers` mode says why tasks wait).
+//! - `placing`: shared-state placement of missing instances in rounds: plan, claim, create placements.
 //! - `job_actions`: the batch rules' other writes: kill requests (suspend, deadline, failure) and retry Events.
 //! - `service`: the `builtin-service` reconciler (restarts with backoff, rolling updates, pause, scale, revisions).
 //! - `job_status`: a Job's status computed from its placements.
+//! - `expect`: a Job's placements from the shared cache plus those created but not yet seen by its watch.
+//! - `shared`: the one placement watch feeding the cache and the Job and ledger controllers' triggers.
 //! - `ledger`: releases claims of finished or never-created placements.
 //! - `node_lifecycle`: agents whose Lease stops moving are `NotReady`, their placements `Lost`.
 //! - `attempts`: which attempt of each task instance is latest, and which instances need a new one.
@@ -30,15 +33,18 @@ pub mod allocator;
 pub mod attempts;
 pub mod batch;
 pub mod events;
+pub mod expect;
 pub mod job;
 pub mod job_actions;
 pub mod job_status;
 pub mod ledger;
 pub mod node_lifecycle;
 pub mod offers;
+pub mod placing;
 pub mod priority;
 pub mod scheduler;
 pub mod service;
+pub mod shared;
 
 use std::sync::Arc;
 
@@ -70,9 +76,12 @@ pub struct Context {
     pub clusters: Store<Cluster>,
     /// The Jobs (the Job controller's cache): who else waits, and at what priority.
     pub jobs: Store<Job>,
-    /// `namespace/name` of every placement the ledger reconciler has seen,
-    /// so a claim whose placement is gone is known to be deleted, not unborn.
-    pub seen_placements: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// `namespace/name` of every placement the placement watch has reported
+    /// (and whose claim was not released since), so a claim whose placement
+    /// is gone is known to be deleted, not unborn.
+    pub seen_placements: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Placements created here that the placement cache may not show yet.
+    pub expected: Arc<expect::Expected>,
 }
 
 /// A cache of all objects of `K`, kept current by a watch in the background.
@@ -111,11 +120,14 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let agents = cache(Api::<Agent>::all(client.clone()));
-    let placements = cache(Api::<Placement>::all(client.clone()));
+    let expected = Arc::new(expect::Expected::default());
+    let seen_placements = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let shared::Shared { store: placements, to_jobs, to_ledger } =
+        shared::placements(Api::<Placement>::all(client.clone()), expected.clone(), seen_placements.clone());
     let clusters = cache(Api::<Cluster>::all(client.clone()));
     let leases = cache(Api::<Lease>::namespaced(client.clone(), node_lifecycle::LEASE_NAMESPACE));
-    let jobs_controller = Controller::new(Api::<Job>::all(client.clone()), watcher::Config::default())
-        .owns(Api::<Placement>::all(client.clone()), watcher::Config::default());
+    let jobs_controller =
+        Controller::new(Api::<Job>::all(client.clone()), watcher::Config::default()).owns_stream(to_jobs.map(Ok));
     let waiting = jobs_controller.store();
     let _ = tokio::join!(agents.wait_until_ready(), placements.wait_until_ready(), clusters.wait_until_ready());
     let ctx = Arc::new(Context {
@@ -124,7 +136,8 @@ pub async fn run_with(
         placements,
         clusters,
         jobs: waiting.clone(),
-        seen_placements: Default::default(),
+        seen_placements,
+        expected,
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -149,9 +162,7 @@ pub async fn run_with(
         .for_each(|_| futures::future::ready(()));
 
     let ledger_loop = Controller::new(Api::<Agent>::all(client.clone()), watcher::Config::default())
-        .watches(Api::<Placement>::all(client.clone()), watcher::Config::default(), |p| {
-            Some(ObjectRef::<Agent>::new(&p.spec.agent))
-        })
+        .watches_stream(to_ledger.map(Ok), |p: Placement| Some(ObjectRef::<Agent>::new(&p.spec.agent)))
         .graceful_shutdown_on(stopped())
         .run(ledger::reconcile, ledger::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));

@@ -1,7 +1,7 @@
 //! What a batch Job needs now, decided from its spec, its placements (every
 //! attempt) and the clock: which instances get which attempt, whether the
 //! Job stopped (complete, failed, past its deadline, suspended) and when to
-//! look again. One function for both paths: shared-state (`job::place`)
+//! look again. One function for both paths: shared-state (`placing::place`)
 //! and `Offers` (`offers::builtin::pending`).
 //!
 //! - A group starts once its dependencies are complete (`dag`).

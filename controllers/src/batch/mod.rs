@@ -1,6 +1,6 @@
 //! The built-in batch scheduler's decisions, all pure (the Job, its
 //! placements of every attempt and the clock in; decisions out), shared by
-//! the shared-state path (`job::place`) and the `Offers` path
+//! the shared-state path (`placing::place`) and the `Offers` path
 //! (`offers::builtin::pending`), so both obey the same rules:
 //!
 //! - `history`: one instance's attempts: how many, how many failed (lost,

@@ -7,7 +7,7 @@
 //! gangs all or nothing), run over agent views whose free capacity is only
 //! what is offered. The writes are in `builtin_answer`.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use berth_api::constraint::Constraint;
@@ -123,15 +123,21 @@ pub fn wants(pending: &[PendingJob], agents: &[AgentView]) -> (Option<Demand>, O
         pending.iter().flat_map(|p| &p.missing).filter_map(|(g, _, _)| g.container.resources.to_vec().ok()).collect();
     let Some(demand) = demand_of(&tasks) else { return (None, None) };
     let mut usable = BTreeSet::new();
+    let index: HashMap<&str, &AgentView> = agents.iter().map(|a| (a.name.as_str(), a)).collect();
     for p in pending {
-        for g in p.job.spec.task_groups.iter().filter(|g| p.missing.iter().any(|(m, _, _)| m.name == g.name)) {
+        let waiting: BTreeSet<&str> = p.missing.iter().map(|(m, _, _)| m.name.as_str()).collect();
+        for g in p.job.spec.task_groups.iter().filter(|g| waiting.contains(g.name.as_str())) {
             let constraints: Vec<Constraint> = g.constraints.iter().filter_map(|c| Constraint::parse(c).ok()).collect();
-            let on: Vec<&AgentView> = p
-                .live
-                .iter()
-                .filter(|l| l.spec.task_group == g.name)
-                .filter_map(|l| agents.iter().find(|a| a.name == l.spec.agent))
-                .collect();
+            // Where the group runs matters only to its constraints.
+            let on: Vec<&AgentView> = match constraints.is_empty() {
+                true => Vec::new(),
+                false => p
+                    .live
+                    .iter()
+                    .filter(|l| l.spec.task_group == g.name)
+                    .filter_map(|l| index.get(l.spec.agent.as_str()).copied())
+                    .collect(),
+            };
             let ruled_out = exclusions(&constraints, agents, &on);
             for (a, why) in agents.iter().zip(ruled_out) {
                 if a.excluded.is_none() && why.is_none() {
@@ -169,8 +175,9 @@ pub fn plan_jobs(pending: &[PendingJob], agents: &mut [AgentView], seed: u64) ->
         }
         let request = Request { strategy: p.job.spec.strategy, seed: seed ^ j as u64, job_tasks, groups };
         let planned = plan(agents, &request);
+        let index: HashMap<String, usize> = agents.iter().enumerate().map(|(i, a)| (a.name.clone(), i)).collect();
         for (agent, tasks) in &planned.assignments {
-            let Some(view) = agents.iter_mut().find(|a| &a.name == agent) else { continue };
+            let Some(view) = index.get(agent).map(|&i| &mut agents[i]) else { continue };
             for t in tasks {
                 view.free = view.free.saturating_sub(&t.resources);
                 let (g, instance, attempt) = group_of[&t.placement];

@@ -10,18 +10,19 @@
 //! held for a gang that does not fit. Why an instance waits is told by the
 //! Job reconciler, which owns the Job's status.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use berth_api::framework::{Mode, Scheduler};
 use berth_api::{Agent, Framework, Offer, Placement, ResourceVec};
-use jiff::Timestamp;
+use futures::StreamExt;
+use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use super::answers::{self, FRAMEWORK_LABEL};
-use super::builtin::{pending, plan_jobs};
+use super::builtin::{Planned, pending, plan_jobs};
 use super::inputs::{Caches, is_open};
 use crate::Error;
 use crate::allocator::apply::{Applied, offer_name};
@@ -48,8 +49,8 @@ pub fn is_builtin_offers(fw: &Framework) -> bool {
     fw.spec.mode == Mode::Offers && fw.spec.scheduler == Scheduler::BuiltinBatch
 }
 
-/// An offer open to a framework: `(namespace/name, agent, resources)`.
-type Open = (String, String, ResourceVec);
+/// An offer open to a framework: `(namespace/name, agent, resources, expires at)`.
+type Open = (String, String, ResourceVec, Timestamp);
 
 /// Answers the open offers of every builtin-batch `Offers` framework.
 pub async fn answer(
@@ -86,7 +87,7 @@ pub async fn answer(
         if rescinded.contains(id.as_str()) || named.contains(&id) || memory.answered.contains(&id) || now >= expires {
             continue;
         }
-        open.entry(fw).or_default().push((id, agent, resources));
+        open.entry(fw).or_default().push((id, agent, resources, expires));
     }
     let jobs = c.jobs.state();
     // Offers are made only on agents the cluster selects; the views follow.
@@ -97,8 +98,12 @@ pub async fn answer(
         let id = key(&**fw);
         let Some(mine) = open.get(&id) else { continue };
         let waiting = pending(fw, &jobs, &placements, &memory.created, now);
-        let taken = place(client, fw, &waiting, &agents, mine, now, memory).await;
-        for (offer_id, _, _) in mine {
+        let (taken, deferred) = place(client, fw, &waiting, &agents, mine, now, memory).await;
+        for (offer_id, _, _, _) in mine {
+            // Planned on, but past this round's share: left open for the next round.
+            if !taken.contains_key(offer_id) && deferred.contains(offer_id) {
+                continue;
+            }
             let answered = match taken.get(offer_id) {
                 // Named by its placements from now on, so never answered twice.
                 Some(ps) => {
@@ -119,9 +124,17 @@ pub async fn answer(
     Ok(())
 }
 
-/// Plans `waiting` over the offers `mine` and creates the placements;
-/// returns them by offer id (one that could not be created is logged and
-/// left out: its offer may then be declined, and the next round tries again).
+/// How many placements one round creates: their offers are accepted well
+/// before they expire (`offerTimeoutSeconds`, 30 s by default).
+const PER_ROUND: usize = 1_000;
+/// How many placements are created at once.
+const CONCURRENT_CREATES: usize = 64;
+
+/// Plans `waiting` over the offers `mine` and creates the placements, at
+/// most [`PER_ROUND`] (more when a gang would be split); returns them by
+/// offer id (one that could not be created is logged and left out: its
+/// offer may then be declined, and the next round tries again), and the
+/// offers planned on only past the share, which are not to be declined.
 async fn place(
     client: &kube::Client,
     fw: &Framework,
@@ -130,10 +143,11 @@ async fn place(
     mine: &[Open],
     now: Timestamp,
     memory: &mut Memory,
-) -> BTreeMap<String, Vec<Arc<Placement>>> {
+) -> (BTreeMap<String, Vec<Arc<Placement>>>, BTreeSet<String>) {
     let mut taken: BTreeMap<String, Vec<Arc<Placement>>> = BTreeMap::new();
+    let mut deferred = BTreeSet::new();
     if waiting.is_empty() {
-        return taken;
+        return (taken, deferred);
     }
     // One view per agent: the largest offer there (the allocator makes one per agent and framework).
     let mut by_agent: BTreeMap<&str, &Open> = BTreeMap::new();
@@ -159,19 +173,51 @@ async fn place(
         })
         .collect();
     let seed = now.as_nanosecond() as u64;
-    let planning = plan_jobs(waiting, &mut views, seed);
+    let mut planned = plan_jobs(waiting, &mut views, seed).placed;
+    if planned.len() > PER_ROUND {
+        let cut = planned.split_off(PER_ROUND);
+        let gang = |p: &Planned| waiting[p.job].job.spec.task_groups.iter().any(|g| g.name == p.group && g.gang);
+        let kept: BTreeSet<(usize, &str)> =
+            planned.iter().filter(|p| gang(p)).map(|p| (p.job, p.group.as_str())).collect();
+        match cut.iter().any(|c| gang(c) && kept.contains(&(c.job, c.group.as_str()))) {
+            // A gang is placed whole or not at all.
+            true => planned.extend(cut),
+            false => deferred.extend(cut.iter().filter_map(|c| by_agent.get(c.agent.as_str())).map(|o| o.0.clone())),
+        }
+    }
     let ns = fw.namespace().unwrap_or_default();
     let api: Api<Placement> = Api::namespaced(client.clone(), &ns);
-    for p in planning.placed {
-        let Some((offer_id, _, _)) = by_agent.get(p.agent.as_str()) else { continue };
+    let mut creates = Vec::new();
+    for p in planned {
+        let Some((offer_id, _, _, expires)) = by_agent.get(p.agent.as_str()) else { continue };
         let job = waiting[p.job].job;
         let Some(group) = job.spec.task_groups.iter().find(|g| g.name == p.group) else { continue };
         let mut placement = crate::job::new_placement(job, group, (p.instance, p.attempt), &p.placement, &p.agent);
         placement.spec.offer = offer_id.split_once('/').map(|(_, name)| name.to_string());
         placement.labels_mut().insert(FRAMEWORK_LABEL.to_string(), fw.name_any());
-        match api.create(&PostParams::default(), &placement).await {
+        let api = api.clone();
+        // Not started this close to the offer's expiry (the API server
+        // refuses a placement on an expired offer); the next offer serves it.
+        let last_start = *expires - SignedDuration::from_secs(2);
+        creates.push(async move {
+            let result = match Timestamp::now() < last_start {
+                true => Some(api.create(&PostParams::default(), &placement).await),
+                false => None,
+            };
+            (p, offer_id, result)
+        });
+    }
+    let results: Vec<_> = futures::stream::iter(creates).buffered(CONCURRENT_CREATES).collect().await;
+    let late = results.iter().filter(|r| r.2.is_none()).count();
+    for (p, offer_id, result) in results {
+        // Too late for this offer: not declined (which would refuse the agent), left to expire.
+        let Some(result) = result else {
+            deferred.insert(offer_id.clone());
+            continue;
+        };
+        match result {
             Ok(created) => {
-                tracing::info!(placement = %p.placement, agent = %p.agent, offer = %offer_id, "placed through an offer");
+                tracing::debug!(placement = %p.placement, agent = %p.agent, offer = %offer_id, "placed through an offer");
                 memory.created.insert(format!("{ns}/{}", p.placement));
                 taken.entry(offer_id.clone()).or_default().push(Arc::new(created));
             }
@@ -183,7 +229,11 @@ async fn place(
             Err(error) => tracing::warn!(placement = %p.placement, %error, "could not create a placement"),
         }
     }
-    taken
+    if !taken.is_empty() {
+        let placed: usize = taken.values().map(Vec::len).sum();
+        tracing::info!(framework = %fw.name_any(), placed, offers = taken.len(), deferred = deferred.len(), late, "placed through offers");
+    }
+    (taken, deferred)
 }
 
 /// The host ports offer `id`'s hold holds in `agent`'s ledger, if it is there.

@@ -12,11 +12,11 @@
 //! itself fail, the claim has no placement, and the ledger reconciler
 //! releases it after `ORPHAN_GRACE`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use berth_api::Agent;
-use kube::ResourceExt;
+use futures::StreamExt;
 use kube::api::Api;
 
 use super::claim::{claim_on_agent, release_on_agent};
@@ -32,7 +32,12 @@ pub struct Applied {
     pub bound: Vec<(String, String)>,
     /// Why part of the plan could not be claimed, if it could not.
     pub conflict: Option<String>,
+    /// The agents as this wrote them (newer than any cache of them).
+    pub written: Vec<Agent>,
 }
+
+/// How many agents' ledgers are written at once.
+const CONCURRENT_CLAIMS: usize = 16;
 
 /// Claims `plan` on the agents (`cached` are the agents it was planned
 /// from). `held` are instances already holding a claim from an earlier
@@ -48,11 +53,22 @@ pub async fn apply(
 ) -> Result<Applied, Error> {
     let mut broken: BTreeSet<String> =
         plan.unplaced.iter().filter_map(|(d, _)| gang_of.get(&d.placement).cloned()).collect();
-    let mut applied = Applied { bound: held, conflict: None };
+    let mut applied = Applied { bound: held, ..Applied::default() };
+    let by_name: HashMap<&str, &Arc<Agent>> =
+        cached.iter().map(|a| (a.metadata.name.as_deref().unwrap_or_default(), a)).collect();
+    // Different agents' ledgers are written concurrently; results are taken
+    // in the plan's order, so the conflict reported does not depend on timing.
+    let mut claims = Vec::new();
     for (agent, wanted) in &plan.assignments {
-        let cache = cached.iter().find(|a| &a.name_any() == agent).map(|a| (**a).clone());
-        let claimed = claim_on_agent(api, cache, agent, namespace, wanted, now).await?;
-        for d in wanted.iter().filter(|d| !claimed.iter().any(|c| c.placement == d.placement)) {
+        let cache = by_name.get(agent.as_str()).map(|a| (***a).clone());
+        claims.push(async move { (agent, wanted, claim_on_agent(api, cache, agent, namespace, wanted, now).await) });
+    }
+    let results: Vec<_> = futures::stream::iter(claims).buffered(CONCURRENT_CLAIMS).collect().await;
+    for (agent, wanted, result) in results {
+        let (claimed, written) = result?;
+        applied.written.extend(written);
+        let got: BTreeSet<&str> = claimed.iter().map(|c| c.placement.as_str()).collect();
+        for d in wanted.iter().filter(|d| !got.contains(d.placement.as_str())) {
             let gang = gang_of.get(&d.placement).cloned();
             applied.conflict.get_or_insert_with(|| match &gang {
                 Some(g) => format!("gang {g}: agent {agent} filled up while claiming; released its claims, retrying"),
@@ -60,6 +76,7 @@ pub async fn apply(
             });
             broken.extend(gang);
         }
+        drop(got);
         applied.bound.extend(claimed.into_iter().map(|d| (d.placement, agent.clone())));
     }
     if broken.is_empty() {

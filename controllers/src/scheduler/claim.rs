@@ -3,6 +3,8 @@
 //! agent is read again and only what still fits is claimed (Omega's
 //! optimistic transactions, Nomad's plan applier).
 
+use std::collections::HashMap;
+
 use berth_api::ports;
 use berth_api::{Agent, Claim, ClaimKind, ResourceVec, Resources};
 use kube::api::{Api, PostParams};
@@ -14,7 +16,8 @@ use crate::Error;
 const MAX_ATTEMPTS: usize = 8;
 
 /// Claims `demands` on `agent` (first from `cached`, then fresh on conflict).
-/// Returns the demands that were claimed; the rest no longer fit.
+/// Returns the demands that were claimed (the rest no longer fit) and the
+/// agent as written, when it was.
 pub async fn claim_on_agent(
     api: &Api<Agent>,
     cached: Option<Agent>,
@@ -22,7 +25,7 @@ pub async fn claim_on_agent(
     namespace: &str,
     demands: &[Demand],
     now: &str,
-) -> Result<Vec<Demand>, Error> {
+) -> Result<(Vec<Demand>, Option<Agent>), Error> {
     let mut current = match cached {
         Some(a) => a,
         None => api.get(agent).await?,
@@ -30,10 +33,14 @@ pub async fn claim_on_agent(
     for _ in 0..MAX_ATTEMPTS {
         let (next, claimed) = with_claims(&current, namespace, demands, now);
         if claimed.is_empty() {
-            return Ok(claimed);
+            return Ok((claimed, None));
+        }
+        // Nothing new to write: every demand is already claimed here.
+        if next.status.as_ref().map(|s| s.claims.len()) == current.status.as_ref().map(|s| s.claims.len()) {
+            return Ok((claimed, None));
         }
         match api.replace_status(agent, &PostParams::default(), &next).await {
-            Ok(_) => return Ok(claimed),
+            Ok(written) => return Ok((claimed, Some(written))),
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 tracing::debug!(agent, "ledger write conflicted; re-reading the agent");
                 current = api.get(agent).await?;
@@ -71,10 +78,12 @@ pub fn with_claims(agent: &Agent, namespace: &str, demands: &[Demand], now: &str
     let mut claimed = Vec::new();
     let Ok(mut free) = status.free() else { return (next, claimed) };
     let mut free_ports = status.free_ports();
+    let held: HashMap<&str, &[u16]> = status.claims.iter().map(|c| (c.owner.as_str(), c.ports.as_slice())).collect();
+    let mut new_claims = Vec::new();
     for d in demands {
         let owner = format!("{namespace}/{}", d.placement);
-        if let Some(c) = status.claims.iter().find(|c| c.owner == owner) {
-            claimed.push(Demand { host_ports: c.ports.clone(), ..d.clone() });
+        if let Some(ports) = held.get(owner.as_str()) {
+            claimed.push(Demand { host_ports: ports.to_vec(), ..d.clone() });
             continue;
         }
         if !d.resources.fits_in(&free) {
@@ -91,7 +100,7 @@ pub fn with_claims(agent: &Agent, namespace: &str, demands: &[Demand], now: &str
         };
         free = free.saturating_sub(&d.resources);
         free_ports = ports::minus(&free_ports, host_ports.iter().copied());
-        status.claims.push(Claim {
+        new_claims.push(Claim {
             kind: ClaimKind::Placement,
             owner,
             uid: String::new(),
@@ -101,6 +110,8 @@ pub fn with_claims(agent: &Agent, namespace: &str, demands: &[Demand], now: &str
         });
         claimed.push(Demand { host_ports, ..d.clone() });
     }
+    drop(held);
+    status.claims.extend(new_claims);
     status.allocated = status.claimed().unwrap_or(ResourceVec::ZERO).to_resources();
     (next, claimed)
 }

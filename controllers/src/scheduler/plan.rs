@@ -1,13 +1,13 @@
 //! The pure planner: a snapshot of agents and the tasks to place in, a plan
 //! out. No I/O and no clock, so tests drive it directly.
 
-use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use berth_api::constraint::{Constraint, Strategy};
 use berth_api::ports::{self, PortRange};
 use berth_api::{Agent, ResourceVec};
 
+use super::choose::{Ranked, SplitMix64, choose, fits};
 use super::constraints;
 use super::explain::explain;
 
@@ -120,34 +120,58 @@ pub fn plan(agents: &[AgentView], req: &Request) -> Plan {
     let mut free: Vec<ResourceVec> = agents.iter().map(|a| a.free).collect();
     let mut free_ports: Vec<Vec<PortRange>> = agents.iter().map(|a| a.free_ports.clone()).collect();
     let mut tasks: Vec<u32> = agents.iter().map(|a| req.job_tasks.get(&a.name).copied().unwrap_or(0)).collect();
+    let index: HashMap<&str, usize> = agents.iter().enumerate().map(|(i, a)| (a.name.as_str(), i)).collect();
     let mut rng = SplitMix64(req.seed);
     let mut plan = Plan::default();
     for g in &req.groups {
-        let mut placed: Vec<usize> = g.placed.iter().filter_map(|n| agents.iter().position(|a| &a.name == n)).collect();
+        let constrained = !g.constraints.is_empty();
+        // Where the group's instances are, for its constraints (only they need it).
+        let mut placed: Vec<usize> = match constrained {
+            true => g.placed.iter().filter_map(|n| index.get(n.as_str()).copied()).collect(),
+            false => Vec::new(),
+        };
         let (free_before, ports_before, tasks_before) = (free.clone(), free_ports.clone(), tasks.clone());
         let mut got: Vec<(usize, Demand)> = Vec::new();
         let mut gang_failure = None;
+        let mut ranked: Option<Ranked> = None;
         for d in &g.demands {
-            let on: Vec<&AgentView> = placed.iter().map(|i| &agents[*i]).collect();
-            let ruled_out = constraints::exclusions(&g.constraints, agents, &on);
-            let fits: Vec<usize> = (0..agents.len())
-                .filter(|i| agents[*i].excluded.is_none() && ruled_out[*i].is_none())
-                .filter(|i| d.resources.fits_in(&free[*i]) && ports::count(&free_ports[*i]) >= d.ports)
-                .collect();
-            let Some(i) = choose(req.strategy, &fits, agents, &free, &tasks, &mut rng) else {
-                let why = explain(agents, &free, &free_ports, &ruled_out, d);
-                if g.gang {
-                    gang_failure = Some(why);
-                    break;
+            let chosen = if constrained || req.strategy == Strategy::Random {
+                let on: Vec<&AgentView> = placed.iter().map(|i| &agents[*i]).collect();
+                let ruled_out = constraints::exclusions(&g.constraints, agents, &on);
+                let fit: Vec<usize> = (0..agents.len())
+                    .filter(|i| agents[*i].excluded.is_none() && ruled_out[*i].is_none())
+                    .filter(|i| fits(d, &free[*i], &free_ports[*i]))
+                    .collect();
+                choose(req.strategy, &fit, agents, &free, &tasks, &mut rng).ok_or(ruled_out)
+            } else {
+                if ranked.as_ref().is_none_or(|r| r.like != (d.resources, d.ports)) {
+                    let usable = (0..agents.len()).filter(|i| agents[*i].excluded.is_none());
+                    ranked = Some(Ranked::new(req.strategy, d, agents, usable, (&free, &free_ports, &tasks)));
                 }
-                plan.unplaced.push((d.clone(), why));
-                continue;
+                ranked.as_ref().and_then(Ranked::best).ok_or_else(|| vec![None; agents.len()])
+            };
+            let i = match chosen {
+                Ok(i) => i,
+                Err(ruled_out) => {
+                    let why = explain(agents, &free, &free_ports, &ruled_out, d);
+                    if g.gang {
+                        gang_failure = Some(why);
+                        break;
+                    }
+                    plan.unplaced.push((d.clone(), why));
+                    continue;
+                }
             };
             free[i] = free[i].saturating_sub(&d.resources);
             let host_ports = ports::lowest(&free_ports[i], d.ports).unwrap_or_default();
             free_ports[i] = ports::minus(&free_ports[i], host_ports.iter().copied());
             tasks[i] += 1;
-            placed.push(i);
+            if constrained {
+                placed.push(i);
+            }
+            if let Some(r) = ranked.as_mut() {
+                r.placed(i, d, agents, (&free, &free_ports, &tasks));
+            }
             got.push((i, Demand { host_ports, ..d.clone() }));
         }
         if let Some(why) = gang_failure {
@@ -163,43 +187,6 @@ pub fn plan(agents: &[AgentView], req: &Request) -> Plan {
         }
     }
     plan
-}
-
-/// The agent of `fits` (indices into `agents`) that `strategy` prefers.
-fn choose(
-    strategy: Strategy,
-    fits: &[usize],
-    agents: &[AgentView],
-    free: &[ResourceVec],
-    tasks: &[u32],
-    rng: &mut SplitMix64,
-) -> Option<usize> {
-    let name = |i: usize| agents[i].name.clone();
-    match strategy {
-        Strategy::Binpack => {
-            fits.iter().copied().min_by_key(|i| (free[*i].memory_bytes, free[*i].cpu_millis, name(*i)))
-        }
-        Strategy::Spread => fits
-            .iter()
-            .copied()
-            .min_by_key(|i| (tasks[*i], Reverse(free[*i].memory_bytes), Reverse(free[*i].cpu_millis), name(*i))),
-        Strategy::Random if fits.is_empty() => None,
-        Strategy::Random => Some(fits[(rng.next() % fits.len() as u64) as usize]),
-    }
-}
-
-/// A small, seedable generator (SplitMix64): `random` must be reproducible
-/// from its seed, and needs no more than this.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! - `status`: the Job's status and conditions from its attempts.
 //!
 //! This file is the I/O: read the Job's placements, plan, write the plan
-//! (kills, prunes, new placements claimed through `job::place`), write status.
+//! (kills, prunes, new placements claimed through `placing::place`), write status.
 
 pub mod attempt;
 pub mod notes;
@@ -184,6 +184,6 @@ async fn write(
     let missing: Vec<crate::attempts::Needed> = templates.iter().zip(&slots).map(|(t, &(s, a))| (t, s, a)).collect();
     let live: Vec<&Placement> =
         placements.iter().filter(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_terminal())).collect();
-    let placed = crate::job::place(job, ctx, ns, &missing, &live, now).await?;
+    let placed = crate::placing::place(job, ctx, ns, &missing, &live, now).await?;
     Ok(placed.unplaced)
 }
