@@ -40,3 +40,27 @@ pub fn terminate(child: &mut Child, grace: Duration) {
     }
     let _ = child.wait();
 }
+
+/// Fields of `/proc/PID/status` counted in kB (`VmRSS`, `VmHWM`, `RssAnon`,
+/// …), in the order asked; 0 for a field (or process) not there.
+pub fn status_kib<const N: usize>(pid: u32, fields: [&str; N]) -> [u64; N] {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    fields.map(|name| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn status_fields_are_read_by_exact_name() {
+        let [rss, peak, none] = super::status_kib(std::process::id(), ["VmRSS", "VmHWM", "NoSuchField"]);
+        assert!(rss > 0 && peak >= rss, "VmRSS {rss}, VmHWM {peak}");
+        assert_eq!(none, 0);
+        assert_eq!(super::status_kib(u32::MAX, ["VmRSS"]), [0]);
+    }
+}

@@ -40,15 +40,8 @@ impl std::fmt::Display for Rss {
 }
 
 fn rss_kib(pid: u32) -> Rss {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0)
-    };
-    Rss { total: field("VmRSS:"), peak: field("VmHWM:"), anon: field("RssAnon:"), file: field("RssFile:") }
+    let [total, peak, anon, file] = berth_e2e::process::status_kib(pid, ["VmRSS", "VmHWM", "RssAnon", "RssFile"]);
+    Rss { total, peak, anon, file }
 }
 
 fn mib(kib: u64) -> String {

@@ -120,15 +120,8 @@ fn unix_ms() -> u64 {
 
 /// Resident memory of `pid` in KiB: (`VmRSS`, `VmHWM`).
 pub fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    let [rss, peak] = crate::process::status_kib(pid, ["VmRSS", "VmHWM"]);
+    (rss, peak)
 }
 
 /// CPU seconds (user + system) process `pid` has used, from `/proc/PID/stat`.
