@@ -8,8 +8,8 @@
 //!   10,000 simulated agents, for a `SharedState` and an `Offers`
 //!   framework, and how the cost per placement grows from 100 to 10,000
 //!   agents;
-//! - the API server's and the controllers' memory at 10,000 agents and
-//!   100,000 placements;
+//! - the API server's and the controllers' memory at the end of the
+//!   10,000-agent `SharedState` run (100,000 placements if it finished);
 //! - the time from `kubectl apply` of 10,000 tasks to all `Running`;
 //! - the launch overhead: `kubectl apply` of a one-task Job until its
 //!   container runs, p50 and p99, minus a bare `ctr run` of the same image.
@@ -49,7 +49,7 @@ pub struct Options {
 }
 
 impl Options {
-    /// The sizes: about ten minutes on two cores.
+    /// The sizes: about fourteen minutes on two cores.
     pub fn full() -> Options {
         Options {
             agents: vec![100, 1_000, 10_000],
